@@ -1,0 +1,5 @@
+//! The squid.conf dialect: text → directives with file and line → validated [`Config`].
+
+pub mod model;
+
+pub use model::*;

@@ -1,0 +1,193 @@
+//! The validated, immutable runtime configuration. Built by the parser from squid.conf text;
+//! read by the daemon behind an `Arc` and swapped whole on reload.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::policy::{AclRef, AclSet, Origin, RuleList};
+
+/// Squid's documented defaults (cf.data.pre, 5.7) for the settings hopproxy honours.
+pub mod defaults {
+    use std::time::Duration;
+    pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
+    pub const PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const READ_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+    pub const REQUEST_START_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+    pub const CLIENT_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+    pub const SHUTDOWN_LIFETIME: Duration = Duration::from_secs(30);
+    pub const DEAD_PEER_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const REQUEST_HEADER_MAX_SIZE: usize = 64 * 1024;
+    pub const CONNECT_FAIL_LIMIT: u32 = 10;
+    pub const HOSTS_FILE: &str = "/etc/hosts";
+}
+
+/// One `http_port [addr:]port`. Without an address, hopproxy listens on all addresses
+/// (IPv6 and IPv4), as Squid does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpPort {
+    pub addr: Option<IpAddr>,
+    pub port: u16,
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerLogin {
+    /// `login=user:pass`: send `Proxy-Authorization: Basic …` to the parent.
+    Basic { user: String, password: String },
+    /// `login=PASSTHRU`: forward the client's own `Proxy-Authorization`.
+    PassThru,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerSelection {
+    /// First live parent in config order (Squid's `FIRSTUP_PARENT`).
+    FirstUp,
+    /// `round-robin`: rotate among live round-robin parents.
+    RoundRobin,
+    /// `weighted-round-robin`: rotate, biased by `weight=`.
+    WeightedRoundRobin,
+}
+
+/// One `cache_peer HOST parent HTTP-PORT ICP-PORT options…` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// `name=` or, without it, the host as written. Unique; `cache_peer_access` refers to it.
+    pub name: String,
+    pub host: String,
+    pub http_port: u16,
+    pub selection: PeerSelection,
+    /// `weight=`, default 1.
+    pub weight: u32,
+    /// `default`: accepted for compatibility; Squid 5.7 showed no effect on ordering (F5, F7).
+    pub default: bool,
+    pub login: Option<PeerLogin>,
+    /// `connect-timeout=`; falls back to `peer_connect_timeout`.
+    pub connect_timeout: Option<Duration>,
+    /// `connect-fail-limit=`: consecutive connect failures that mark the parent down.
+    pub connect_fail_limit: u32,
+    /// `cache_peer_access NAME allow|deny …` lines for this peer; empty = every request.
+    pub access: RuleList,
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardedFor {
+    /// Append the client address (Squid's default).
+    On,
+    /// Append `unknown`.
+    Off,
+    /// Leave the header as the client sent it.
+    Transparent,
+    /// Remove the header.
+    Delete,
+    /// Replace the header with the client address alone.
+    Truncate,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogTarget {
+    /// `access_log PATH`, `stdio:PATH`, `daemon:PATH` (written by hopproxy itself).
+    File(PathBuf),
+    /// `access_log none`.
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessLog {
+    pub target: LogTarget,
+    /// ACLs after the format on the `access_log` line: log only matching transactions.
+    pub acls: Vec<AclRef>,
+    pub origin: Origin,
+}
+
+/// `tcp_outgoing_address ADDR [[!]acl…]`: the first line whose ACLs match (and whose address
+/// family fits the destination) gives the source address of outgoing connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingAddress {
+    pub addr: IpAddr,
+    pub acls: Vec<AclRef>,
+    pub origin: Origin,
+}
+
+/// A directive accepted for compatibility but without effect in hopproxy, for `check`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ignored {
+    pub directive: String,
+    pub origin: Origin,
+    pub reason: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file given on the command line.
+    pub source: PathBuf,
+    pub http_ports: Vec<HttpPort>,
+    pub acls: AclSet,
+    pub http_access: RuleList,
+    pub peers: Vec<Peer>,
+    pub never_direct: RuleList,
+    pub always_direct: RuleList,
+    pub access_logs: Vec<AccessLog>,
+    /// `hosts_file`; `None` after `hosts_file none`.
+    pub hosts_file: Option<PathBuf>,
+    /// `dns_nameservers`: kept for `check`/`explain`; the system resolver is used.
+    pub dns_nameservers: Vec<IpAddr>,
+    /// `visible_hostname`; `None` = the machine's host name.
+    pub visible_hostname: Option<String>,
+    pub via: bool,
+    pub forwarded_for: ForwardedFor,
+    pub connect_timeout: Duration,
+    pub peer_connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub request_start_timeout: Duration,
+    pub client_lifetime: Duration,
+    pub request_header_max_size: usize,
+    pub shutdown_lifetime: Duration,
+    pub pid_filename: Option<PathBuf>,
+    pub tcp_outgoing_address: Vec<OutgoingAddress>,
+    /// `strip_query_terms` (default on): drop the query from logged URLs.
+    pub strip_query_terms: bool,
+    /// `max_filedescriptors`; `None` = take the process limit.
+    pub max_filedescriptors: Option<usize>,
+    /// `client_ip_max_connections`; `None` = unlimited (Squid's -1).
+    pub client_ip_max_connections: Option<usize>,
+    /// hopproxy extension `max_client_connections`; `None` = derived from descriptors.
+    pub max_client_connections: Option<usize>,
+    pub ignored: Vec<Ignored>,
+}
+
+impl Config {
+    /// A config with Squid's defaults and no ports, rules or peers (deny-all).
+    pub fn empty(source: PathBuf) -> Config {
+        Config {
+            source,
+            http_ports: Vec::new(),
+            acls: AclSet::default(),
+            http_access: RuleList::default(),
+            peers: Vec::new(),
+            never_direct: RuleList::default(),
+            always_direct: RuleList::default(),
+            access_logs: Vec::new(),
+            hosts_file: Some(PathBuf::from(defaults::HOSTS_FILE)),
+            dns_nameservers: Vec::new(),
+            visible_hostname: None,
+            via: true,
+            forwarded_for: ForwardedFor::On,
+            connect_timeout: defaults::CONNECT_TIMEOUT,
+            peer_connect_timeout: defaults::PEER_CONNECT_TIMEOUT,
+            read_timeout: defaults::READ_TIMEOUT,
+            request_start_timeout: defaults::REQUEST_START_TIMEOUT,
+            client_lifetime: defaults::CLIENT_LIFETIME,
+            request_header_max_size: defaults::REQUEST_HEADER_MAX_SIZE,
+            shutdown_lifetime: defaults::SHUTDOWN_LIFETIME,
+            pid_filename: None,
+            tcp_outgoing_address: Vec::new(),
+            strip_query_terms: true,
+            max_filedescriptors: None,
+            client_ip_max_connections: None,
+            max_client_connections: None,
+            ignored: Vec::new(),
+        }
+    }
+}
