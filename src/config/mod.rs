@@ -1,5 +1,6 @@
 //! The squid.conf dialect: text → directives with file and line → validated [`Config`].
 
+pub mod check;
 pub mod model;
 
 pub use model::*;

@@ -90,12 +90,21 @@ impl RuleList {
     pub fn evaluate(&self, acls: &AclSet, facts: &RequestFacts<'_>) -> Option<Decision> {
         let last = self.rules.last()?;
         for (index, rule) in self.rules.iter().enumerate() {
-            let all_match = rule.acls.iter().all(|r| acls.get(r.acl).kind.matches(facts) != r.negated);
+            let all_match = rule
+                .acls
+                .iter()
+                .all(|r| acls.get(r.acl).kind.matches(facts) != r.negated);
             if all_match {
-                return Some(Decision { action: rule.action, rule: Some(index) });
+                return Some(Decision {
+                    action: rule.action,
+                    rule: Some(index),
+                });
             }
         }
-        Some(Decision { action: last.action.opposite(), rule: None })
+        Some(Decision {
+            action: last.action.opposite(),
+            rule: None,
+        })
     }
 
     /// Evaluates and reduces to allowed-or-not, with `empty_default` for an empty list.
@@ -104,6 +113,9 @@ impl RuleList {
     }
 
     pub fn needs_dst_addrs(&self, acls: &AclSet) -> bool {
-        self.rules.iter().flat_map(|r| &r.acls).any(|r| acls.get(r.acl).kind.needs_dst_addrs())
+        self.rules
+            .iter()
+            .flat_map(|r| &r.acls)
+            .any(|r| acls.get(r.acl).kind.needs_dst_addrs())
     }
 }

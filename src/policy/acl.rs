@@ -39,8 +39,14 @@ impl DomainPattern {
     pub fn parse(value: &str) -> DomainPattern {
         let lowered = value.trim_end_matches('.').to_ascii_lowercase();
         match lowered.strip_prefix('.') {
-            Some(rest) => DomainPattern { domain: rest.to_string(), include_subdomains: true },
-            None => DomainPattern { domain: lowered, include_subdomains: false },
+            Some(rest) => DomainPattern {
+                domain: rest.to_string(),
+                include_subdomains: true,
+            },
+            None => DomainPattern {
+                domain: lowered,
+                include_subdomains: false,
+            },
         }
     }
 
@@ -121,7 +127,10 @@ impl AclKind {
             AclKind::Src(list) => list.iter().any(|m| m.contains(facts.client)),
             AclKind::Dst(list) => {
                 let literal: Option<IpAddr> = facts.host.parse().ok();
-                literal.iter().chain(facts.dst_addrs.iter()).any(|addr| list.iter().any(|m| m.contains(*addr)))
+                literal
+                    .iter()
+                    .chain(facts.dst_addrs.iter())
+                    .any(|addr| list.iter().any(|m| m.contains(*addr)))
             }
             AclKind::DstDomain(patterns) => {
                 let names = std::iter::once(facts.host).chain(facts.host_aliases.iter().map(String::as_str));
@@ -136,7 +145,9 @@ impl AclKind {
                 (None, Some(_)) => true,
                 (Some(list), Some(user)) => list.iter().any(|u| u == user),
             },
-            AclKind::Manager => facts.proto.eq_ignore_ascii_case("cache_object") || facts.path.starts_with("/squid-internal-mgr/"),
+            AclKind::Manager => {
+                facts.proto.eq_ignore_ascii_case("cache_object") || facts.path.starts_with("/squid-internal-mgr/")
+            }
         }
     }
 

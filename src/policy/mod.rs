@@ -3,5 +3,5 @@
 pub mod access;
 pub mod acl;
 
-pub use access::{Action, AclRef, AclSet, Decision, Origin, Rule, RuleList};
+pub use access::{AclRef, AclSet, Action, Decision, Origin, Rule, RuleList};
 pub use acl::{Acl, AclKind, DomainPattern, IpMatch, RequestFacts};
