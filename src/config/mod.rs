@@ -4,3 +4,5 @@ pub mod check;
 pub mod model;
 
 pub use model::*;
+mod stub_loader;
+pub use stub_loader::{Loaded, load};
