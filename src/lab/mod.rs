@@ -2,6 +2,8 @@
 
 pub mod certs;
 pub mod endpoint;
+pub mod process;
+pub mod squid;
 
 use std::process::ExitCode;
 
