@@ -151,7 +151,10 @@ fn leading_token(buf: &[u8]) -> String {
 async fn head_error(ctx: &ClientCtx, client: &mut BufConn, error: HeadError, start: Instant, first: bool) {
     let method = leading_token(&client.buf);
     let (status, url, details) = match &error {
-        HeadError::ClosedEarly { received: 0 } | HeadError::Timeout { received: 0 } if !first => return,
+        // A connection that never sent a byte is not a transaction: parents' health probes and
+        // port checks would otherwise fill the log (Squid logs them: reference M14, section 6).
+        HeadError::ClosedEarly { received: 0 } => return,
+        HeadError::Timeout { received: 0 } if !first => return,
         HeadError::ClosedEarly { .. } | HeadError::Timeout { .. } | HeadError::Io(_) => {
             // Squid logs every connection that ends before a complete head (reference M14).
             let outcome = Outcome {
