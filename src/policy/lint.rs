@@ -269,6 +269,45 @@ impl Space {
         (decision.action, decision.rule)
     }
 
+    /// When the first rule that can match this probe depends only on fixed dimensions
+    /// (port, method, scheme, listener), every point gets its decision: no enumeration.
+    /// This is the common case (`deny CONNECT !SSL_ports`, `deny all`) and keeps big
+    /// domain or network lists cheap.
+    fn fixed_decision(config: &Config, probe: &Probe<'_>, proto: &str) -> Option<(Action, Option<usize>)> {
+        let facts = RequestFacts {
+            client: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            method: probe.method,
+            proto,
+            host: NOBODY_HOST,
+            port: probe.port,
+            path: if probe.method == "CONNECT" { "" } else { "/" },
+            dst_addrs: &[],
+            host_aliases: &[],
+            local_port: probe.local_port,
+            user: None,
+        };
+        for (index, rule) in config.http_access.rules.iter().enumerate() {
+            let mut variable = false;
+            let mut fixed_ok = true;
+            for r in &rule.acls {
+                let kind = &config.acls.get(r.acl).kind;
+                if matches!(kind, AclKind::Src(_) | AclKind::Dst(_) | AclKind::DstDomain(_)) {
+                    variable = true;
+                } else if kind.matches(&facts) == r.negated {
+                    fixed_ok = false;
+                    break;
+                }
+            }
+            match (fixed_ok, variable) {
+                (false, _) => continue,
+                (true, false) => return Some((rule.action, Some(index))),
+                (true, true) => return None,
+            }
+        }
+        let last = config.http_access.rules.last()?;
+        Some((last.action.opposite(), None))
+    }
+
     fn protos_for<'a>(&'a self, probe: &Probe<'_>) -> Vec<&'a str> {
         if probe.method == "CONNECT" {
             vec!["AUTHORITY"]
@@ -283,6 +322,12 @@ impl Space {
         let mut deciders = BTreeSet::new();
         // The scheme is the client's choice too, so one allowed scheme is enough.
         for proto in self.protos_for(probe) {
+            if let Some((action, rule)) = Self::fixed_decision(config, probe, proto) {
+                if action == Action::Allow {
+                    deciders.insert(rule);
+                }
+                continue;
+            }
             let mut all = true;
             let mut these = BTreeSet::new();
             'points: for host in [NOBODY_HOST] {
@@ -311,6 +356,12 @@ impl Space {
     /// every client of a family (for one host and resolved set).
     fn allowed_somewhere(&self, config: &Config, probe: &Probe<'_>) -> BTreeMap<Option<usize>, bool> {
         let mut found: BTreeMap<Option<usize>, bool> = BTreeMap::new();
+        if let Some((action, rule)) = Self::fixed_decision(config, probe, "AUTHORITY") {
+            if action == Action::Allow {
+                found.insert(rule, true);
+            }
+            return found;
+        }
         for host in &self.hosts {
             for dst in &self.dst_sets {
                 for (family, anyone) in [(&self.v4_sources, &self.v4_anyone), (&self.v6_sources, &self.v6_anyone)] {
