@@ -968,8 +968,8 @@ impl Builder {
         }
         if self.config.access_logs.is_empty() {
             self.diags.push(
-                Diagnostic::note(&top, "no access_log: hopproxy writes no access log")
-                    .with_hint("Squid would write daemon:/var/log/squid/access.log; add 'access_log stdio:PATH squid'"),
+                Diagnostic::note(&top, "no access_log: transactions are logged to /var/log/squid/access.log, as Squid does")
+                    .with_hint("set 'access_log stdio:PATH squid' to choose the file, or 'access_log none' to log nothing"),
             );
         }
         let mut diags = Vec::new();
