@@ -7,8 +7,9 @@
 //!
 //! Block 127.0.46.0/24: clients .5 (the agent), .6, .9, .11; Squid on .1, hopproxy on .2 (one
 //! port pair per config); origins .20 (the SaaS name and the IP literal), .21
-//! (`www.example.com`), .22 (`example.org`), each answering HTTP on 80, 443 and 8443; 8451 is
-//! closed; a DNS stub on .53 answers NXDOMAIN (Squid's PTR lookups stay on the machine).
+//! (`www.example.com`), .22 (`example.org`), .23 (an IP literal only DNS names), each
+//! answering HTTP on 80, 443 and 8443; 8451 is closed; a DNS stub on .53 answers NXDOMAIN
+//! except one PTR (Squid's lookups stay on the machine).
 
 mod common;
 #[path = "fixtures/interop/dns_stub.rs"]
@@ -53,6 +54,9 @@ fn hosts() -> Vec<(String, IpAddr)> {
         // (reference section 4 and 5).
         ("WWW.Example.COM".to_string(), ip(21)),
         ("www.example.com.".to_string(), ip(21)),
+        // An IP literal that only DNS names (PTR `ptr-only.example.com` from the stub); hosts_file
+        // does not know it. Squid's dstdomain sees the name, hopproxy's does not (deliberate).
+        (ip(23).to_string(), ip(23)),
     ]
 }
 
@@ -279,8 +283,17 @@ fn policy(fixture: &str) -> String {
 /// A difference Squid and hopproxy are known and meant to have, with the reason (the same
 /// rows as the table in docs/mixing-with-squid.md). `None`: a real disagreement.
 fn deliberate(case: &Case, squid: &Outcome, hop: &Outcome) -> Option<&'static str> {
-    let _ = (case, squid, hop);
+    if case.host == ptr_only_ip().to_string() && squid != hop {
+        return Some(
+            "dstdomain on an IP literal: Squid matches the name a reverse (PTR) lookup returns, \
+             hopproxy does no reverse DNS and matches only hosts_file names",
+        );
+    }
     None
+}
+
+fn ptr_only_ip() -> IpAddr {
+    ip(23)
 }
 
 /// Per config: Squid and hopproxy on the same policy, the matrix against both, compared.
@@ -397,9 +410,13 @@ fn squid_and_hopproxy_agree_on_the_request_matrix() {
         .map(|(name, addr)| (name.as_str(), *addr))
         .collect();
     let hosts_file = common::write_hosts(dir.path(), &names);
-    let _dns = dns_stub::DnsStub::start(SocketAddr::new(ip(53), 53));
+    let ptr = ptr_only_ip().to_string().split('.').rev().collect::<Vec<_>>().join(".");
+    let _dns = dns_stub::DnsStub::with_ptr(
+        SocketAddr::new(ip(53), 53),
+        vec![(format!("{ptr}.in-addr.arpa"), "ptr-only.example.com".into())],
+    );
     let mut origins = Vec::new();
-    for host in [20, 21, 22] {
+    for host in [20, 21, 22, 23] {
         for port in OPEN_PORTS {
             origins.push(common::origin::echo_origin(SocketAddr::new(ip(host), port)));
         }
@@ -477,4 +494,188 @@ fn squid_and_hopproxy_agree_on_the_request_matrix() {
     ] {
         assert!(seen.contains(&wanted.to_string()), "no case gave {wanted}: {seen:?}");
     }
+}
+
+/// A blocking connection from `source` to `dest` (std cannot bind before connect).
+fn connect_from(source: IpAddr, dest: SocketAddr) -> std::net::TcpStream {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let stream = runtime.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::new(source, 0)).unwrap();
+        socket.connect(dest).await.unwrap()
+    });
+    let stream = stream.into_std().unwrap();
+    stream.set_nonblocking(false).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream
+}
+
+/// Reads one reply (head and, when it has a Content-Length, its body); `None` on EOF or error
+/// before a whole head.
+fn read_reply(stream: &mut std::net::TcpStream) -> Option<String> {
+    use std::io::Read;
+    let mut received = Vec::new();
+    let mut byte = [0u8; 1];
+    while !received.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => received.push(byte[0]),
+            _ => return None,
+        }
+    }
+    let head = String::from_utf8_lossy(&received).into_owned();
+    let length: usize = common::header(&head, "Content-Length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    stream.read_exact(&mut body).ok()?;
+    Some(head)
+}
+
+/// The deliberate differences the matrix cannot show, each demonstrated against both proxies
+/// on one policy (block 127.0.47.0/24). They are the rows of the table in
+/// docs/mixing-with-squid.md; if one stops holding, this test says which.
+#[test]
+fn deliberate_differences_hold() {
+    use std::io::Write;
+    let b = |host: u8| IpAddr::from([127, 0, 47, host]);
+    let dir = tempfile::tempdir().unwrap();
+    let hosts_file = common::write_hosts(dir.path(), &[("www.example.com", b(21)), ("example.org", b(22))]);
+    // 127.0.47.23 has a PTR name (from DNS, not from hosts_file) inside the allowed domain.
+    let _dns = dns_stub::DnsStub::with_ptr(
+        SocketAddr::new(b(53), 53),
+        vec![("23.47.0.127.in-addr.arpa".into(), "ptr-only.example.com".into())],
+    );
+    let _origins: Vec<_> = [21, 23]
+        .into_iter()
+        .map(|h| common::origin::echo_origin(SocketAddr::new(b(h), 443)))
+        .collect();
+    let rules = "acl example dstdomain .example.com\nhttp_access allow example\nhttp_access deny all\n";
+    let squid_addr = SocketAddr::new(b(1), free_port(b(1)).unwrap());
+    let squid = Squid::start(
+        "squid.lab",
+        squid_addr,
+        &format!(
+            "{rules}hosts_file {}\ndns_nameservers {}\ntcp_outgoing_address {}\n",
+            hosts_file.display(),
+            b(53),
+            b(1)
+        ),
+        dir.path(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let hop_addr = SocketAddr::new(b(2), free_port(b(2)).unwrap());
+    let hop = Hop::start(
+        "hop",
+        dir.path(),
+        hop_addr,
+        &format!(
+            "http_port {hop_addr}\n{rules}hosts_file {}\ntcp_outgoing_address {}\nvisible_hostname hop.lab\n\
+             access_log stdio:{} squid\n",
+            hosts_file.display(),
+            b(2),
+            Hop::log_path(dir.path(), "hop").display()
+        ),
+    );
+    let client = b(5);
+    let connect = |to: SocketAddr, target: &str| {
+        let mut s = connect_from(client, to);
+        s.write_all(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes())
+            .unwrap();
+        let reply = read_reply(&mut s).unwrap_or_default();
+        (s, reply)
+    };
+
+    // 1. dstdomain on an IP literal: Squid reverse-resolves it (PTR), hopproxy only uses
+    //    hosts_file aliases (reference section 5).
+    let (_s, squid_ptr) = connect(squid_addr, "127.0.47.23:443");
+    let (_h, hop_ptr) = connect(hop_addr, "127.0.47.23:443");
+    assert!(squid_ptr.starts_with("HTTP/1.1 200 "), "{squid_ptr}");
+    assert!(hop_ptr.starts_with("HTTP/1.1 403 "), "{hop_ptr}");
+    drop((_s, _h));
+
+    // 2. After an error reply Squid keeps the connection (a second request is answered);
+    //    hopproxy closes it.
+    let (mut s, first) = connect(squid_addr, "example.org:443");
+    assert!(first.starts_with("HTTP/1.1 403 "), "{first}");
+    s.write_all(b"CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n")
+        .unwrap();
+    let second = read_reply(&mut s).unwrap_or_default();
+    assert!(second.starts_with("HTTP/1.1 403 "), "squid answers again: {second:?}");
+    let (mut h, first) = connect(hop_addr, "example.org:443");
+    assert!(first.starts_with("HTTP/1.1 403 "), "{first}");
+    assert_eq!(common::header(&first, "Connection"), Some("close"));
+    let _ = h.write_all(b"CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n");
+    assert_eq!(read_reply(&mut h), None, "hopproxy closed after its error reply");
+    drop((s, h));
+
+    // 3. A failed CONNECT (allowed, port closed): both 503, Squid logs 0 bytes and `-`,
+    //    hopproxy the bytes it wrote and their type.
+    let (_s, squid_503) = connect(squid_addr, "www.example.com:8451");
+    let (_h, hop_503) = connect(hop_addr, "www.example.com:8451");
+    assert!(squid_503.starts_with("HTTP/1.1 503 "), "{squid_503}");
+    assert!(hop_503.starts_with("HTTP/1.1 503 "), "{hop_503}");
+    drop((_s, _h));
+
+    // 4. A connection that never sends a byte: Squid logs it, hopproxy does not.
+    drop(connect_from(b(7), squid_addr));
+    drop(connect_from(b(7), hop_addr));
+
+    let squid_lines: Vec<common::LogLine> = wait_lines(&squid.access_log, 5)
+        .iter()
+        .map(|l| parse_log_line(l))
+        .collect();
+    let hop_lines: Vec<common::LogLine> = wait_lines(&hop.access_log, 3)
+        .iter()
+        .map(|l| parse_log_line(l))
+        .collect();
+    let find = |lines: &[common::LogLine], code: &str, url: &str| -> Vec<(u64, String)> {
+        lines
+            .iter()
+            .filter(|l| l.code == code && l.url == url)
+            .map(|l| (l.bytes, l.content_type.clone()))
+            .collect()
+    };
+    assert_eq!(find(&squid_lines, "TCP_TUNNEL/200", "127.0.47.23:443").len(), 1);
+    assert_eq!(find(&hop_lines, "TCP_DENIED/403", "127.0.47.23:443").len(), 1);
+    assert_eq!(find(&squid_lines, "TCP_DENIED/403", "example.org:443").len(), 2);
+    assert_eq!(find(&hop_lines, "TCP_DENIED/403", "example.org:443").len(), 1);
+    assert_eq!(
+        find(&squid_lines, "NONE_NONE/503", "www.example.com:8451"),
+        vec![(0, "-".to_string())]
+    );
+    let hop_503_line = find(&hop_lines, "NONE_NONE/503", "www.example.com:8451");
+    assert!(
+        hop_503_line.len() == 1 && hop_503_line[0].0 > 0 && hop_503_line[0].1 == "text/plain",
+        "{hop_503_line:?}"
+    );
+    assert!(squid_lines.iter().any(|l| l.client == "127.0.47.7"
+        && l.code == "NONE_NONE/000"
+        && l.url == "error:transaction-end-before-headers"));
+    assert!(hop_lines.iter().all(|l| l.client != "127.0.47.7"));
+}
+
+/// The access log's records (the harness's own readiness probes skipped), waiting (bounded)
+/// until there are `count`, then a little longer to be sure there are no more.
+fn wait_lines(path: &Path, count: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let read = || -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| {
+                !(l.contains(" 127.0.0.1 NONE_NONE/000 0 ") && l.contains("error:transaction-end-before-headers"))
+            })
+            .map(str::to_string)
+            .collect()
+    };
+    while read().len() < count && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let lines = read();
+    assert_eq!(lines.len(), count, "{}: {lines:#?}", path.display());
+    lines
 }
