@@ -5,8 +5,8 @@
 //! `TCP_TUNNEL/200`, `TCP_MISS/200`, `NONE_NONE/503`, …) must agree, or the difference must
 //! be one of the deliberate ones listed in `docs/mixing-with-squid.md` (see [`deliberate`]).
 //!
-//! Block 127.0.46.0/24: clients .5 (the agent), .6, .9, .11; Squid on .1, hopproxy on .2 (one
-//! port pair per config); origins .20 (the SaaS name and the IP literal), .21
+//! Block 127.0.46.0/24: clients .5 (the agent), .6, .9, .11; Squid on .100+i, hopproxy on
+//! .120+i for config i; origins .20 (the SaaS name and the IP literal), .21
 //! (`www.example.com`), .22 (`example.org`), .23 (an IP literal only DNS names), each
 //! answering HTTP on 80, 443 and 8443; 8451 is closed; a DNS stub on .53 answers NXDOMAIN
 //! except one PTR (Squid's lookups stay on the machine).
@@ -310,22 +310,25 @@ struct ConfigResult {
 fn run_config(index: usize, fixture: &str, dir: &Path, hosts_file: &Path, cases: &[Case]) -> ConfigResult {
     let name = Path::new(fixture).file_stem().unwrap().to_string_lossy().into_owned();
     let rules = policy(fixture);
-    let squid_addr = SocketAddr::new(ip(1), free_port(ip(1)).unwrap());
+    // Each proxy gets its own address: configs start in parallel, and two `free_port` calls
+    // on one address may hand out the same just-released port.
+    let (squid_ip, hop_ip) = (ip(100 + index as u8), ip(120 + index as u8));
+    let squid_addr = SocketAddr::new(squid_ip, free_port(squid_ip).unwrap());
     let squid_rules = format!(
         "{rules}hosts_file {}\ndns_nameservers {}\ntcp_outgoing_address {}\n",
         hosts_file.display(),
         ip(53),
-        ip(1)
+        squid_ip
     );
     let squid = Squid::start(&format!("squid{index}.lab"), squid_addr, &squid_rules, dir)
         .unwrap_or_else(|e| panic!("{name}: {e}"));
-    let hop_addr = SocketAddr::new(ip(2), free_port(ip(2)).unwrap());
+    let hop_addr = SocketAddr::new(hop_ip, free_port(hop_ip).unwrap());
     let hop_name = format!("hop{index}");
     let hop_config = format!(
         "http_port {hop_addr}\n{rules}hosts_file {}\ntcp_outgoing_address {}\nvisible_hostname {hop_name}.lab\n\
          access_log stdio:{} squid\n",
         hosts_file.display(),
-        ip(2),
+        hop_ip,
         Hop::log_path(dir, &hop_name).display()
     );
     let hop = Hop::start(&hop_name, dir, hop_addr, &hop_config);
