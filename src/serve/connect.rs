@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
-use super::client::{ClientCtx, Outcome};
+use super::client::{ClientCtx, Outcome, close_gracefully};
 use super::failure;
 use super::headers::{client_proxy_auth, write_forwarded};
 use super::policy::{Verdict, check_access};
@@ -33,8 +33,9 @@ struct Established {
 }
 
 pub async fn handle(ctx: &ClientCtx, client: BufConn, head: RequestHead, start: Instant) {
-    if let Some(established) = establish(ctx, client, head, start).await {
-        run_tunnel(ctx, established, start).await;
+    match establish(ctx, client, head, start).await {
+        Ok(established) => run_tunnel(ctx, established, start).await,
+        Err(mut refused) => close_gracefully(&mut refused.stream).await,
     }
 }
 
@@ -81,8 +82,13 @@ async fn run_tunnel(ctx: &ClientCtx, established: Established, start: Instant) {
 }
 
 /// Checks policy and reaches the next hop. Refusals and parents' error answers are handled
-/// (answered and logged) here; `Some` only when the tunnel can start.
-async fn establish(ctx: &ClientCtx, mut client: BufConn, head: RequestHead, start: Instant) -> Option<Established> {
+/// (answered and logged) here; then the client connection comes back to be closed.
+async fn establish(
+    ctx: &ClientCtx,
+    mut client: BufConn,
+    head: RequestHead,
+    start: Instant,
+) -> Result<Established, BufConn> {
     let target = match parse_connect(&head.target) {
         Ok(t) => t,
         Err(e) => {
@@ -94,7 +100,7 @@ async fn establish(ctx: &ClientCtx, mut client: BufConn, head: RequestHead, star
                 &head.target,
                 Outcome::local(ResultCode::None, 400, bytes),
             );
-            return None;
+            return Err(client);
         }
     };
     let url = authority(&target);
@@ -110,7 +116,7 @@ async fn establish(ctx: &ClientCtx, mut client: BufConn, head: RequestHead, star
         .with_hint("the proxy's http_access rules do not allow this client, destination or port");
         let bytes = ctx.refuse(&mut client, &error).await;
         ctx.log(start, "CONNECT", &url, Outcome::local(ResultCode::Denied, 403, bytes));
-        return None;
+        return Err(client);
     }
     let attempts = plan(generation, &facts);
 
@@ -126,7 +132,7 @@ async fn establish(ctx: &ClientCtx, mut client: BufConn, head: RequestHead, star
             upstream,
             addr,
             attempt,
-        }) => Some(Established {
+        }) => Ok(Established {
             client,
             upstream,
             addr,
@@ -150,7 +156,7 @@ async fn establish(ctx: &ClientCtx, mut client: BufConn, head: RequestHead, star
                 content_type: None,
             };
             ctx.log(start, "CONNECT", &url, outcome);
-            None
+            Err(client)
         }
         Err(error) => {
             let (reply, hierarchy, peer) = failure::describe(&error);
@@ -161,7 +167,7 @@ async fn establish(ctx: &ClientCtx, mut client: BufConn, head: RequestHead, star
                 ..Outcome::local(ResultCode::None, reply.status, bytes)
             };
             ctx.log(start, "CONNECT", &url, outcome);
-            None
+            Err(client)
         }
     }
 }
@@ -219,7 +225,7 @@ async fn relay_parent_answer(
             written += n;
         }
     }
-    super::client::close_gracefully(&mut client.stream).await;
+    let _ = client.stream.shutdown().await;
     written
 }
 
