@@ -12,8 +12,6 @@
 //! except one PTR (Squid's lookups stay on the machine).
 
 mod common;
-#[path = "fixtures/interop/dns_stub.rs"]
-mod dns_stub;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -414,7 +412,7 @@ fn squid_and_hopproxy_agree_on_the_request_matrix() {
         .collect();
     let hosts_file = common::write_hosts(dir.path(), &names);
     let ptr = ptr_only_ip().to_string().split('.').rev().collect::<Vec<_>>().join(".");
-    let _dns = dns_stub::DnsStub::with_ptr(
+    let _dns = hopproxy::lab::dns_stub::DnsStub::with_ptr(
         SocketAddr::new(ip(53), 53),
         vec![(format!("{ptr}.in-addr.arpa"), "ptr-only.example.com".into())],
     );
@@ -547,7 +545,7 @@ fn deliberate_differences_hold() {
     let dir = tempfile::tempdir().unwrap();
     let hosts_file = common::write_hosts(dir.path(), &[("www.example.com", b(21)), ("example.org", b(22))]);
     // 127.0.47.23 has a PTR name (from DNS, not from hosts_file) inside the allowed domain.
-    let _dns = dns_stub::DnsStub::with_ptr(
+    let _dns = hopproxy::lab::dns_stub::DnsStub::with_ptr(
         SocketAddr::new(b(53), 53),
         vec![("23.47.0.127.in-addr.arpa".into(), "ptr-only.example.com".into())],
     );

@@ -9,8 +9,6 @@
 //! HTTP on 80), a DNS stub answering NXDOMAIN on `.53`. Each test owns its block (43, 44, 45).
 
 mod common;
-#[path = "fixtures/interop/dns_stub.rs"]
-mod dns_stub;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -90,7 +88,7 @@ struct World {
     hosts: PathBuf,
     endpoint: EndpointHandle,
     _origin: common::origin::Server,
-    _dns: dns_stub::DnsStub,
+    _dns: hopproxy::lab::dns_stub::DnsStub,
 }
 
 impl World {
@@ -102,7 +100,7 @@ impl World {
         let endpoint = Endpoint::start(SocketAddr::new(endpoint_ip, 443), &pki, EndpointOptions::default()).unwrap();
         let origin = common::origin::echo_origin(SocketAddr::new(endpoint_ip, 80));
         let hosts = common::write_hosts(dir.path(), &[(ENDPOINT_NAME, endpoint_ip), (DENIED_NAME, endpoint_ip)]);
-        let dns = dns_stub::DnsStub::start(SocketAddr::new(ip(block, 53), 53));
+        let dns = hopproxy::lab::dns_stub::DnsStub::start(SocketAddr::new(ip(block, 53), 53));
         World {
             block,
             dir,
