@@ -1,6 +1,8 @@
 //! Directive lines → [`Config`]: one builder that applies each directive with Squid's
 //! semantics and collects every problem instead of stopping at the first.
 
+mod auth_param;
+
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -120,6 +122,8 @@ pub struct Builder {
     acl_definitions: HashMap<String, Origin>,
     peer_index: HashMap<String, usize>,
     logformats: HashSet<String>,
+    /// `auth_param basic` lines seen so far.
+    auth: auth_param::AuthDraft,
     diags: Vec<Diagnostic>,
 }
 
@@ -132,6 +136,7 @@ impl Builder {
             acl_definitions: HashMap::new(),
             peer_index: HashMap::new(),
             logformats: BUILTIN_LOGFORMATS.iter().map(|s| s.to_string()).collect(),
+            auth: auth_param::AuthDraft::default(),
             diags: Vec::new(),
         };
         for draft in builtin_acls() {
@@ -189,6 +194,7 @@ impl Builder {
                 }
             }
             "http_port" => self.http_port(line),
+            "auth_param" => self.auth_param(line),
             "cache_peer" => self.cache_peer(line),
             "cache_peer_access" => self.cache_peer_access(line),
             "access_log" => self.access_log(line),
@@ -367,6 +373,8 @@ impl Builder {
                 return;
             }
         };
+        // Reported, but the ACL is still defined so the rules naming it add no noise.
+        self.check_proxy_auth_acl(name, &kind, origin);
         let mut draft = AclDraft {
             name: name.to_string(),
             type_name: type_name.to_string(),
@@ -978,20 +986,9 @@ impl Builder {
         let mut diags = Vec::new();
         for draft in &self.acls {
             acl_parse::check_overlaps(draft, &mut diags);
-            if !draft.builtin && matches!(draft.kind, AclKind::ProxyAuth(_)) {
-                diags.push(
-                    Diagnostic::warning(
-                        &draft.origin,
-                        format!(
-                            "proxy_auth ACL '{}' never matches: hopproxy does not authenticate clients yet",
-                            draft.name
-                        ),
-                    )
-                    .with_hint("rules that need it never match; 'deny !NAME' denies everyone"),
-                );
-            }
         }
         self.diags.extend(diags);
+        self.finish_auth();
         self.config.acls = AclSet {
             acls: self
                 .acls

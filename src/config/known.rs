@@ -6,6 +6,7 @@
 pub const SUPPORTED: &[&str] = &[
     "include",
     "http_port",
+    "auth_param",
     "acl",
     "http_access",
     "never_direct",
@@ -266,7 +267,6 @@ pub const SQUID_DIRECTIVES: &[&str] = &[
     "cpu_affinity_map",
     "shared_memory_locking",
     "hopeless_kid_revival_delay",
-    "auth_param",
     "authenticate_cache_garbage_interval",
     "authenticate_ttl",
     "authenticate_ip_ttl",

@@ -20,6 +20,10 @@ pub mod defaults {
     pub const REQUEST_HEADER_MAX_SIZE: usize = 64 * 1024;
     pub const CONNECT_FAIL_LIMIT: u32 = 10;
     pub const HOSTS_FILE: &str = "/etc/hosts";
+    /// `auth_param basic realm` (Squid's `Auth::Basic::Config` constructor).
+    pub const BASIC_REALM: &str = "Squid proxy-caching web server";
+    /// `auth_param basic credentialsttl`: 2 hours in Squid 5.7's code, as its example says.
+    pub const CREDENTIALS_TTL: Duration = Duration::from_secs(2 * 60 * 60);
 }
 
 /// One `http_port [addr:]port`. Without an address, hopproxy listens on all addresses
@@ -110,6 +114,26 @@ pub struct OutgoingAddress {
     pub origin: Origin,
 }
 
+/// `auth_param basic …` with the `basic_ncsa_auth` helper, which hopproxy serves natively:
+/// the helper is recognised by its file name and never executed; its argument, the htpasswd
+/// file, is read by [`crate::auth`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BasicAuth {
+    /// The helper path as written (for `check` and messages).
+    pub helper: PathBuf,
+    /// The htpasswd file: `basic_ncsa_auth`'s only argument.
+    pub passwd_file: PathBuf,
+    /// `auth_param basic realm`, sent in `Proxy-Authenticate`.
+    pub realm: String,
+    /// `auth_param basic credentialsttl`: how long verified credentials are trusted without
+    /// checking the hash again.
+    pub credentials_ttl: Duration,
+    /// `auth_param basic casesensitive` (default off: user names are lower-cased first).
+    pub case_sensitive: bool,
+    /// The `auth_param basic program` line.
+    pub origin: Origin,
+}
+
 /// A directive accepted for compatibility but without effect in hopproxy, for `check`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ignored {
@@ -154,6 +178,8 @@ pub struct Config {
     pub client_ip_max_connections: Option<usize>,
     /// hopproxy extension `max_client_connections`; `None` = derived from descriptors.
     pub max_client_connections: Option<usize>,
+    /// `auth_param basic program …basic_ncsa_auth FILE`; `None` = no client authentication.
+    pub auth: Option<BasicAuth>,
     pub ignored: Vec<Ignored>,
 }
 
@@ -187,6 +213,7 @@ impl Config {
             max_filedescriptors: None,
             client_ip_max_connections: None,
             max_client_connections: None,
+            auth: None,
             ignored: Vec::new(),
         }
     }

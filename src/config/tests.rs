@@ -170,8 +170,12 @@ fn errors_name_file_line_and_problem() {
             "t.conf:1: error: ACL type 'url_regex' is not supported by hopproxy",
         ),
         (
-            "acl x proxy_auth alice REQUIRED",
-            "t.conf:1: error: 'REQUIRED' must be the only value of proxy_auth ACL 'x'",
+            "acl u proxy_auth REQUIRED",
+            "t.conf:1: error: proxy_auth ACL 'u' needs 'auth_param basic program' on an earlier line",
+        ),
+        (
+            "auth_param basic program /usr/lib/squid/basic_ncsa_auth /dev/null\nacl x proxy_auth alice REQUIRED",
+            "t.conf:2: error: 'REQUIRED' must be the only value of proxy_auth ACL 'x'",
         ),
         ("acl", "t.conf:1: error: acl needs a name and a type"),
         ("via maybe", "t.conf:1: error: via: 'maybe' is not 'on' or 'off'"),
@@ -340,10 +344,6 @@ fn warnings_do_not_fail_the_config() {
         (
             "never_direct allow all",
             "t.conf:1: warning: never_direct is set but there is no cache_peer",
-        ),
-        (
-            "acl u proxy_auth REQUIRED",
-            "t.conf:1: warning: proxy_auth ACL 'u' never matches",
         ),
         (
             "include /nonexistent-dir-hopproxy/*.conf",

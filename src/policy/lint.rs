@@ -638,7 +638,8 @@ mod tests {
             ),
             ("http_access allow localhost\nhttp_access deny all", 0),
             (
-                "acl u proxy_auth REQUIRED\nhttp_access allow u\nhttp_access deny all",
+                "auth_param basic program /usr/lib/squid/basic_ncsa_auth /dev/null\n\
+                 acl u proxy_auth REQUIRED\nhttp_access allow u\nhttp_access deny all",
                 0,
             ),
             ("http_access deny all", 0),

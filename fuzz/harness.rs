@@ -1,0 +1,126 @@
+#![allow(dead_code)] // each target uses one function
+//! The bodies of the fuzz targets, shared with `tests/fuzz_regressions.rs` (which includes
+//! this file with `#[path]`), so a crashing input is replayed through exactly the same code.
+//! Each function must never panic for any input; the assertions are the oracles.
+
+use std::cell::RefCell;
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use hopproxy::http1::body::{BodyKind, copy_body, parse_chunk_size};
+use hopproxy::http1::conn::BufConn;
+use hopproxy::http1::head::{connection_tokens, parse_request, request_body_kind, wants_keep_alive};
+use hopproxy::serve::target::{absolute_url, authority, host_field_matches, parse_absolute, parse_connect};
+
+/// Request-head parser, framing and target parsing (what serve does with a client's head).
+pub fn request_head(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        targets(text);
+    }
+    let Ok(Some((head, len))) = parse_request(data) else {
+        return;
+    };
+    assert!(len <= data.len(), "head length {len} beyond input {}", data.len());
+    let _ = request_body_kind(&head.headers);
+    let _ = wants_keep_alive(head.version, &head.headers);
+    let _ = connection_tokens(&head.headers);
+    targets(&head.target);
+    if !head.method.eq_ignore_ascii_case("CONNECT")
+        && let Ok(target) = parse_absolute(&head.target)
+    {
+        for header in head.headers.iter().filter(|h| h.is("host")) {
+            let _ = host_field_matches(&target, header.value_str());
+        }
+    }
+}
+
+/// Both target forms, with a round trip: what we log and send must parse back to the same.
+fn targets(text: &str) {
+    if let Ok(target) = parse_connect(text) {
+        let again = authority(&target);
+        assert_eq!(
+            parse_connect(&again).as_ref(),
+            Ok(&target),
+            "CONNECT {text:?} → {again:?}"
+        );
+    }
+    if let Ok(target) = parse_absolute(text) {
+        let again = absolute_url(&target);
+        assert_eq!(parse_absolute(&again).as_ref(), Ok(&target), "URL {text:?} → {again:?}");
+    }
+}
+
+thread_local! {
+    /// A runtime and a `BufConn` whose socket is already at EOF: `copy_body` then reads only
+    /// what the harness puts in `buf`, with no refactor of `http1` needed.
+    static EOF_CONN: RefCell<Option<(tokio::runtime::Runtime, BufConn)>> = const { RefCell::new(None) };
+}
+
+fn eof_conn() -> (tokio::runtime::Runtime, BufConn) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let conn = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let client = tokio::net::TcpStream::connect(listener.local_addr().expect("addr"))
+            .await
+            .expect("connect");
+        let (server, _) = listener.accept().await.expect("accept");
+        drop(server); // the peer is gone: every fill() returns 0
+        BufConn::new(client)
+    });
+    (runtime, conn)
+}
+
+/// The chunked-body decoder: `parse_chunk_size` on the raw input, then `copy_body` with
+/// `BodyKind::Chunked` over the input. A body that ends cleanly must be passed through
+/// byte for byte (chunk framing is forwarded unchanged) and leave the rest in the buffer.
+pub fn chunked_body(data: &[u8]) {
+    let _ = parse_chunk_size(data);
+    EOF_CONN.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let (runtime, conn) = slot.get_or_insert_with(eof_conn);
+        conn.buf = BytesMut::from(data);
+        let mut out: Vec<u8> = Vec::new();
+        let result = runtime.block_on(copy_body(conn, &mut out, BodyKind::Chunked, Duration::from_secs(5)));
+        if let Ok(written) = result {
+            assert_eq!(written, out.len() as u64, "count differs from bytes written");
+            assert_eq!(&out[..], &data[..out.len()], "body not passed through unchanged");
+            assert_eq!(&conn.buf[..], &data[out.len()..], "bytes after the body were lost");
+        }
+        conn.buf.clear();
+    });
+}
+
+/// Where fuzzed configs pretend to live: a directory that does not exist, so relative
+/// `include`, ACL-file and password-file paths read nothing.
+const LABEL: &str = "/nonexistent-hopproxy-fuzz/fuzz.conf";
+
+/// True when the text could make the parser read a real file (an absolute path after
+/// `include`, a quoted ACL value file, an `auth_param` password file): such inputs are
+/// skipped, so the fuzzer never reads /dev/zero or the machine's files. Continuation lines
+/// glue pieces together, so separators are squeezed out before looking.
+pub fn touches_files(text: &str) -> bool {
+    if !text.contains('/') {
+        return false;
+    }
+    let squeezed: String = text
+        .chars()
+        .filter(|c| !matches!(c, '\\' | '\n' | '\r' | ' ' | '\t'))
+        .collect::<String>()
+        .to_ascii_lowercase();
+    squeezed.contains("include") || squeezed.contains('"') || squeezed.contains("auth_param")
+}
+
+/// The squid.conf parser and the effective-policy lint on what it accepts.
+pub fn config_parse(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if touches_files(&text) {
+        return;
+    }
+    if let Ok(loaded) = hopproxy::config::parse_str(&text, Path::new(LABEL)) {
+        let _ = hopproxy::policy::lint::lint(&loaded.config);
+    }
+}
