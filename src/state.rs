@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::log::LogSender;
 use crate::policy::AclRef;
@@ -21,6 +22,8 @@ pub struct Generation {
     pub peer_health: Vec<Arc<PeerHealth>>,
     /// One entry per `access_log` line that writes somewhere.
     pub logs: Vec<AccessLogOutput>,
+    /// Client proxy authentication (`auth_param basic`), if configured.
+    pub auth: Option<Authenticator>,
 }
 
 /// Where one `access_log` line's records go, and which transactions it takes.
@@ -44,6 +47,8 @@ impl Generation {
             })?,
             None => HostsTable::default(),
         };
+        let auth = Authenticator::from_config(&config)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("proxy authentication: {e}")))?;
         let hostname = config.visible_hostname.clone().unwrap_or_else(machine_hostname);
         let via_entry = format!("1.1 {hostname} (hopproxy/{})", env!("CARGO_PKG_VERSION"));
         let peer_health = config
@@ -69,6 +74,7 @@ impl Generation {
             resolver: Resolver::new(hosts),
             peer_health,
             logs,
+            auth,
         })
     }
 }

@@ -39,6 +39,8 @@ pub struct Outcome {
     pub hierarchy: Hierarchy,
     pub peer: Option<IpAddr>,
     pub content_type: Option<String>,
+    /// The proxy-auth user (verified, or the one that failed), for the log's user field.
+    pub user: Option<String>,
 }
 
 impl Outcome {
@@ -51,7 +53,13 @@ impl Outcome {
             hierarchy: Hierarchy::None,
             peer: None,
             content_type: Some("text/plain".into()),
+            user: None,
         }
+    }
+
+    pub fn with_user(mut self, user: Option<String>) -> Outcome {
+        self.user = user;
+        self
     }
 }
 
@@ -66,7 +74,7 @@ impl ClientCtx {
             bytes: outcome.bytes,
             method: method.to_string(),
             url: url.to_string(),
-            user: None,
+            user: outcome.user,
             hierarchy: outcome.hierarchy,
             peer: outcome.peer,
             content_type: outcome.content_type,

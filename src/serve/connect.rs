@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use super::client::{ClientCtx, Outcome, close_gracefully};
 use super::failure;
 use super::headers::{client_proxy_auth, write_forwarded};
-use super::policy::{Verdict, check_access};
+use super::policy::{Verdict, auth_required, check_access};
 use super::reply::{ErrorType, ProxyError, reason_phrase, sf_identifier, sf_string};
 use super::target::{authority, parse_connect};
 use crate::http1::head::response_body_kind;
@@ -30,6 +30,7 @@ struct Established {
     addr: SocketAddr,
     attempt: Attempt,
     url: String,
+    user: Option<String>,
 }
 
 pub async fn handle(ctx: &ClientCtx, client: BufConn, head: RequestHead, start: Instant) {
@@ -47,6 +48,7 @@ async fn run_tunnel(ctx: &ClientCtx, established: Established, start: Instant) {
         addr,
         attempt,
         url,
+        user,
     } = established;
     let BufConn {
         stream: mut client_stream,
@@ -77,6 +79,7 @@ async fn run_tunnel(ctx: &ClientCtx, established: Established, start: Instant) {
         hierarchy: attempt.hierarchy,
         peer: Some(addr.ip()),
         content_type: None,
+        user: user.clone(),
     };
     ctx.log(start, "CONNECT", &url, outcome);
 }
@@ -105,18 +108,37 @@ async fn establish(
     };
     let url = authority(&target);
     let generation = &ctx.generation;
-    let verdict = check_access(ctx, "CONNECT", &target).await;
+    let verdict = check_access(ctx, "CONNECT", &target, client_proxy_auth(&head.headers)).await;
+    let user = verdict.user.clone();
     let facts = verdict.facts();
-    if let Verdict::Denied { .. } = verdict.verdict {
-        let error = ProxyError::new(
-            403,
-            ErrorType::HttpRequestDenied,
-            format!("access to {url} denied by policy"),
-        )
-        .with_hint("the proxy's http_access rules do not allow this client, destination or port");
-        let bytes = ctx.refuse(&mut client, &error).await;
-        ctx.log(start, "CONNECT", &url, Outcome::local(ResultCode::Denied, 403, bytes));
-        return Err(client);
+    match verdict.verdict {
+        Verdict::Allowed => {}
+        Verdict::AuthRequired => {
+            let bytes = ctx.refuse(&mut client, &auth_required(ctx)).await;
+            ctx.log(
+                start,
+                "CONNECT",
+                &url,
+                Outcome::local(ResultCode::Denied, 407, bytes).with_user(user),
+            );
+            return Err(client);
+        }
+        Verdict::Denied { .. } => {
+            let error = ProxyError::new(
+                403,
+                ErrorType::HttpRequestDenied,
+                format!("access to {url} denied by policy"),
+            )
+            .with_hint("the proxy's http_access rules do not allow this client, destination or port");
+            let bytes = ctx.refuse(&mut client, &error).await;
+            ctx.log(
+                start,
+                "CONNECT",
+                &url,
+                Outcome::local(ResultCode::Denied, 403, bytes).with_user(user),
+            );
+            return Err(client);
+        }
     }
     let attempts = plan(generation, &facts);
 
@@ -138,6 +160,7 @@ async fn establish(
             addr,
             attempt,
             url,
+            user,
         }),
         Ok(TunnelOutcome::ParentAnswered {
             mut upstream,
@@ -154,6 +177,7 @@ async fn establish(
                 hierarchy: attempt.hierarchy,
                 peer: Some(addr.ip()),
                 content_type: None,
+                user: user.clone(),
             };
             ctx.log(start, "CONNECT", &url, outcome);
             Err(client)
@@ -164,7 +188,7 @@ async fn establish(
             let outcome = Outcome {
                 hierarchy,
                 peer,
-                ..Outcome::local(ResultCode::None, reply.status, bytes)
+                ..Outcome::local(ResultCode::None, reply.status, bytes).with_user(user)
             };
             ctx.log(start, "CONNECT", &url, outcome);
             Err(client)

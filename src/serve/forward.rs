@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use super::client::{ClientCtx, Outcome};
 use super::failure;
 use super::headers::{existing_via, push_header, write_forwarded, write_via};
-use super::policy::{Verdict, check_access};
+use super::policy::{Verdict, auth_required, check_access};
 use super::reply::{ErrorType, ProxyError, reason_phrase};
 use super::target::{Target, absolute_url, authority, host_field_matches, parse_absolute};
 use crate::http1::body::BodyError;
@@ -109,17 +109,36 @@ pub async fn handle(
     }
     let body_kind = framing.unwrap_or(BodyKind::None);
 
-    let check = check_access(ctx, &method, &target).await;
-    if let Verdict::Denied { .. } = check.verdict {
-        let error = refuse(
-            403,
-            ErrorType::HttpRequestDenied,
-            format!("access to {url} denied by policy"),
-        )
-        .with_hint("the proxy's http_access rules do not allow this client, destination, port or method");
-        let bytes = ctx.refuse(client, &error).await;
-        ctx.log(start, &method, &url, Outcome::local(ResultCode::Denied, 403, bytes));
-        return Next::Close;
+    let check = check_access(ctx, &method, &target, super::headers::client_proxy_auth(&head.headers)).await;
+    let user = check.user.clone();
+    match check.verdict {
+        Verdict::Allowed => {}
+        Verdict::AuthRequired => {
+            let bytes = ctx.refuse(client, &auth_required(ctx)).await;
+            ctx.log(
+                start,
+                &method,
+                &url,
+                Outcome::local(ResultCode::Denied, 407, bytes).with_user(user),
+            );
+            return Next::Close;
+        }
+        Verdict::Denied { .. } => {
+            let error = refuse(
+                403,
+                ErrorType::HttpRequestDenied,
+                format!("access to {url} denied by policy"),
+            )
+            .with_hint("the proxy's http_access rules do not allow this client, destination, port or method");
+            let bytes = ctx.refuse(client, &error).await;
+            ctx.log(
+                start,
+                &method,
+                &url,
+                Outcome::local(ResultCode::Denied, 403, bytes).with_user(user),
+            );
+            return Next::Close;
+        }
     }
     let facts = check.facts();
     let generation = &ctx.generation;
@@ -161,7 +180,7 @@ pub async fn handle(
         let outcome = Outcome {
             hierarchy,
             peer,
-            ..Outcome::local(ResultCode::Miss, reply.status, bytes)
+            ..Outcome::local(ResultCode::Miss, reply.status, bytes).with_user(user.clone())
         };
         ctx.log(start, &method, &url, outcome);
         return Next::Close;
@@ -244,6 +263,7 @@ pub async fn handle(
             hierarchy: live.attempt.hierarchy,
             peer: Some(live.addr.ip()),
             content_type: reply_type(status),
+            user: user.clone(),
         };
         ctx.log(start, &method, &url, outcome);
         return Next::Close;
@@ -291,7 +311,7 @@ pub async fn handle(
             let outcome = Outcome {
                 hierarchy: live.attempt.hierarchy,
                 peer: Some(live.addr.ip()),
-                ..Outcome::local(ResultCode::Miss, status, bytes)
+                ..Outcome::local(ResultCode::Miss, status, bytes).with_user(user.clone())
             };
             ctx.log(start, &method, &url, outcome);
             return Next::Close;
@@ -309,7 +329,7 @@ pub async fn handle(
             let outcome = Outcome {
                 hierarchy: live.attempt.hierarchy,
                 peer: Some(live.addr.ip()),
-                ..Outcome::local(ResultCode::Miss, 502, bytes)
+                ..Outcome::local(ResultCode::Miss, 502, bytes).with_user(user.clone())
             };
             ctx.log(start, &method, &url, outcome);
             return Next::Close;
@@ -347,6 +367,7 @@ pub async fn handle(
         hierarchy: live.attempt.hierarchy,
         peer: Some(live.addr.ip()),
         content_type: content_type(&answer),
+        user: user.clone(),
     };
     ctx.log(start, &method, &url, outcome);
     let upstream_reusable = complete

@@ -5,7 +5,8 @@ use std::net::IpAddr;
 
 use super::client::ClientCtx;
 use super::target::Target;
-use crate::policy::{Action, Origin, RequestFacts};
+use crate::auth::{AuthResult, challenge_on_deny, needs_user};
+use crate::policy::{Action, Decision, Origin, RequestFacts};
 
 pub enum Verdict {
     Allowed,
@@ -13,6 +14,8 @@ pub enum Verdict {
     Denied {
         rule: Option<Origin>,
     },
+    /// A `proxy_auth` rule needs a user and none (or a wrong one) was given: answer 407.
+    AuthRequired,
 }
 
 /// The verdict together with the facts it was based on, reused for routing decisions.
@@ -22,6 +25,10 @@ pub struct AccessCheck<'a> {
     target: &'a Target,
     dst_addrs: Vec<IpAddr>,
     aliases: Vec<String>,
+    /// The user from `Proxy-Authorization`: verified, or the one that failed (for the log).
+    pub user: Option<String>,
+    /// Whether `user` passed verification (only then do `proxy_auth` ACLs see it).
+    authenticated: bool,
     pub verdict: Verdict,
 }
 
@@ -37,12 +44,19 @@ impl AccessCheck<'_> {
             dst_addrs: &self.dst_addrs,
             host_aliases: &self.aliases,
             local_port: self.ctx.local_port,
-            user: None,
+            user: if self.authenticated { self.user.as_deref() } else { None },
         }
     }
 }
 
-pub async fn check_access<'a>(ctx: &'a ClientCtx, method: &str, target: &'a Target) -> AccessCheck<'a> {
+/// Evaluates `http_access`. Credentials (`proxy_auth`, the client's `Proxy-Authorization`) are
+/// checked only when evaluation reaches a `proxy_auth` ACL, as Squid does.
+pub async fn check_access<'a>(
+    ctx: &'a ClientCtx,
+    method: &str,
+    target: &'a Target,
+    proxy_authorization: Option<&[u8]>,
+) -> AccessCheck<'a> {
     let generation = &ctx.generation;
     let config = &generation.config;
     let needs_dst = [&config.http_access, &config.never_direct, &config.always_direct]
@@ -68,11 +82,28 @@ pub async fn check_access<'a>(ctx: &'a ClientCtx, method: &str, target: &'a Targ
         target,
         dst_addrs,
         aliases,
+        user: None,
+        authenticated: false,
         verdict: Verdict::Allowed,
     };
+    if let Some(auth) = &generation.auth
+        && needs_user(&config.http_access, &config.acls, &check.facts())
+    {
+        let result = auth.check(proxy_authorization).await;
+        check.user = result.user().map(str::to_string);
+        if !matches!(result, AuthResult::Authenticated(_)) {
+            check.verdict = Verdict::AuthRequired;
+            return check;
+        }
+        check.authenticated = true;
+    }
     let decision = config.http_access.evaluate(&config.acls, &check.facts());
     check.verdict = match decision {
         Some(d) if d.action == Action::Allow => Verdict::Allowed,
+        // `http_access deny !users`: a deny decided by a proxy_auth ACL asks for credentials.
+        Some(Decision { rule: Some(i), .. }) if challenge_on_deny(&config.http_access.rules[i], &config.acls) => {
+            Verdict::AuthRequired
+        }
         Some(d) => Verdict::Denied {
             rule: d.rule.map(|i| config.http_access.rules[i].origin.clone()),
         },
@@ -86,4 +117,21 @@ pub async fn check_access<'a>(ctx: &'a ClientCtx, method: &str, target: &'a Targ
         tracing::info!(client = %ctx.client_ip, "{} {}:{} denied by {by}", check.method, target.host, target.port);
     }
     check
+}
+
+/// The 407 reply for [`Verdict::AuthRequired`].
+pub fn auth_required(ctx: &ClientCtx) -> super::reply::ProxyError {
+    let challenge = ctx
+        .generation
+        .auth
+        .as_ref()
+        .map(|a| a.challenge())
+        .unwrap_or_else(|| "Basic".to_string());
+    super::reply::ProxyError::new(
+        407,
+        super::reply::ErrorType::HttpRequestDenied,
+        "proxy authentication required",
+    )
+    .with_header("Proxy-Authenticate", challenge)
+    .with_hint("send Proxy-Authorization: Basic with a user of this proxy's auth_param password file")
 }

@@ -53,6 +53,8 @@ pub struct ProxyError {
     pub next_hop: Option<String>,
     /// One sentence telling the operator what to check.
     pub hint: Option<&'static str>,
+    /// Extra header fields (e.g. `Proxy-Authenticate` on a 407).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl ProxyError {
@@ -63,11 +65,17 @@ impl ProxyError {
             details: details.into(),
             next_hop: None,
             hint: None,
+            headers: Vec::new(),
         }
     }
 
     pub fn with_next_hop(mut self, hop: impl Into<String>) -> ProxyError {
         self.next_hop = Some(hop.into());
+        self
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: String) -> ProxyError {
+        self.headers.push((name, value));
         self
     }
 
@@ -148,6 +156,13 @@ pub fn render(hostname: &str, via_entry: &str, error: &ProxyError) -> Vec<u8> {
         body.len(),
         proxy_status_member(hostname, error),
     );
+    // Extra fields go just before the blank line that ends the head.
+    let extra: String = error
+        .headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
+    head.insert_str(head.len() - 2, &extra);
     head.push_str(&body);
     head.into_bytes()
 }
