@@ -131,6 +131,6 @@ mod tests {
         assert_eq!(number(18700.4, 0), "18,700");
         assert_eq!(number(999.0, 0), "999");
         assert_eq!(number(-1234567.0, 0), "-1,234,567");
-        assert_eq!(number(2.71828, 2), "2.72");
+        assert_eq!(number(1.23456, 2), "1.23");
     }
 }
