@@ -3,7 +3,12 @@
 
 pub mod agent;
 pub mod config;
+pub mod http1;
 pub mod lab;
+pub mod log;
 pub mod policy;
+pub mod relay;
+pub mod route;
 pub mod serve;
+pub mod state;
 pub mod trace;

@@ -1,0 +1,466 @@
+//! `acl NAME TYPE value…`: parsing each type's values and Squid's checks on them
+//! (reference section 5: overlapping domains and networks, port ranges, out-of-range ports).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+
+use super::diag::Diagnostic;
+use crate::policy::{AclKind, DomainPattern, IpMatch, Origin};
+
+/// The ACL types hopproxy evaluates, by their squid.conf names.
+pub const SUPPORTED_TYPES: &[&str] = &[
+    "src",
+    "dst",
+    "dstdomain",
+    "port",
+    "method",
+    "proto",
+    "localport",
+    "myport",
+    "proxy_auth",
+];
+
+/// Squid ACL types hopproxy does not evaluate: named so the error says "not supported"
+/// rather than "unknown".
+const SQUID_ONLY_TYPES: &[&str] = &[
+    "srcdomain",
+    "dstdom_regex",
+    "srcdom_regex",
+    "url_regex",
+    "urlpath_regex",
+    "urllogin",
+    "arp",
+    "eui64",
+    "time",
+    "browser",
+    "referer_regex",
+    "req_header",
+    "rep_header",
+    "maxconn",
+    "max_user_ip",
+    "myportname",
+    "myip",
+    "localip",
+    "peername",
+    "peername_regex",
+    "http_status",
+    "external",
+    "ext_user",
+    "ext_user_regex",
+    "proxy_auth_regex",
+    "ident",
+    "ident_regex",
+    "ssl_error",
+    "server_cert_fingerprint",
+    "at_step",
+    "ssl::server_name",
+    "ssl::server_name_regex",
+    "connections_encrypted",
+    "note",
+    "annotate_transaction",
+    "annotate_client",
+    "has",
+    "adaptation_service",
+    "random",
+    "any-of",
+    "all-of",
+    "hier_code",
+    "rep_mime_type",
+    "req_mime_type",
+    "user_cert",
+    "ca_cert",
+    "squid_error",
+    "transaction_initiator",
+    "tag",
+    "snmp_community",
+    "src_as",
+    "dst_as",
+    "clientside_mark",
+    "client_connection_mark",
+];
+
+/// One value as written, with where it was written (the `acl` line, or a line of a values file).
+#[derive(Debug, Clone)]
+pub struct Value {
+    pub text: String,
+    pub origin: Origin,
+}
+
+/// An ACL while the config is being read: its values keep their text and origin so the
+/// overlap checks can point at the line to edit.
+#[derive(Debug, Clone)]
+pub struct AclDraft {
+    pub name: String,
+    /// The type as first written (`myport` stays `myport` in messages).
+    pub type_name: String,
+    pub origin: Origin,
+    pub builtin: bool,
+    pub kind: AclKind,
+    /// For `src`/`dst`/`dstdomain`: text and origin of each element of `kind`, same order.
+    pub elements: Vec<Value>,
+}
+
+/// Checks an ACL type name; `Err` carries the error for the `acl` line.
+pub fn empty_kind(type_name: &str, origin: &Origin) -> Result<AclKind, Diagnostic> {
+    Ok(match type_name {
+        "src" => AclKind::Src(Vec::new()),
+        "dst" => AclKind::Dst(Vec::new()),
+        "dstdomain" => AclKind::DstDomain(Vec::new()),
+        "port" => AclKind::Port(Vec::new()),
+        "localport" | "myport" => AclKind::LocalPort(Vec::new()),
+        "method" => AclKind::Method(Vec::new()),
+        "proto" => AclKind::Proto(Vec::new()),
+        "proxy_auth" => AclKind::ProxyAuth(Some(Vec::new())),
+        other if SQUID_ONLY_TYPES.contains(&other) => {
+            return Err(
+                Diagnostic::error(origin, format!("ACL type '{other}' is not supported by hopproxy"))
+                    .with_hint(format!("supported types: {}", SUPPORTED_TYPES.join(", "))),
+            );
+        }
+        other => {
+            let hint = super::suggest::did_you_mean(other, SUPPORTED_TYPES.iter().copied())
+                .unwrap_or_else(|| format!("supported types: {}", SUPPORTED_TYPES.join(", ")));
+            return Err(Diagnostic::error(origin, format!("unknown ACL type '{other}'")).with_hint(hint));
+        }
+    })
+}
+
+/// True when two kinds are the same ACL type (so a later `acl` line may add to an earlier one).
+pub fn same_type(a: &AclKind, b: &AclKind) -> bool {
+    std::mem::discriminant(a) == std::mem::discriminant(b)
+}
+
+/// Adds the values of one `acl` line (or values file) to a draft, reporting bad values.
+pub fn add_values(draft: &mut AclDraft, values: &[Value], diags: &mut Vec<Diagnostic>) {
+    for value in values {
+        add_value(draft, value, diags);
+    }
+}
+
+fn add_value(draft: &mut AclDraft, value: &Value, diags: &mut Vec<Diagnostic>) {
+    let text = value.text.as_str();
+    let origin = &value.origin;
+    let error = |message: String, hint: Option<String>| Diagnostic::error(origin, message).with_opt_hint(hint);
+    match &mut draft.kind {
+        AclKind::Src(list) | AclKind::Dst(list) => match parse_ip_match(text) {
+            Ok((matches, masked)) => {
+                if masked {
+                    // Squid: "Netmask masks away part of the specified IP in '...'".
+                    diags.push(
+                        Diagnostic::warning(
+                            origin,
+                            format!(
+                                "netmask masks away part of the specified IP in '{text}' (ACL '{}')",
+                                draft.name
+                            ),
+                        )
+                        .with_hint(format!("write the network address, e.g. '{}'", matches[0].display())),
+                    );
+                }
+                for m in matches {
+                    list.push(m);
+                    draft.elements.push(value.clone());
+                }
+            }
+            Err((message, hint)) => diags.push(error(message, hint)),
+        },
+        AclKind::DstDomain(list) => match check_domain(text) {
+            Ok(()) => {
+                list.push(DomainPattern::parse(text));
+                draft.elements.push(value.clone());
+            }
+            Err((message, hint)) => diags.push(error(message, hint)),
+        },
+        AclKind::Port(ranges) | AclKind::LocalPort(ranges) => match parse_port_range(text) {
+            Ok(range) => ranges.push(range),
+            Err((message, hint)) => diags.push(error(message, hint)),
+        },
+        AclKind::Method(methods) => {
+            if text.bytes().all(is_tchar) {
+                methods.push(text.to_string());
+            } else {
+                diags.push(error(format!("'{text}' is not a valid HTTP method name"), None));
+            }
+        }
+        AclKind::Proto(protos) => protos.push(text.to_ascii_uppercase()),
+        AclKind::ProxyAuth(users) => match (text, users.as_mut()) {
+            ("REQUIRED", Some(list)) if list.is_empty() => *users = None,
+            ("REQUIRED", _) | (_, None) => diags.push(error(
+                format!("'REQUIRED' must be the only value of proxy_auth ACL '{}'", draft.name),
+                Some("use either 'REQUIRED' (any authenticated user) or a list of user names".into()),
+            )),
+            (user, Some(list)) => list.push(user.to_string()),
+        },
+        AclKind::All | AclKind::Manager => {}
+    }
+}
+
+/// RFC 9110 token characters (a method name).
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+type Problem = (String, Option<String>);
+
+/// A port or an inclusive `lo-hi` range, 0–65535 as Squid's `port` ACL accepts.
+pub fn parse_port_range(text: &str) -> Result<(u16, u16), Problem> {
+    let (lo, hi) = match text.split_once('-') {
+        Some((lo, hi)) => (parse_port(lo, text)?, parse_port(hi, text)?),
+        None => {
+            let port = parse_port(text, text)?;
+            (port, port)
+        }
+    };
+    if lo > hi {
+        return Err((
+            format!("port range '{text}' is backwards: it starts above where it ends, so it matches nothing"),
+            Some(format!("write the lower port first: '{hi}-{lo}'")),
+        ));
+    }
+    Ok((lo, hi))
+}
+
+fn parse_port(part: &str, whole: &str) -> Result<u16, Problem> {
+    if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+        let hint = if whole.contains('#') {
+            Some("a '#' starts a comment only at the start of a word: put a space before it".to_string())
+        } else {
+            Some("a port is a number (443) or a range (1025-65535)".to_string())
+        };
+        return Err((format!("'{whole}' is not a port number or range"), hint));
+    }
+    part.parse::<u32>()
+        .ok()
+        .and_then(|p| u16::try_from(p).ok())
+        .ok_or_else(|| (format!("port '{part}' is out of range (0-65535)"), None))
+}
+
+/// Parses a `src`/`dst` value: `all`, an address, `addr/prefix`, `addr/netmask`, `a-b`.
+/// Returns the elements and whether a mask dropped set host bits (Squid warns about that).
+pub fn parse_ip_match(text: &str) -> Result<(Vec<IpMatch>, bool), Problem> {
+    if text == "all" {
+        let v4 = IpNet::V4(Ipv4Net::new(Ipv4Addr::UNSPECIFIED, 0).expect("valid prefix"));
+        let v6 = IpNet::V6(Ipv6Net::new(Ipv6Addr::UNSPECIFIED, 0).expect("valid prefix"));
+        return Ok((vec![IpMatch::Net(v4), IpMatch::Net(v6)], false));
+    }
+    let not_an_address = || {
+        (
+            format!("'{text}' is not an IP address, network or range"),
+            Some(
+                "src/dst take addresses (10.0.0.1, 10.0.0.0/8, 10.0.0.1-10.0.0.9); use dstdomain for host names".into(),
+            ),
+        )
+    };
+    if let Some((lo, hi)) = text.split_once('-') {
+        let lo = parse_addr(lo).ok_or_else(not_an_address)?;
+        let hi = parse_addr(hi).ok_or_else(not_an_address)?;
+        if lo.is_ipv4() != hi.is_ipv4() {
+            return Err((format!("range '{text}' mixes IPv4 and IPv6"), None));
+        }
+        if lo > hi {
+            return Err((
+                format!("address range '{text}' is backwards: it starts above where it ends"),
+                Some(format!("write the lower address first: '{hi}-{lo}'")),
+            ));
+        }
+        return Ok((vec![IpMatch::Range(lo, hi)], false));
+    }
+    let (addr_text, mask) = match text.split_once('/') {
+        Some((a, m)) => (a, Some(m)),
+        None => (text, None),
+    };
+    let addr = parse_addr(addr_text).ok_or_else(not_an_address)?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix = match mask {
+        None => max,
+        Some(m) if m.bytes().all(|b| b.is_ascii_digit()) && !m.is_empty() => match m.parse::<u8>() {
+            Ok(p) if p <= max => p,
+            _ => return Err((format!("netmask '/{m}' is out of range in '{text}' (0-{max})"), None)),
+        },
+        Some(m) => match (addr, m.parse::<IpAddr>()) {
+            (IpAddr::V4(_), Ok(IpAddr::V4(mask))) => {
+                let bits = u32::from(mask);
+                if bits.leading_ones() + bits.trailing_zeros() != 32 {
+                    return Err((format!("netmask '{m}' in '{text}' is not contiguous"), None));
+                }
+                bits.leading_ones() as u8
+            }
+            _ => return Err((format!("'{m}' in '{text}' is not a netmask"), None)),
+        },
+    };
+    let net = IpNet::new(addr, prefix).expect("prefix checked against the family");
+    let masked = net.trunc().addr() != addr;
+    Ok((vec![IpMatch::Net(net.trunc())], masked))
+}
+
+fn parse_addr(text: &str) -> Option<IpAddr> {
+    let text = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')).unwrap_or(text);
+    text.parse::<IpAddr>().ok().map(|a| a.to_canonical())
+}
+
+fn check_domain(text: &str) -> Result<(), Problem> {
+    if text.contains("://") || text.contains('/') {
+        return Err((
+            format!("'{text}' is not a domain name"),
+            Some("dstdomain takes host names such as 'example.com' or '.example.com', not URLs".into()),
+        ));
+    }
+    let bare = text.trim_start_matches('.').trim_end_matches('.');
+    if bare.is_empty()
+        || bare.contains("..")
+        || !bare.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:*".contains(&b))
+    {
+        return Err((format!("'{text}' is not a valid domain name"), None));
+    }
+    Ok(())
+}
+
+/// Squid's checks across all values of one ACL, once every `acl` line for it was read.
+pub fn check_overlaps(draft: &AclDraft, diags: &mut Vec<Diagnostic>) {
+    if draft.builtin {
+        return;
+    }
+    match &draft.kind {
+        AclKind::Src(list) | AclKind::Dst(list) => check_ip_overlaps(draft, list, diags),
+        AclKind::DstDomain(list) => check_domain_overlaps(draft, list, diags),
+        _ => {}
+    }
+}
+
+/// An address element as an interval of integers, per family.
+fn interval(m: &IpMatch) -> (bool, u128, u128) {
+    fn bits(a: IpAddr) -> u128 {
+        match a {
+            IpAddr::V4(v4) => u128::from(u32::from(v4)),
+            IpAddr::V6(v6) => u128::from(v6),
+        }
+    }
+    match m {
+        IpMatch::Net(net) => (net.addr().is_ipv4(), bits(net.network()), bits(net.broadcast())),
+        IpMatch::Range(lo, hi) => (lo.is_ipv4(), bits(*lo), bits(*hi)),
+    }
+}
+
+/// Squid warns `(A) 'x' is a subnetwork of (B) 'y'` and drops x. Sorting by start (wider
+/// first) finds every contained or overlapping element in one sweep.
+fn check_ip_overlaps(draft: &AclDraft, list: &[IpMatch], diags: &mut Vec<Diagnostic>) {
+    let mut order: Vec<usize> = (0..list.len()).collect();
+    let iv: Vec<(bool, u128, u128)> = list.iter().map(interval).collect();
+    order.sort_by_key(|&i| (iv[i].0, iv[i].1, std::cmp::Reverse(iv[i].2)));
+    let mut widest: Option<usize> = None;
+    for &i in &order {
+        let (family, lo, hi) = iv[i];
+        if let Some(w) = widest.filter(|&w| iv[w].0 == family && lo <= iv[w].2) {
+            let (inner, outer) = (&draft.elements[i], &draft.elements[w]);
+            if inner.text == "all" {
+                continue;
+            }
+            let message = if hi <= iv[w].2 {
+                if iv[w].1 == lo && iv[w].2 == hi {
+                    format!("'{}' is listed twice in ACL '{}'", inner.text, draft.name)
+                } else {
+                    format!(
+                        "'{}' is a subnetwork of '{}' in ACL '{}'",
+                        inner.text, outer.text, draft.name
+                    )
+                }
+            } else {
+                format!("'{}' overlaps '{}' in ACL '{}'", inner.text, outer.text, draft.name)
+            };
+            diags.push(
+                Diagnostic::warning(&inner.origin, message)
+                    .with_hint(format!("remove '{}' from the ACL named '{}'", inner.text, draft.name)),
+            );
+            if hi <= iv[w].2 {
+                continue;
+            }
+        }
+        widest = Some(i);
+    }
+}
+
+/// `example.com` with `.example.com` is fatal in Squid; `www.example.com` with `.example.com`
+/// is a warning. Walks each name's parent domains, so large lists stay linear.
+fn check_domain_overlaps(draft: &AclDraft, list: &[DomainPattern], diags: &mut Vec<Diagnostic>) {
+    let mut exact: HashMap<&str, usize> = HashMap::new();
+    let mut wildcard: HashMap<&str, usize> = HashMap::new();
+    for (i, p) in list.iter().enumerate() {
+        let map = if p.include_subdomains {
+            &mut wildcard
+        } else {
+            &mut exact
+        };
+        if let Some(&first) = map.get(p.domain.as_str()) {
+            let (value, earlier) = (&draft.elements[i], &draft.elements[first]);
+            diags.push(
+                Diagnostic::warning(
+                    &value.origin,
+                    format!(
+                        "'{}' is listed twice in ACL '{}' (also '{}')",
+                        value.text, draft.name, earlier.text
+                    ),
+                )
+                .with_hint(format!(
+                    "remove one '{}' from the ACL named '{}'",
+                    value.text, draft.name
+                )),
+            );
+        } else {
+            map.insert(p.domain.as_str(), i);
+        }
+    }
+    for (i, p) in list.iter().enumerate() {
+        let value = &draft.elements[i];
+        if !p.include_subdomains
+            && let Some(&w) = wildcard.get(p.domain.as_str())
+        {
+            let dotted = &draft.elements[w];
+            diags.push(
+                Diagnostic::error(
+                    &dotted.origin,
+                    format!("'{}' is a subdomain of '{}' in ACL '{}'", dotted.text, value.text, draft.name),
+                )
+                .with_hint(format!(
+                    "remove one: '{}' already matches '{}' and all its subdomains; keep '{}' alone if subdomains must not match",
+                    dotted.text, value.text, value.text
+                )),
+            );
+        }
+        // Every proper parent domain with a leading-dot entry makes this one redundant.
+        let mut rest = p.domain.as_str();
+        while let Some((_, parent)) = rest.split_once('.') {
+            if let Some(&w) = wildcard.get(parent) {
+                let dotted = &draft.elements[w];
+                diags.push(
+                    Diagnostic::warning(
+                        &value.origin,
+                        format!(
+                            "'{}' is a subdomain of '{}' in ACL '{}'",
+                            value.text, dotted.text, draft.name
+                        ),
+                    )
+                    .with_hint(format!("remove '{}' from the ACL named '{}'", value.text, draft.name)),
+                );
+                break;
+            }
+            rest = parent;
+        }
+    }
+}
+
+/// Display of an address element the way it is written in squid.conf.
+pub trait IpMatchDisplay {
+    fn display(&self) -> String;
+}
+
+impl IpMatchDisplay for IpMatch {
+    fn display(&self) -> String {
+        match self {
+            IpMatch::Net(net) if net.prefix_len() == net.max_prefix_len() => net.addr().to_string(),
+            IpMatch::Net(net) => net.to_string(),
+            IpMatch::Range(lo, hi) => format!("{lo}-{hi}"),
+        }
+    }
+}

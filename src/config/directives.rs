@@ -1,0 +1,1081 @@
+//! Directive lines → [`Config`]: one builder that applies each directive with Squid's
+//! semantics and collects every problem instead of stopping at the first.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+use super::acl_parse::{self, AclDraft, Value};
+use super::diag::Diagnostic;
+use super::known;
+use super::lexer::{Line, Token};
+use super::model::*;
+use super::source;
+use super::suggest;
+use super::units;
+use crate::policy::{Acl, AclKind, AclRef, AclSet, Action, IpMatch, Origin, Rule, RuleList};
+
+/// Names of ACLs Squid 5 defines before reading the config (cf.data.pre, `acl`).
+pub const BUILTIN_ACLS: &[&str] = &["all", "manager", "localhost", "to_localhost", "CONNECT"];
+
+/// Log format names Squid knows without a `logformat` line.
+const BUILTIN_LOGFORMATS: &[&str] = &["squid", "common", "combined", "referrer", "useragent", "icap_squid"];
+
+/// `http_port` options Squid knows; hopproxy implements none of them (only `name=` is harmless).
+const SQUID_PORT_OPTIONS: &[&str] = &[
+    "intercept",
+    "transparent",
+    "tproxy",
+    "accel",
+    "defaultsite",
+    "vhost",
+    "vport",
+    "protocol",
+    "ignore-cc",
+    "allow-direct",
+    "connection-auth",
+    "require-proxy-header",
+    "ssl-bump",
+    "tls-bump",
+    "cert",
+    "key",
+    "tls-cert",
+    "tls-key",
+    "tls-cafile",
+    "cafile",
+    "capath",
+    "crlfile",
+    "dhparams",
+    "tls-dh",
+    "cipher",
+    "options",
+    "tls-options",
+    "sslflags",
+    "tls-flags",
+    "sslcontext",
+    "tls-context",
+    "generate-host-certificates",
+    "dynamic_cert_mem_cache_size",
+    "tcpkeepalive",
+    "disable-pmtu-discovery",
+    "worker-queues",
+    "act-as-origin",
+    "clientca",
+    "tls-min-version",
+];
+
+/// `cache_peer` options that only matter to Squid's caching, ICP or digests: accepted silently.
+const PEER_HARMLESS_OPTIONS: &[&str] = &[
+    "proxy-only",
+    "no-query",
+    "no-digest",
+    "no-netdb-exchange",
+    "no-delay",
+    "no-tproxy",
+    "closest-only",
+    "background-ping",
+    "allow-miss",
+    "htcp",
+    "htcp-oldsquid",
+    "htcp-no-clr",
+    "htcp-no-purge-clr",
+    "htcp-only-clr",
+    "htcp-forward-clr",
+    "multicast-responder",
+    "multicast-siblings",
+    "ttl",
+    "connection-auth",
+    "auth-no-keytab",
+    "digest-url",
+];
+
+/// `cache_peer` options that would change where or how traffic goes; hopproxy cannot honour
+/// them, so accepting them silently would be unsafe.
+const PEER_UNSUPPORTED_OPTIONS: &[&str] = &[
+    "ssl",
+    "tls",
+    "originserver",
+    "forceddomain",
+    "carp",
+    "carp-key",
+    "userhash",
+    "sourcehash",
+    "max-conn",
+    "standby",
+    "monitorurl",
+    "monitorinterval",
+    "monitorsize",
+    "monitortimeout",
+];
+
+pub struct Builder {
+    config: Config,
+    acls: Vec<AclDraft>,
+    acl_index: HashMap<String, usize>,
+    /// Every ACL name defined anywhere, with its first line: to say "defined later".
+    acl_definitions: HashMap<String, Origin>,
+    peer_index: HashMap<String, usize>,
+    logformats: HashSet<String>,
+    diags: Vec<Diagnostic>,
+}
+
+impl Builder {
+    pub fn new(source: PathBuf) -> Builder {
+        let mut builder = Builder {
+            config: Config::empty(source),
+            acls: Vec::new(),
+            acl_index: HashMap::new(),
+            acl_definitions: HashMap::new(),
+            peer_index: HashMap::new(),
+            logformats: BUILTIN_LOGFORMATS.iter().map(|s| s.to_string()).collect(),
+            diags: Vec::new(),
+        };
+        for draft in builtin_acls() {
+            builder.acl_index.insert(draft.name.clone(), builder.acls.len());
+            builder.acls.push(draft);
+        }
+        builder
+    }
+
+    /// Applies every line, then the whole-config checks.
+    pub fn build(mut self, lines: &[Line]) -> (Config, Vec<Diagnostic>) {
+        for line in lines {
+            if line.name() == "acl"
+                && let Some(name) = line.args().first()
+            {
+                self.acl_definitions
+                    .entry(name.text.clone())
+                    .or_insert_with(|| line.origin.clone());
+            }
+        }
+        for line in lines {
+            self.directive(line);
+        }
+        self.finish(lines);
+        (self.config, self.diags)
+    }
+
+    fn error(&mut self, origin: &Origin, message: impl Into<String>) -> &mut Diagnostic {
+        self.diags.push(Diagnostic::error(origin, message));
+        self.diags.last_mut().expect("just pushed")
+    }
+
+    fn warning(&mut self, origin: &Origin, message: impl Into<String>) -> &mut Diagnostic {
+        self.diags.push(Diagnostic::warning(origin, message));
+        self.diags.last_mut().expect("just pushed")
+    }
+
+    fn directive(&mut self, line: &Line) {
+        let name = line.name();
+        match name {
+            "acl" => self.acl(line),
+            "http_access" => {
+                if let Some(rule) = self.rule(line) {
+                    self.config.http_access.rules.push(rule);
+                }
+            }
+            "never_direct" => {
+                if let Some(rule) = self.rule(line) {
+                    self.config.never_direct.rules.push(rule);
+                }
+            }
+            "always_direct" => {
+                if let Some(rule) = self.rule(line) {
+                    self.config.always_direct.rules.push(rule);
+                }
+            }
+            "http_port" => self.http_port(line),
+            "cache_peer" => self.cache_peer(line),
+            "cache_peer_access" => self.cache_peer_access(line),
+            "access_log" => self.access_log(line),
+            "logformat" => self.logformat(line),
+            "hosts_file" => {
+                if let Some(value) = self.one_arg(line, "hosts_file PATH|none") {
+                    self.config.hosts_file = (value != "none").then(|| source::resolve(value, &line.origin.file));
+                }
+            }
+            "pid_filename" => {
+                if let Some(value) = self.one_arg(line, "pid_filename PATH|none") {
+                    self.config.pid_filename = (value != "none").then(|| source::resolve(value, &line.origin.file));
+                }
+            }
+            "dns_nameservers" => self.dns_nameservers(line),
+            "visible_hostname" => {
+                if let Some(value) = self.one_arg(line, "visible_hostname NAME") {
+                    self.config.visible_hostname = Some(value.to_string());
+                }
+            }
+            "via" => {
+                if let Some(on) = self.on_off(line) {
+                    self.config.via = on;
+                }
+            }
+            "strip_query_terms" => {
+                if let Some(on) = self.on_off(line) {
+                    self.config.strip_query_terms = on;
+                }
+            }
+            "forwarded_for" => self.forwarded_for(line),
+            "connect_timeout" => self.duration(line, |c| &mut c.connect_timeout),
+            "peer_connect_timeout" => self.duration(line, |c| &mut c.peer_connect_timeout),
+            "read_timeout" => self.duration(line, |c| &mut c.read_timeout),
+            "request_start_timeout" => self.duration(line, |c| &mut c.request_start_timeout),
+            "client_lifetime" => self.duration(line, |c| &mut c.client_lifetime),
+            "shutdown_lifetime" => self.duration(line, |c| &mut c.shutdown_lifetime),
+            "request_header_max_size" => match units::parse_size(line.args()) {
+                Ok(0) => {
+                    self.error(&line.origin, "request_header_max_size must be larger than 0");
+                }
+                Ok(size) => self.config.request_header_max_size = usize::try_from(size).unwrap_or(usize::MAX),
+                Err(message) => {
+                    self.error(&line.origin, format!("request_header_max_size: {message}"));
+                }
+            },
+            "tcp_outgoing_address" => self.tcp_outgoing_address(line),
+            "max_filedescriptors" => {
+                if let Some(n) = self.number(line, "max_filedescriptors N") {
+                    self.config.max_filedescriptors = (n > 0).then_some(n as usize);
+                }
+            }
+            "client_ip_max_connections" => {
+                if let Some(n) = self.number(line, "client_ip_max_connections N (-1 = unlimited)") {
+                    if n == 0 {
+                        self.warning(&line.origin, "client_ip_max_connections 0 refuses every client")
+                            .hint = Some("use -1 for no limit".into());
+                    }
+                    self.config.client_ip_max_connections = (n >= 0).then_some(n as usize);
+                }
+            }
+            known::EXT_MAX_CLIENT_CONNECTIONS => {
+                self.diags.push(
+                    Diagnostic::note(
+                        &line.origin,
+                        "'max_client_connections' is a hopproxy extension (Squid does not know it)",
+                    )
+                    .with_hint("caps concurrent client connections; more are answered with 503"),
+                );
+                if let Some(n) = self.number(line, "max_client_connections N") {
+                    if n <= 0 {
+                        self.error(&line.origin, "max_client_connections must be at least 1");
+                    } else {
+                        self.config.max_client_connections = Some(n as usize);
+                    }
+                }
+            }
+            "include" => {} // expanded by the reader
+            other => {
+                if let Some(reason) = known::ignored_reason(other) {
+                    self.config.ignored.push(Ignored {
+                        directive: other.to_string(),
+                        origin: line.origin.clone(),
+                        reason,
+                    });
+                } else if known::SQUID_DIRECTIVES.contains(&other) {
+                    self.error(
+                        &line.origin,
+                        format!("'{other}' is a Squid directive that hopproxy does not support"),
+                    )
+                    .hint = Some(
+                        "remove it; hopproxy cannot honour it, and ignoring it could change what the proxy allows"
+                            .into(),
+                    );
+                } else {
+                    let hint = suggest::did_you_mean(other, known::all_names());
+                    self.error(&line.origin, format!("unknown directive '{other}'")).hint = hint;
+                }
+            }
+        }
+    }
+
+    // --- ACLs and rules -------------------------------------------------------------------
+
+    fn acl(&mut self, line: &Line) {
+        let origin = &line.origin;
+        let args = line.args();
+        if args.len() < 2 {
+            self.error(origin, "acl needs a name and a type").hint = Some("acl NAME TYPE VALUE…".into());
+            return;
+        }
+        let name = args[0].text.as_str();
+        if name.starts_with('!') || name.contains(['"', '\'']) {
+            self.error(origin, format!("'{name}' is not a valid ACL name"));
+            return;
+        }
+        let type_name = args[1].text.as_str();
+        let mut values_tokens = &args[2..];
+        // Flags between the type and the values: `-n` (no DNS for dstdomain; hopproxy never
+        // does reverse DNS) and `--` are accepted; `-i` only makes sense for regex types.
+        while let Some(first) = values_tokens.first().filter(|t| !t.quoted && t.text.starts_with('-')) {
+            match first.text.as_str() {
+                "-n" if type_name == "dstdomain" => values_tokens = &values_tokens[1..],
+                "--" => {
+                    values_tokens = &values_tokens[1..];
+                    break;
+                }
+                _ => break,
+            }
+        }
+        let values = self.expand_values(values_tokens, origin);
+
+        if let Some(&index) = self.acl_index.get(name) {
+            let existing = &self.acls[index];
+            if existing.builtin && self.redefines_builtin_harmlessly(name, type_name, &values) {
+                return;
+            }
+            let new_kind = match acl_parse::empty_kind(type_name, origin) {
+                Ok(kind) => kind,
+                Err(diag) => {
+                    self.diags.push(diag);
+                    return;
+                }
+            };
+            let existing = &self.acls[index];
+            if !acl_parse::same_type(&existing.kind, &new_kind)
+                || matches!(existing.kind, AclKind::All | AclKind::Manager)
+            {
+                let (what, hint) = if existing.builtin {
+                    (
+                        format!("ACL '{name}' is built in (type '{}')", existing.type_name),
+                        format!("choose another name for this '{type_name}' ACL"),
+                    )
+                } else {
+                    (
+                        format!(
+                            "ACL '{name}' was defined with type '{}' at {}; this line says '{type_name}'",
+                            existing.type_name, existing.origin
+                        ),
+                        "an ACL has one type: choose another name for this one".to_string(),
+                    )
+                };
+                self.error(origin, what).hint = Some(hint);
+                return;
+            }
+            let mut diags = Vec::new();
+            acl_parse::add_values(&mut self.acls[index], &values, &mut diags);
+            self.diags.extend(diags);
+            return;
+        }
+
+        let kind = match acl_parse::empty_kind(type_name, origin) {
+            Ok(kind) => kind,
+            Err(diag) => {
+                self.diags.push(diag);
+                return;
+            }
+        };
+        let mut draft = AclDraft {
+            name: name.to_string(),
+            type_name: type_name.to_string(),
+            origin: origin.clone(),
+            builtin: false,
+            kind,
+            elements: Vec::new(),
+        };
+        if values.is_empty() {
+            self.warning(origin, format!("ACL '{name}' has no values: it matches no request"));
+        }
+        let mut diags = Vec::new();
+        acl_parse::add_values(&mut draft, &values, &mut diags);
+        self.diags.extend(diags);
+        self.acl_index.insert(name.to_string(), self.acls.len());
+        self.acls.push(draft);
+    }
+
+    /// Stock configs redefine built-ins (`acl CONNECT method CONNECT`, `acl all src all`, the
+    /// Squid 3 `acl manager proto cache_object`): the same meaning is accepted without a word.
+    fn redefines_builtin_harmlessly(&self, name: &str, type_name: &str, values: &[Value]) -> bool {
+        let texts: Vec<&str> = values.iter().map(|v| v.text.as_str()).collect();
+        match name {
+            "all" => type_name == "src" && texts.iter().all(|t| ["all", "0.0.0.0/0", "::/0", "0/0"].contains(t)),
+            "manager" => {
+                (type_name == "proto" && texts == ["cache_object"])
+                    || type_name == "url_regex" && texts.iter().any(|t| t.contains("squid-internal-mgr"))
+            }
+            "CONNECT" => type_name == "method" && texts.iter().all(|t| *t == "CONNECT"),
+            "localhost" => {
+                type_name == "src"
+                    && texts
+                        .iter()
+                        .all(|t| ["127.0.0.1", "127.0.0.1/32", "::1", "::1/128"].contains(t))
+            }
+            _ => false,
+        }
+    }
+
+    /// Inline values, with each `"FILE"` replaced by the values read from that file.
+    fn expand_values(&mut self, tokens: &[Token], origin: &Origin) -> Vec<Value> {
+        let mut values = Vec::new();
+        for token in tokens {
+            if !token.quoted {
+                values.push(Value {
+                    text: token.text.clone(),
+                    origin: origin.clone(),
+                });
+                continue;
+            }
+            let path = source::resolve(&token.text, &origin.file);
+            match source::read_text(&path) {
+                Ok(text) => {
+                    let file: Arc<Path> = Arc::from(path.as_path());
+                    for (index, raw) in text.lines().enumerate() {
+                        let value_origin = Origin {
+                            file: file.clone(),
+                            line: u32::try_from(index + 1).unwrap_or(u32::MAX),
+                        };
+                        for word in raw.split_whitespace() {
+                            if word.starts_with('#') {
+                                break;
+                            }
+                            values.push(Value {
+                                text: word.to_string(),
+                                origin: value_origin.clone(),
+                            });
+                        }
+                    }
+                }
+                Err(e) => {
+                    self.error(
+                        origin,
+                        format!("cannot read ACL values file '{}': {}", path.display(), e.error),
+                    );
+                }
+            }
+        }
+        values
+    }
+
+    /// `[!]ACL…` references; `None` after reporting any name that is not defined (yet).
+    fn acl_refs(&mut self, tokens: &[Token], origin: &Origin) -> Option<Vec<AclRef>> {
+        let mut refs = Vec::new();
+        let mut ok = true;
+        for token in tokens {
+            let (negated, name) = match token.text.strip_prefix('!') {
+                Some(rest) => (true, rest),
+                None => (false, token.text.as_str()),
+            };
+            match self.acl_index.get(name) {
+                Some(&acl) => refs.push(AclRef { acl, negated }),
+                None => {
+                    ok = false;
+                    let hint = match self.acl_definitions.get(name) {
+                        Some(defined) => Some(format!(
+                            "'{name}' is defined later, at {defined}; an ACL must be defined before the line that uses it"
+                        )),
+                        None => suggest::did_you_mean(name, self.acl_index.keys().map(String::as_str)),
+                    };
+                    self.error(origin, format!("ACL not found: {name}")).hint = hint;
+                }
+            }
+        }
+        ok.then_some(refs)
+    }
+
+    /// `DIRECTIVE allow|deny [!]ACL…` for `http_access`, `never_direct`, `always_direct`, and
+    /// (after the peer name) `cache_peer_access`.
+    fn rule_from(&mut self, directive: &str, args: &[Token], origin: &Origin) -> Option<Rule> {
+        let Some(action_token) = args.first() else {
+            self.error(origin, format!("{directive} needs 'allow' or 'deny' and ACL names"));
+            return None;
+        };
+        let action = match action_token.text.as_str() {
+            "allow" => Action::Allow,
+            "deny" => Action::Deny,
+            other => {
+                self.error(origin, format!("{directive}: '{other}' is neither 'allow' nor 'deny'"))
+                    .hint = suggest::did_you_mean(other, ["allow", "deny"]);
+                return None;
+            }
+        };
+        let acls = self.acl_refs(&args[1..], origin)?;
+        if acls.is_empty() {
+            // Squid logs "Access line contains no ACL's, skipping" and drops the line.
+            self.warning(
+                origin,
+                format!("{directive} line without ACLs is ignored (as Squid does)"),
+            )
+            .hint = Some(format!(
+                "write '{directive} {} all' to match every request",
+                action_token.text
+            ));
+            return None;
+        }
+        Some(Rule {
+            action,
+            acls,
+            origin: origin.clone(),
+        })
+    }
+
+    fn rule(&mut self, line: &Line) -> Option<Rule> {
+        self.rule_from(line.name(), line.args(), &line.origin)
+    }
+
+    // --- listeners and parents ------------------------------------------------------------
+
+    fn http_port(&mut self, line: &Line) {
+        let origin = &line.origin;
+        let Some(spec) = line.args().first() else {
+            self.error(origin, "http_port needs a port").hint = Some("http_port [ADDRESS:]PORT, e.g. 3128".into());
+            return;
+        };
+        let mut ok = true;
+        match parse_listen(&spec.text) {
+            Ok((addr, port)) => {
+                for option in &line.args()[1..] {
+                    let key = option.text.split('=').next().unwrap_or_default();
+                    if key == "name" && option.text.contains('=') {
+                        continue;
+                    }
+                    ok = false;
+                    if SQUID_PORT_OPTIONS.contains(&key) {
+                        self.error(
+                            origin,
+                            format!("http_port option '{}' is not supported by hopproxy", option.text),
+                        )
+                        .hint = Some("hopproxy is a plain forward proxy: remove the option".into());
+                    } else {
+                        // Squid: "FATAL: Unknown http_port option 'junk'."
+                        self.error(origin, format!("unknown http_port option '{}'", option.text))
+                            .hint = suggest::did_you_mean(key, SQUID_PORT_OPTIONS.iter().copied()).or_else(|| {
+                            Some("http_port takes [ADDRESS:]PORT; a comment needs a space before '#'".into())
+                        });
+                    }
+                }
+                if let Some(previous) = self.config.http_ports.iter().find(|p| p.addr == addr && p.port == port) {
+                    let at = previous.origin.clone();
+                    self.error(origin, format!("http_port {} is already configured at {at}", spec.text));
+                    ok = false;
+                }
+                if ok {
+                    self.config.http_ports.push(HttpPort {
+                        addr,
+                        port,
+                        origin: origin.clone(),
+                    });
+                }
+            }
+            Err((message, hint)) => {
+                self.error(origin, message).hint = hint;
+            }
+        }
+    }
+
+    fn cache_peer(&mut self, line: &Line) {
+        let origin = &line.origin;
+        let args = line.args();
+        if args.len() < 4 {
+            self.error(origin, "cache_peer needs a host, a type, an HTTP port and an ICP port")
+                .hint = Some(
+                "cache_peer HOST parent HTTP-PORT 0 [options], e.g. cache_peer 192.0.2.1 parent 8080 0 no-query".into(),
+            );
+            return;
+        }
+        let host = args[0].text.trim_start_matches('[').trim_end_matches(']').to_string();
+        match args[1].text.as_str() {
+            "parent" => {}
+            kind @ ("sibling" | "multicast") => {
+                self.error(origin, format!("cache_peer type '{kind}' is not supported"))
+                    .hint = Some("hopproxy forwards only to parents: use 'parent'".into());
+                return;
+            }
+            other => {
+                self.error(origin, format!("unknown cache_peer type '{other}'")).hint = Some("use 'parent'".into());
+                return;
+            }
+        }
+        let Ok(http_port) = args[2]
+            .text
+            .parse::<u16>()
+            .map_err(drop)
+            .and_then(|p| if p == 0 { Err(()) } else { Ok(p) })
+        else {
+            self.error(
+                origin,
+                format!("cache_peer HTTP port '{}' is not a port number (1-65535)", args[2].text),
+            );
+            return;
+        };
+        if args[3].text.parse::<u16>().is_err() {
+            self.error(
+                origin,
+                format!("cache_peer ICP port '{}' is not a port number", args[3].text),
+            )
+            .hint = Some("hopproxy does not use ICP; write 0".into());
+            return;
+        }
+        let mut peer = Peer {
+            name: host.clone(),
+            host,
+            http_port,
+            selection: PeerSelection::FirstUp,
+            weight: 1,
+            default: false,
+            login: None,
+            connect_timeout: None,
+            connect_fail_limit: defaults::CONNECT_FAIL_LIMIT,
+            access: RuleList::default(),
+            origin: origin.clone(),
+        };
+        let mut ok = true;
+        for option in &args[4..] {
+            let text = option.text.as_str();
+            let (key, value) = match text.split_once('=') {
+                Some((k, v)) => (k, Some(v)),
+                None => (text, None),
+            };
+            let positive = |v: Option<&str>| v.and_then(|v| v.parse::<u32>().ok()).filter(|n| *n > 0);
+            match (key, value) {
+                ("default", None) => peer.default = true,
+                ("round-robin", None) => peer.selection = PeerSelection::RoundRobin,
+                ("weighted-round-robin", None) => peer.selection = PeerSelection::WeightedRoundRobin,
+                ("name", Some(v)) if !v.is_empty() => peer.name = v.to_string(),
+                ("weight", v) => match positive(v) {
+                    Some(n) => peer.weight = n,
+                    None => {
+                        ok = false;
+                        self.error(
+                            origin,
+                            format!("cache_peer '{text}': weight must be a whole number above 0"),
+                        );
+                    }
+                },
+                ("connect-fail-limit", v) => match positive(v) {
+                    Some(n) => peer.connect_fail_limit = n,
+                    None => {
+                        ok = false;
+                        self.error(
+                            origin,
+                            format!("cache_peer '{text}': connect-fail-limit must be a whole number above 0"),
+                        );
+                    }
+                },
+                ("connect-timeout", v) => match positive(v) {
+                    Some(n) => peer.connect_timeout = Some(Duration::from_secs(u64::from(n))),
+                    None => {
+                        ok = false;
+                        self.error(
+                            origin,
+                            format!("cache_peer '{text}': connect-timeout is a number of seconds above 0"),
+                        );
+                    }
+                },
+                ("login", Some("PASSTHRU")) => peer.login = Some(PeerLogin::PassThru),
+                ("login", Some(v)) => match v.split_once(':') {
+                    Some((user, password)) if !user.is_empty() && user != "*" => {
+                        peer.login = Some(PeerLogin::Basic {
+                            user: user.to_string(),
+                            password: password.to_string(),
+                        });
+                    }
+                    _ => {
+                        ok = false;
+                        self.error(origin, format!("cache_peer option 'login={v}' is not supported"))
+                            .hint = Some("use login=USER:PASSWORD or login=PASSTHRU".into());
+                    }
+                },
+                (k, _) if PEER_HARMLESS_OPTIONS.contains(&k) => {}
+                (k, _) if PEER_UNSUPPORTED_OPTIONS.contains(&k) || k.starts_with("tls-") || k.starts_with("ssl") => {
+                    ok = false;
+                    self.error(
+                        origin,
+                        format!("cache_peer option '{text}' is not supported by hopproxy"),
+                    )
+                    .hint = Some("hopproxy cannot honour it; remove it".into());
+                }
+                _ => {
+                    // Squid 5.7: "ERROR: Ignoring unknown cache_peer option 'junk'", exit 0.
+                    self.warning(origin, format!("ignoring unknown cache_peer option '{text}'"))
+                        .hint = suggest::did_you_mean(key, cache_peer_option_names());
+                }
+            }
+        }
+        if let Some(&existing) = self.peer_index.get(&peer.name) {
+            let at = self.config.peers[existing].origin.clone();
+            self.error(origin, format!("cache_peer '{}' is already defined at {at}", peer.name))
+                .hint = Some("give one of them a different name=".into());
+            return;
+        }
+        if ok {
+            self.peer_index.insert(peer.name.clone(), self.config.peers.len());
+            self.config.peers.push(peer);
+        }
+    }
+
+    fn cache_peer_access(&mut self, line: &Line) {
+        let origin = &line.origin;
+        let Some(name) = line.args().first() else {
+            self.error(
+                origin,
+                "cache_peer_access needs a peer name, 'allow' or 'deny', and ACL names",
+            );
+            return;
+        };
+        let Some(&index) = self.peer_index.get(&name.text) else {
+            let hint = suggest::did_you_mean(&name.text, self.peer_index.keys().map(String::as_str))
+                .or_else(|| Some("define the peer with cache_peer before this line".into()));
+            self.error(origin, format!("cache_peer_access: unknown cache_peer '{}'", name.text))
+                .hint = hint;
+            return;
+        };
+        if let Some(rule) = self.rule_from("cache_peer_access", &line.args()[1..], origin) {
+            self.config.peers[index].access.rules.push(rule);
+        }
+    }
+
+    // --- logging --------------------------------------------------------------------------
+
+    fn access_log(&mut self, line: &Line) {
+        let origin = &line.origin;
+        let Some(target) = line.args().first() else {
+            self.error(origin, "access_log needs a destination").hint =
+                Some("access_log stdio:/var/log/squid/access.log squid, or access_log none".into());
+            return;
+        };
+        let target = match target.text.split_once(':') {
+            _ if target.text == "none" => LogTarget::None,
+            Some(("stdio" | "daemon", path)) if !path.is_empty() => {
+                LogTarget::File(source::resolve(path, &origin.file))
+            }
+            Some((module @ ("syslog" | "udp" | "tcp"), _)) => {
+                self.error(origin, format!("access_log module '{module}' is not supported"))
+                    .hint = Some("use stdio:PATH".into());
+                return;
+            }
+            _ => {
+                // Squid 5.7 warns the same way and still writes to the file.
+                self.warning(
+                    origin,
+                    format!("log name now starts with a module name. Use 'stdio:{}'", target.text),
+                );
+                LogTarget::File(source::resolve(&target.text, &origin.file))
+            }
+        };
+        let mut rest = &line.args()[1..];
+        let mut format: Option<&str> = None;
+        while let Some(option) = rest.first().and_then(|t| t.text.split_once('=')) {
+            match option {
+                ("logformat", name) => format = Some(name),
+                ("buffer-size" | "on-error" | "rotate", _) => {}
+                _ => break,
+            }
+            rest = &rest[1..];
+        }
+        if format.is_none()
+            && let Some(first) = rest.first().filter(|t| self.logformats.contains(&t.text))
+        {
+            format = Some(first.text.as_str());
+            rest = &rest[1..];
+        }
+        if let Some(format) = format.filter(|f| *f != "squid") {
+            self.error(
+                origin,
+                format!("access_log format '{format}': only the squid native format is supported for now"),
+            )
+            .hint = Some("use 'squid' or leave the format out".into());
+            return;
+        }
+        let Some(acls) = self.acl_refs(rest, origin) else {
+            return;
+        };
+        self.config.access_logs.push(AccessLog {
+            target,
+            acls,
+            origin: origin.clone(),
+        });
+    }
+
+    fn logformat(&mut self, line: &Line) {
+        let Some(name) = line.args().first() else {
+            self.error(&line.origin, "logformat needs a name and a format");
+            return;
+        };
+        if name.text == "squid" {
+            self.warning(
+                &line.origin,
+                "'logformat squid' is ignored: 'squid' always means Squid's native format",
+            );
+            return;
+        }
+        self.logformats.insert(name.text.clone());
+        self.config.ignored.push(Ignored {
+            directive: "logformat".to_string(),
+            origin: line.origin.clone(),
+            reason: "custom log formats are not supported yet (only 'squid')",
+        });
+    }
+
+    // --- scalars --------------------------------------------------------------------------
+
+    fn one_arg<'a>(&mut self, line: &'a Line, usage: &str) -> Option<&'a str> {
+        match line.args() {
+            [value] => Some(value.text.as_str()),
+            _ => {
+                self.error(&line.origin, format!("{} takes one value", line.name()))
+                    .hint = Some(usage.to_string());
+                None
+            }
+        }
+    }
+
+    fn on_off(&mut self, line: &Line) -> Option<bool> {
+        let value = self.one_arg(line, &format!("{} on|off", line.name()))?;
+        match value {
+            "on" => Some(true),
+            "off" => Some(false),
+            other => {
+                self.error(&line.origin, format!("{}: '{other}' is not 'on' or 'off'", line.name()));
+                None
+            }
+        }
+    }
+
+    fn number(&mut self, line: &Line, usage: &str) -> Option<i64> {
+        let value = self.one_arg(line, usage)?;
+        match value.parse::<i64>() {
+            Ok(n) if n >= -1 => Some(n),
+            _ => {
+                self.error(
+                    &line.origin,
+                    format!("{}: '{value}' is not a valid number", line.name()),
+                )
+                .hint = Some(usage.to_string());
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, line: &Line, field: fn(&mut Config) -> &mut Duration) {
+        // Every timeout hopproxy reads has seconds as its default unit in Squid.
+        match units::parse_duration(line.args(), 1.0) {
+            Ok(value) => *field(&mut self.config) = value,
+            Err(message) => {
+                self.error(&line.origin, format!("{}: {message}", line.name())).hint = Some(format!(
+                    "{} 30 seconds (units: seconds, minutes, hours, days)",
+                    line.name()
+                ));
+            }
+        }
+    }
+
+    fn forwarded_for(&mut self, line: &Line) {
+        let Some(value) = self.one_arg(line, "forwarded_for on|off|transparent|delete|truncate") else {
+            return;
+        };
+        self.config.forwarded_for = match value {
+            "on" => ForwardedFor::On,
+            "off" => ForwardedFor::Off,
+            "transparent" => ForwardedFor::Transparent,
+            "delete" => ForwardedFor::Delete,
+            "truncate" => ForwardedFor::Truncate,
+            other => {
+                self.error(&line.origin, format!("forwarded_for: unknown value '{other}'"))
+                    .hint = Some("use on, off, transparent, delete or truncate".into());
+                return;
+            }
+        };
+    }
+
+    fn dns_nameservers(&mut self, line: &Line) {
+        if line.args().is_empty() {
+            self.error(&line.origin, "dns_nameservers needs at least one address");
+        }
+        for token in line.args() {
+            match token.text.parse::<IpAddr>() {
+                Ok(addr) => self.config.dns_nameservers.push(addr),
+                Err(_) => {
+                    self.error(
+                        &line.origin,
+                        format!("dns_nameservers: '{}' is not an IP address", token.text),
+                    );
+                }
+            }
+        }
+    }
+
+    fn tcp_outgoing_address(&mut self, line: &Line) {
+        let Some(addr) = line.args().first() else {
+            self.error(&line.origin, "tcp_outgoing_address needs an address");
+            return;
+        };
+        let Ok(ip) = addr
+            .text
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+        else {
+            self.error(
+                &line.origin,
+                format!("tcp_outgoing_address: '{}' is not an IP address", addr.text),
+            );
+            return;
+        };
+        let Some(acls) = self.acl_refs(&line.args()[1..], &line.origin) else {
+            return;
+        };
+        self.config.tcp_outgoing_address.push(OutgoingAddress {
+            addr: ip,
+            acls,
+            origin: line.origin.clone(),
+        });
+    }
+
+    // --- whole-config checks --------------------------------------------------------------
+
+    fn finish(&mut self, lines: &[Line]) {
+        let top = Origin {
+            file: Arc::from(self.config.source.as_path()),
+            line: 1,
+        };
+        if self.config.http_ports.is_empty()
+            && !self
+                .diags
+                .iter()
+                .any(|d| d.is_error() && d.message.contains("http_port"))
+        {
+            self.error(&top, "no http_port: hopproxy would not listen anywhere")
+                .hint = Some("add e.g. 'http_port 3128'".into());
+        }
+        if self.config.http_access.is_empty() {
+            let origin = lines
+                .iter()
+                .find(|l| l.name() == "http_access")
+                .map_or(top.clone(), |l| l.origin.clone());
+            self.warning(&origin, "no http_access rules: every request is denied")
+                .hint =
+                Some("add rules such as 'http_access allow localnet' followed by 'http_access deny all'".into());
+        }
+        if !self.config.never_direct.is_empty() && self.config.peers.is_empty() {
+            let origin = self.config.never_direct.rules[0].origin.clone();
+            self.warning(
+                &origin,
+                "never_direct is set but there is no cache_peer: such requests fail with 503",
+            )
+            .hint = Some("add 'cache_peer HOST parent PORT 0 no-query' or remove never_direct".into());
+        }
+        if self.config.access_logs.is_empty() {
+            self.diags.push(
+                Diagnostic::note(&top, "no access_log: hopproxy writes no access log")
+                    .with_hint("Squid would write daemon:/var/log/squid/access.log; add 'access_log stdio:PATH squid'"),
+            );
+        }
+        let mut diags = Vec::new();
+        for draft in &self.acls {
+            acl_parse::check_overlaps(draft, &mut diags);
+            if !draft.builtin && matches!(draft.kind, AclKind::ProxyAuth(_)) {
+                diags.push(
+                    Diagnostic::warning(
+                        &draft.origin,
+                        format!(
+                            "proxy_auth ACL '{}' never matches: hopproxy does not authenticate clients yet",
+                            draft.name
+                        ),
+                    )
+                    .with_hint("rules that need it never match; 'deny !NAME' denies everyone"),
+                );
+            }
+        }
+        self.diags.extend(diags);
+        self.config.acls = AclSet {
+            acls: self
+                .acls
+                .iter()
+                .map(|d| Acl {
+                    name: d.name.clone(),
+                    kind: d.kind.clone(),
+                })
+                .collect(),
+        };
+    }
+}
+
+fn cache_peer_option_names() -> impl Iterator<Item = &'static str> {
+    [
+        "default",
+        "round-robin",
+        "weighted-round-robin",
+        "name",
+        "weight",
+        "connect-fail-limit",
+        "connect-timeout",
+        "login",
+    ]
+    .into_iter()
+    .chain(PEER_HARMLESS_OPTIONS.iter().copied())
+}
+
+/// `PORT`, `IPV4:PORT`, `[IPV6]:PORT`.
+fn parse_listen(spec: &str) -> Result<(Option<IpAddr>, u16), (String, Option<String>)> {
+    let (addr, port) = if let Some(rest) = spec.strip_prefix('[') {
+        let Some((addr, port)) = rest.split_once("]:") else {
+            return Err((
+                format!("http_port '{spec}': an IPv6 address needs a port, as in [::1]:3128"),
+                None,
+            ));
+        };
+        (Some(addr), port)
+    } else if let Some((addr, port)) = spec.rsplit_once(':') {
+        (Some(addr), port)
+    } else {
+        (None, spec)
+    };
+    let addr = match addr {
+        None => None,
+        Some(text) => match text.parse::<IpAddr>() {
+            Ok(ip) => Some(ip),
+            Err(_) => {
+                return Err((
+                    format!("http_port '{spec}': '{text}' is not an IP address"),
+                    Some("write the address to listen on (127.0.0.1:3128, [::1]:3128) or only the port".into()),
+                ));
+            }
+        },
+    };
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok((addr, p)),
+        _ => Err((
+            format!("http_port '{spec}': '{port}' is not a port number (1-65535)"),
+            port.contains('#')
+                .then(|| "a '#' starts a comment only at the start of a word: put a space before it".to_string()),
+        )),
+    }
+}
+
+fn builtin_acls() -> Vec<AclDraft> {
+    let origin = Origin {
+        file: Arc::from(Path::new("<built-in>")),
+        line: 0,
+    };
+    let net = |s: &str| IpMatch::Net(s.parse::<IpNet>().expect("built-in network"));
+    let draft = |name: &str, type_name: &str, kind: AclKind| AclDraft {
+        name: name.to_string(),
+        type_name: type_name.to_string(),
+        origin: origin.clone(),
+        builtin: true,
+        kind,
+        elements: Vec::new(),
+    };
+    vec![
+        draft("all", "src", AclKind::All),
+        draft("manager", "url_regex", AclKind::Manager),
+        draft(
+            "localhost",
+            "src",
+            AclKind::Src(vec![net("127.0.0.1/32"), net("::1/128")]),
+        ),
+        draft(
+            "to_localhost",
+            "dst",
+            AclKind::Dst(vec![
+                net("127.0.0.0/8"),
+                net("0.0.0.0/32"),
+                net("::1/128"),
+                net("::/128"),
+            ]),
+        ),
+        draft("CONNECT", "method", AclKind::Method(vec!["CONNECT".into()])),
+    ]
+}

@@ -1,0 +1,9 @@
+//! HTTP/1.x plumbing shared by the server side and the dialing side: heads, framing, buffers.
+
+pub mod body;
+pub mod conn;
+pub mod head;
+
+pub use body::{BodyKind, copy_body};
+pub use conn::{BufConn, HeadError};
+pub use head::{Header, RequestHead, ResponseHead};

@@ -1,0 +1,7 @@
+//! Access logging in Squid's native format.
+
+pub mod record;
+pub mod writer;
+
+pub use record::{Hierarchy, Record, ResultCode};
+pub use writer::{LogSender, LogWriter};

@@ -1,0 +1,7 @@
+//! Effective-policy lint for `check`.
+
+use crate::config::{Config, Diagnostic};
+
+pub fn lint(_config: &Config) -> Vec<Diagnostic> {
+    Vec::new()
+}

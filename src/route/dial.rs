@@ -1,0 +1,187 @@
+//! Opening TCP connections to the next hop (origin or parent), with the right timeout and
+//! source address, and classifying failures so the client is told exactly what went wrong.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use tokio::net::{TcpSocket, TcpStream};
+
+use super::dns::ResolveError;
+use super::health;
+use super::select::{Attempt, NextHop, outgoing_address};
+use crate::policy::RequestFacts;
+use crate::state::Generation;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectFailure {
+    Refused,
+    Timeout,
+    Unreachable,
+    /// The connection was accepted, then closed or reset before the peer answered.
+    ClosedBeforeAnswer,
+    Other(String),
+}
+
+impl fmt::Display for ConnectFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectFailure::Refused => f.write_str("connection refused"),
+            ConnectFailure::Timeout => f.write_str("connection timed out"),
+            ConnectFailure::Unreachable => f.write_str("network unreachable"),
+            ConnectFailure::ClosedBeforeAnswer => f.write_str("connection closed before an answer"),
+            ConnectFailure::Other(text) => f.write_str(text),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FailureReason {
+    Dns(ResolveError),
+    Connect(ConnectFailure),
+}
+
+/// One failed attempt: what we tried to reach and why it failed.
+#[derive(Debug, Clone)]
+pub struct HopFailure {
+    pub attempt: Attempt,
+    /// `host:port` of the origin, or `parent NAME` for a parent.
+    pub target: String,
+    pub addr: Option<SocketAddr>,
+    pub reason: FailureReason,
+}
+
+impl fmt::Display for HopFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.reason, self.addr) {
+            (FailureReason::Dns(e), _) => write!(f, "cannot resolve {}: {e}", self.target),
+            (FailureReason::Connect(c), Some(addr)) => write!(f, "cannot connect to {} ({addr}): {c}", self.target),
+            (FailureReason::Connect(c), None) => write!(f, "cannot connect to {}: {c}", self.target),
+        }
+    }
+}
+
+pub struct Connected {
+    pub stream: TcpStream,
+    pub addr: SocketAddr,
+    pub attempt: Attempt,
+}
+
+/// `host:port` with IPv6 literals bracketed, as in a CONNECT request target.
+pub fn authority(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// Connects to the hop of `attempt`. For a parent, a failure is counted against it (and a
+/// background probe started when that marks it down); a success clears its count.
+pub async fn connect_hop(
+    generation: &Generation,
+    facts: &RequestFacts<'_>,
+    attempt: Attempt,
+    host: &str,
+    port: u16,
+) -> Result<Connected, HopFailure> {
+    let config = &generation.config;
+    let (target, dial_host, dial_port, timeout) = match attempt.hop {
+        NextHop::Direct => (authority(host, port), host, port, config.connect_timeout),
+        NextHop::Parent(i) => {
+            let peer = &config.peers[i];
+            let timeout = peer.connect_timeout.unwrap_or(config.peer_connect_timeout);
+            (
+                format!("parent {}", peer.name),
+                peer.host.as_str(),
+                peer.http_port,
+                timeout,
+            )
+        }
+    };
+    let fail = |addr, reason| HopFailure {
+        attempt,
+        target: target.clone(),
+        addr,
+        reason,
+    };
+    let addrs = match generation.resolver.resolve(&dial_host.to_ascii_lowercase()).await {
+        Ok(addrs) => addrs,
+        Err(e) => return Err(fail(None, FailureReason::Dns(e))),
+    };
+    let sockets: Vec<SocketAddr> = addrs.iter().map(|ip| SocketAddr::new(*ip, dial_port)).collect();
+    match connect_any(generation, facts, &sockets, timeout).await {
+        Ok((stream, addr)) => {
+            if let NextHop::Parent(i) = attempt.hop {
+                generation.peer_health[i].record_success();
+            }
+            Ok(Connected { stream, addr, attempt })
+        }
+        Err((addr, failure)) => {
+            if let NextHop::Parent(i) = attempt.hop {
+                note_parent_failure(generation, i, &sockets, &failure);
+            }
+            Err(fail(addr, FailureReason::Connect(failure)))
+        }
+    }
+}
+
+/// Counts a failure to reach parent `index`; starts a background probe if it is now down.
+pub fn note_parent_failure(generation: &Generation, index: usize, addrs: &[SocketAddr], failure: &ConnectFailure) {
+    let peer = &generation.config.peers[index];
+    let health = &generation.peer_health[index];
+    if health.record_failure(peer.connect_fail_limit) {
+        tracing::warn!(parent = %peer.name, "parent marked down after {} consecutive failures (last: {failure}); probing it in the background", peer.connect_fail_limit);
+        health::spawn_probe(health, peer.name.clone(), addrs.to_vec());
+    }
+}
+
+/// Tries each address in turn within one overall deadline; returns the first connection.
+async fn connect_any(
+    generation: &Generation,
+    facts: &RequestFacts<'_>,
+    addrs: &[SocketAddr],
+    timeout: Duration,
+) -> Result<(TcpStream, SocketAddr), (Option<SocketAddr>, ConnectFailure)> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last = (None, ConnectFailure::Other("no address to connect to".into()));
+    for &addr in addrs {
+        let source = outgoing_address(generation, facts, addr.ip());
+        match tokio::time::timeout_at(deadline, connect_from(addr, source)).await {
+            Ok(Ok(stream)) => {
+                // Nagle plus delayed ACK would cost ~40 ms per small exchange in a tunnel.
+                let _ = stream.set_nodelay(true);
+                return Ok((stream, addr));
+            }
+            Ok(Err(e)) => last = (Some(addr), classify(&e)),
+            Err(_) => return Err((Some(addr), ConnectFailure::Timeout)),
+        }
+    }
+    Err(last)
+}
+
+async fn connect_from(addr: SocketAddr, source: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    if let Some(ip) = source {
+        socket.bind(SocketAddr::new(ip, 0))?;
+    }
+    socket.connect(addr).await
+}
+
+pub fn classify(e: &std::io::Error) -> ConnectFailure {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::ConnectionRefused => ConnectFailure::Refused,
+        ErrorKind::TimedOut => ConnectFailure::Timeout,
+        ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable => ConnectFailure::Unreachable,
+        ErrorKind::ConnectionReset
+        | ErrorKind::ConnectionAborted
+        | ErrorKind::UnexpectedEof
+        | ErrorKind::BrokenPipe => ConnectFailure::ClosedBeforeAnswer,
+        _ => ConnectFailure::Other(e.to_string()),
+    }
+}

@@ -1,0 +1,99 @@
+//! Parent health. Only a failure to *connect* to a parent counts against it: a parent that
+//! answers our CONNECT with an error about the destination is alive (unlike Squid 5.7, which
+//! counts every non-200 answer and declares a healthy parent dead: reference F9). A parent
+//! marked down is probed in the background, so no client request is spent reviving it (Squid
+//! sacrifices one: F7).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+/// How often a down parent is probed.
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+/// Longest wait for one probe's TCP handshake.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[derive(Debug, Default)]
+pub struct PeerHealth {
+    consecutive_failures: AtomicU32,
+    down: AtomicBool,
+    probing: AtomicBool,
+    /// Requests sent to this parent, for round-robin.
+    pub uses: AtomicU64,
+}
+
+impl PeerHealth {
+    pub fn is_down(&self) -> bool {
+        self.down.load(Ordering::Relaxed)
+    }
+
+    pub fn record_success(&self) {
+        self.consecutive_failures.store(0, Ordering::Relaxed);
+        if self.down.swap(false, Ordering::Relaxed) {
+            tracing::info!("parent revived by a successful connection");
+        }
+    }
+
+    /// Marks the parent down at once (start-up probe failed); true if it was up.
+    pub fn mark_down(&self) -> bool {
+        !self.down.swap(true, Ordering::Relaxed)
+    }
+
+    /// Counts a connect failure; returns true when this failure marked the parent down.
+    pub fn record_failure(&self, limit: u32) -> bool {
+        let failures = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
+        failures >= limit.max(1) && !self.down.swap(true, Ordering::Relaxed)
+    }
+}
+
+/// Probes `health`'s parent until a TCP connect succeeds, then marks it up. Stops early when
+/// the config generation that owns `health` is gone (after a reload).
+pub fn spawn_probe(health: &Arc<PeerHealth>, name: String, addrs: Vec<SocketAddr>) {
+    if health.probing.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    let weak: Weak<PeerHealth> = Arc::downgrade(health);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(PROBE_INTERVAL).await;
+            let Some(health) = weak.upgrade() else { return };
+            if !health.is_down() {
+                health.probing.store(false, Ordering::Relaxed);
+                return;
+            }
+            for &addr in &addrs {
+                let ok = matches!(
+                    tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(addr)).await,
+                    Ok(Ok(_))
+                );
+                if ok {
+                    health.consecutive_failures.store(0, Ordering::Relaxed);
+                    health.down.store(false, Ordering::Relaxed);
+                    health.probing.store(false, Ordering::Relaxed);
+                    tracing::warn!(parent = %name, "parent is reachable again (background probe); back in use");
+                    return;
+                }
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_limit_th_consecutive_failure_marks_down() {
+        let h = PeerHealth::default();
+        for _ in 0..9 {
+            assert!(!h.record_failure(10));
+        }
+        assert!(h.record_failure(10));
+        assert!(h.is_down());
+        assert!(!h.record_failure(10), "already down: reported once");
+        h.record_success();
+        assert!(!h.is_down());
+        assert!(!h.record_failure(10), "count restarts after a success");
+    }
+}

@@ -1,0 +1,197 @@
+//! CONNECT: check policy, reach the next hop (directly or through a parent's own CONNECT),
+//! and only then answer 200 and relay. Bytes the client sent right behind its CONNECT head
+//! are kept and forwarded once the tunnel is up (reference M15).
+
+use tokio::io::AsyncWriteExt;
+use tokio::time::Instant;
+
+use super::client::{ClientCtx, Outcome};
+use super::failure;
+use super::headers::{client_proxy_auth, write_forwarded};
+use super::policy::{Verdict, check_access};
+use super::reply::{ErrorType, ProxyError, reason_phrase, sf_identifier, sf_string};
+use super::target::{authority, parse_connect};
+use crate::http1::head::response_body_kind;
+use crate::http1::{BufConn, RequestHead, ResponseHead, copy_body};
+use crate::log::ResultCode;
+use crate::relay::relay;
+use crate::route::select::plan;
+use crate::route::tunnel::{self, ParentRequest, TunnelOutcome};
+
+pub const ESTABLISHED: &[u8] = b"HTTP/1.1 200 Connection established\r\n\r\n";
+
+pub async fn handle(ctx: &ClientCtx, mut client: BufConn, head: RequestHead, start: Instant) {
+    let target = match parse_connect(&head.target) {
+        Ok(t) => t,
+        Err(e) => {
+            let error = ProxyError::new(400, ErrorType::HttpRequestError, e.to_string());
+            let bytes = ctx.refuse(&mut client, &error).await;
+            ctx.log(
+                start,
+                "CONNECT",
+                &head.target,
+                Outcome::local(ResultCode::None, 400, bytes),
+            );
+            return;
+        }
+    };
+    let url = authority(&target);
+    let generation = &ctx.generation;
+    let verdict = check_access(ctx, "CONNECT", &target).await;
+    let facts = verdict.facts();
+    if let Verdict::Denied { .. } = verdict.verdict {
+        let error = ProxyError::new(
+            403,
+            ErrorType::HttpRequestDenied,
+            format!("access to {url} denied by policy"),
+        )
+        .with_hint("the proxy's http_access rules do not allow this client, destination or port");
+        let bytes = ctx.refuse(&mut client, &error).await;
+        ctx.log(start, "CONNECT", &url, Outcome::local(ResultCode::Denied, 403, bytes));
+        return;
+    }
+    let attempts = plan(generation, &facts);
+
+    let mut parent_head = format!("CONNECT {url} HTTP/1.1\r\nHost: {url}\r\n").into_bytes();
+    write_forwarded(&mut parent_head, generation, ctx.client_ip, &head.headers, &["host"]);
+    let request = ParentRequest {
+        head: &parent_head,
+        client_proxy_auth: client_proxy_auth(&head.headers),
+    };
+
+    match tunnel::open(generation, &facts, &attempts, &target.host, target.port, &request).await {
+        Ok(TunnelOutcome::Established {
+            upstream,
+            addr,
+            attempt,
+        }) => {
+            let mut bytes = 0u64;
+            let mut stats = None;
+            if client.write_all(ESTABLISHED).await.is_ok() {
+                bytes += ESTABLISHED.len() as u64;
+                let (mut upstream_stream, early_down) = (upstream.stream, upstream.buf);
+                let delivered =
+                    client.write_all(&early_down).await.is_ok() && upstream_stream.write_all(&client.buf).await.is_ok();
+                if delivered {
+                    bytes += early_down.len() as u64;
+                    let read_timeout = generation.config.read_timeout;
+                    stats = Some(relay(client.stream, upstream_stream, read_timeout, ctx.shutdown.clone()).await);
+                }
+            }
+            bytes += stats.map_or(0, |s| s.server_to_client);
+            let outcome = Outcome {
+                result: ResultCode::Tunnel,
+                status: 200,
+                bytes,
+                hierarchy: attempt.hierarchy,
+                peer: Some(addr.ip()),
+                content_type: None,
+            };
+            ctx.log(start, "CONNECT", &url, outcome);
+        }
+        Ok(TunnelOutcome::ParentAnswered {
+            mut upstream,
+            head: answer,
+            addr,
+            attempt,
+            ..
+        }) => {
+            let bytes = relay_parent_answer(ctx, &mut client, &mut upstream, &answer, addr.to_string()).await;
+            let outcome = Outcome {
+                result: ResultCode::Tunnel,
+                status: answer.status,
+                bytes,
+                hierarchy: attempt.hierarchy,
+                peer: Some(addr.ip()),
+                content_type: None,
+            };
+            ctx.log(start, "CONNECT", &url, outcome);
+        }
+        Err(error) => {
+            let (reply, hierarchy, peer) = failure::describe(&error);
+            let bytes = ctx.refuse(&mut client, &reply).await;
+            let outcome = Outcome {
+                hierarchy,
+                peer,
+                ..Outcome::local(ResultCode::None, reply.status, bytes)
+            };
+            ctx.log(start, "CONNECT", &url, outcome);
+        }
+    }
+}
+
+/// Relays a parent's non-2xx answer to our CONNECT: its status line, its headers (with our
+/// `Proxy-Status` member and `Via` entry added) and its body, then closes. Squid 5.7 drops
+/// the body (reference B7r); the body often says what went wrong, so hopproxy keeps it.
+async fn relay_parent_answer(
+    ctx: &ClientCtx,
+    client: &mut BufConn,
+    upstream: &mut BufConn,
+    answer: &ResponseHead,
+    parent_addr: String,
+) -> u64 {
+    let generation = &ctx.generation;
+    let mut head = format!("HTTP/1.1 {} {}\r\n", answer.status, reason_or_default(answer)).into_bytes();
+    let body_kind =
+        response_body_kind("CONNECT", answer.status, &answer.headers).unwrap_or(crate::http1::BodyKind::None);
+    let mut proxy_status: Option<Vec<u8>> = None;
+    let mut via: Option<Vec<u8>> = None;
+    for h in &answer.headers {
+        if h.is("connection") || h.is("proxy-connection") || h.is("keep-alive") {
+            continue;
+        }
+        if h.is("proxy-status") {
+            proxy_status = Some(join(proxy_status, &h.value));
+            continue;
+        }
+        if h.is("via") {
+            via = Some(join(via, &h.value));
+            continue;
+        }
+        super::headers::push_header(&mut head, &h.name, &h.value);
+    }
+    // RFC 9209: the member closest to the origin comes first; we add ours after the parent's.
+    let ours = format!(
+        "{}; received-status={}; next-hop={}",
+        sf_identifier(&generation.hostname),
+        answer.status,
+        sf_string(&parent_addr)
+    );
+    super::headers::push_header(&mut head, "Proxy-Status", &join(proxy_status, ours.as_bytes()));
+    super::headers::write_via(&mut head, generation, via);
+    head.extend_from_slice(b"Connection: close\r\n\r\n");
+    let mut written = 0u64;
+    if client.write_all(&head).await.is_ok() {
+        written += head.len() as u64;
+        let idle = generation.config.read_timeout.min(std::time::Duration::from_secs(30));
+        // A cap on the time spent on an error body: it is advice, not payload.
+        let copy = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            copy_body(upstream, &mut client.stream, body_kind, idle),
+        );
+        if let Ok(Ok(n)) = copy.await {
+            written += n;
+        }
+    }
+    super::client::close_gracefully(&mut client.stream).await;
+    written
+}
+
+fn reason_or_default(answer: &ResponseHead) -> &str {
+    if answer.reason.is_empty() {
+        reason_phrase(answer.status)
+    } else {
+        &answer.reason
+    }
+}
+
+fn join(existing: Option<Vec<u8>>, more: &[u8]) -> Vec<u8> {
+    match existing {
+        Some(mut v) => {
+            v.extend_from_slice(b", ");
+            v.extend_from_slice(more);
+            v
+        }
+        None => more.to_vec(),
+    }
+}

@@ -1,0 +1,81 @@
+//! Turning a failure to reach the next hop into the reply and the log fields.
+
+use std::net::IpAddr;
+
+use super::reply::{ErrorType, ProxyError};
+use crate::log::Hierarchy;
+use crate::route::dial::{ConnectFailure, FailureReason, HopFailure};
+use crate::route::dns::ResolveError;
+use crate::route::tunnel::TunnelError;
+
+/// The reply for a request that could not reach any next hop, and the hierarchy/peer to log.
+pub fn describe(error: &TunnelError) -> (ProxyError, Hierarchy, Option<IpAddr>) {
+    let failures = match error {
+        TunnelError::NoRoute => {
+            let e = ProxyError::new(503, ErrorType::DestinationUnavailable, "no next hop may be used for this request")
+                .with_hint("never_direct forbids going direct and no cache_peer is allowed for this request (check cache_peer_access)");
+            return (e, Hierarchy::None, None);
+        }
+        TunnelError::Failed(failures) => failures,
+    };
+    // The first failure is the most telling: later ones are fall-backs.
+    let Some(first) = failures.first() else {
+        return (
+            ProxyError::new(503, ErrorType::DestinationUnavailable, "no next hop"),
+            Hierarchy::None,
+            None,
+        );
+    };
+    let summary = failures
+        .iter()
+        .map(HopFailure::to_string)
+        .collect::<Vec<_>>()
+        .join("; ");
+    let (status, kind, hint) = classify(&first.reason);
+    let mut reply = ProxyError::new(status, kind, summary);
+    reply.hint = Some(hint);
+    if let Some(addr) = first.addr {
+        reply = reply.with_next_hop(addr.to_string());
+    }
+    let (hierarchy, peer) = match first.addr {
+        Some(addr) => (first.attempt.hierarchy, Some(addr.ip())),
+        None => (Hierarchy::None, None),
+    };
+    (reply, hierarchy, peer)
+}
+
+fn classify(reason: &FailureReason) -> (u16, ErrorType, &'static str) {
+    match reason {
+        FailureReason::Dns(ResolveError::NotFound(_)) => (
+            502,
+            ErrorType::DnsError,
+            "the name does not resolve from this proxy (check the name, hosts_file and DNS)",
+        ),
+        FailureReason::Dns(ResolveError::Timeout) => (504, ErrorType::DnsError, "DNS did not answer in time"),
+        FailureReason::Connect(ConnectFailure::Refused) => (
+            503,
+            ErrorType::ConnectionRefused,
+            "nothing listens there: is the next hop running, and is the port right?",
+        ),
+        FailureReason::Connect(ConnectFailure::Timeout) => (
+            504,
+            ErrorType::ConnectionTimeout,
+            "no answer: a firewall may drop the traffic, or the next hop is down",
+        ),
+        FailureReason::Connect(ConnectFailure::Unreachable) => (
+            503,
+            ErrorType::DestinationIpUnroutable,
+            "no route from this proxy to the next hop",
+        ),
+        FailureReason::Connect(ConnectFailure::ClosedBeforeAnswer) => (
+            502,
+            ErrorType::ConnectionTerminated,
+            "the next hop closed the connection without answering",
+        ),
+        FailureReason::Connect(ConnectFailure::Other(_)) => (
+            502,
+            ErrorType::DestinationUnavailable,
+            "the next hop could not be reached",
+        ),
+    }
+}

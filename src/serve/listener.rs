@@ -1,0 +1,93 @@
+//! Listening sockets and the accept loop: one task per connection, accept errors logged and
+//! survived (running out of descriptors must not stop the proxy).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::client::{self, ClientCtx, Outcome};
+use super::limits::{Limits, Refusal};
+use super::reply::{ErrorType, ProxyError};
+use crate::config::HttpPort;
+use crate::http1::BufConn;
+use crate::log::{LogSender, ResultCode};
+use crate::state::Generation;
+
+/// Binds one `http_port`. Without an address, listens on `[::]` (which also accepts IPv4 on
+/// Linux), falling back to `0.0.0.0` where IPv6 is off.
+pub async fn bind(port: &HttpPort) -> std::io::Result<TcpListener> {
+    match port.addr {
+        Some(ip) => TcpListener::bind(SocketAddr::new(ip, port.port)).await,
+        None => match TcpListener::bind(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port.port)).await {
+            Ok(l) => Ok(l),
+            Err(_) => TcpListener::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port.port)).await,
+        },
+    }
+}
+
+pub struct Shared {
+    pub generation: watch::Receiver<Arc<Generation>>,
+    pub limits: Arc<Limits>,
+    pub log: LogSender,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Accepts until `stop` turns true.
+pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let local_port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.changed() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // EMFILE/ENFILE and friends: wait for descriptors to free up, keep going.
+                tracing::warn!("accept failed: {e}; retrying shortly");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let client_ip = peer.ip().to_canonical();
+        let ctx = ClientCtx {
+            generation: Arc::clone(&shared.generation.borrow()),
+            client_ip,
+            local_port,
+            log: shared.log.clone(),
+            shutdown: shared.shutdown.clone(),
+        };
+        match shared.limits.acquire(client_ip) {
+            Ok(slot) => {
+                tokio::spawn(async move {
+                    client::serve(ctx, stream).await;
+                    drop(slot);
+                });
+            }
+            Err(refusal) => {
+                tokio::spawn(refuse_over_limit(ctx, stream, refusal));
+            }
+        }
+    }
+}
+
+async fn refuse_over_limit(ctx: ClientCtx, stream: tokio::net::TcpStream, refusal: Refusal) {
+    let start = Instant::now();
+    let details = match refusal {
+        Refusal::Total(n) => format!("this proxy is at its limit of {n} connections"),
+        Refusal::PerClient(n) => format!("this client already has {n} connections (client_ip_max_connections)"),
+    };
+    let error = ProxyError::new(503, ErrorType::ConnectionLimitReached, details);
+    let mut conn = BufConn::new(stream);
+    let bytes = ctx.refuse(&mut conn, &error).await;
+    ctx.log(
+        start,
+        "",
+        "error:connection-limit",
+        Outcome::local(ResultCode::None, 503, bytes),
+    );
+}

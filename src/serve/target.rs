@@ -1,0 +1,187 @@
+//! Understanding the request target: a CONNECT authority or an absolute `http://` URL.
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Lower-case host, trailing dot removed, IPv6 without brackets.
+    pub host: String,
+    pub port: u16,
+    /// Scheme in upper case as the `proto` ACL sees it.
+    pub proto: &'static str,
+    /// Path and query (`/` when empty); empty for CONNECT.
+    pub path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    #[error("CONNECT target must be host:port")]
+    BadAuthority,
+    #[error("CONNECT target must not carry user information")]
+    UserInfo,
+    #[error("port must be 1-65535")]
+    BadPort,
+    #[error(
+        "a proxy needs an absolute http:// URL (got origin-form); configure the client to use this host as a proxy"
+    )]
+    OriginForm,
+    #[error("only http:// URLs are forwarded; https:// goes through CONNECT")]
+    UnsupportedScheme,
+    #[error("invalid host name")]
+    BadHost,
+}
+
+/// Parses a CONNECT authority. A missing port means 443, as Squid 5.7 does (reference M2).
+pub fn parse_connect(authority: &str) -> Result<Target, TargetError> {
+    if authority.contains('@') {
+        return Err(TargetError::UserInfo);
+    }
+    let (host, port) = split_host_port(authority)?;
+    Ok(Target {
+        host: normalize_host(host)?,
+        port: port.unwrap_or(443),
+        proto: "AUTHORITY",
+        path: String::new(),
+    })
+}
+
+/// Parses an absolute-form `http://host[:port]/path?query` URL.
+pub fn parse_absolute(url: &str) -> Result<Target, TargetError> {
+    if url.starts_with('/') || url == "*" {
+        return Err(TargetError::OriginForm);
+    }
+    let (scheme, rest) = url.split_once("://").ok_or(TargetError::OriginForm)?;
+    if !scheme.eq_ignore_ascii_case("http") {
+        return Err(TargetError::UnsupportedScheme);
+    }
+    let split_at = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(split_at);
+    if authority.contains('@') {
+        return Err(TargetError::UserInfo);
+    }
+    let (host, port) = split_host_port(authority)?;
+    let path = path.split('#').next().unwrap_or("");
+    let path = if path.is_empty() {
+        "/".to_string()
+    } else if path.starts_with('?') {
+        format!("/{path}")
+    } else {
+        path.to_string()
+    };
+    Ok(Target {
+        host: normalize_host(host)?,
+        port: port.unwrap_or(80),
+        proto: "HTTP",
+        path,
+    })
+}
+
+fn split_host_port(authority: &str) -> Result<(&str, Option<u16>), TargetError> {
+    let (host, port_text) = if let Some(rest) = authority.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or(TargetError::BadAuthority)?;
+        match after {
+            "" => (host, None),
+            _ => (host, Some(after.strip_prefix(':').ok_or(TargetError::BadAuthority)?)),
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, _)) if host.contains(':') => return Err(TargetError::BadAuthority),
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    let port = match port_text {
+        None | Some("") => None,
+        Some(text) => {
+            if !text.bytes().all(|b| b.is_ascii_digit()) || text.len() > 5 {
+                return Err(TargetError::BadPort);
+            }
+            match text.parse::<u16>() {
+                Ok(0) | Err(_) => return Err(TargetError::BadPort),
+                Ok(p) => Some(p),
+            }
+        }
+    };
+    Ok((host, port))
+}
+
+fn normalize_host(host: &str) -> Result<String, TargetError> {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    if host.is_empty() {
+        return Err(TargetError::BadHost);
+    }
+    if host.contains(':') {
+        host.parse::<std::net::Ipv6Addr>().map_err(|_| TargetError::BadHost)?;
+        return Ok(host);
+    }
+    let valid = host
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
+    if valid { Ok(host) } else { Err(TargetError::BadHost) }
+}
+
+/// The authority to log and to send: `host:port`, IPv6 in brackets.
+pub fn authority(target: &Target) -> String {
+    crate::route::dial::authority(&target.host, target.port)
+}
+
+/// Whether a `Host` field names the same authority as the absolute URL (RFC 9112 section
+/// 3.2.2 lets a proxy ignore Host; disagreeing ones are refused instead, as they are a
+/// classic way to make two hops disagree about the destination).
+pub fn host_field_matches(target: &Target, host_field: &str) -> bool {
+    match split_host_port(host_field.trim()) {
+        Ok((host, port)) => normalize_host(host).is_ok_and(|h| h == target.host) && port.unwrap_or(80) == target.port,
+        Err(_) => false,
+    }
+}
+
+/// The URL as logged and as sent to a parent: `http://host[:port]/path`, port omitted when 80.
+pub fn absolute_url(target: &Target) -> String {
+    let host = if target.host.contains(':') {
+        format!("[{}]", target.host)
+    } else {
+        target.host.clone()
+    };
+    if target.port == 80 {
+        format!("http://{host}{}", target.path)
+    } else {
+        format!("http://{host}:{}{}", target.port, target.path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_targets() {
+        let t = parse_connect("Ingress-Orange-SaaS.instana.io.:443").unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("ingress-orange-saas.instana.io", 443));
+        assert_eq!(parse_connect("example.com").unwrap().port, 443);
+        assert_eq!(parse_connect("[::1]:8443").unwrap().host, "::1");
+        for (bad, err) in [
+            ("example.com:0", TargetError::BadPort),
+            ("example.com:99999", TargetError::BadPort),
+            ("example.com:x", TargetError::BadPort),
+            ("user@example.com:443", TargetError::UserInfo),
+            ("::1:443", TargetError::BadAuthority),
+            ("exa mple.com:443", TargetError::BadHost),
+            (":443", TargetError::BadHost),
+        ] {
+            assert_eq!(parse_connect(bad), Err(err), "{bad}");
+        }
+    }
+
+    #[test]
+    fn absolute_urls() {
+        let t = parse_absolute("http://Example.com/some/path?secret=1").unwrap();
+        assert_eq!(
+            (t.host.as_str(), t.port, t.path.as_str()),
+            ("example.com", 80, "/some/path?secret=1")
+        );
+        assert_eq!(parse_absolute("http://h:8080").unwrap().path, "/");
+        assert_eq!(parse_absolute("http://h?q").unwrap().path, "/?q");
+        assert_eq!(parse_absolute("http://[::1]:81/x").unwrap().host, "::1");
+        assert_eq!(parse_absolute("/x"), Err(TargetError::OriginForm));
+        assert_eq!(parse_absolute("https://h/"), Err(TargetError::UnsupportedScheme));
+        assert_eq!(parse_absolute("http://u:p@h/"), Err(TargetError::UserInfo));
+    }
+}
