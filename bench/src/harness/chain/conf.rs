@@ -24,6 +24,8 @@ pub fn hopproxy(h: &Hop) -> String {
     let _ = writeln!(c, "http_access deny all");
     let _ = writeln!(c, "access_log stdio:{d}/access.log squid");
     let _ = writeln!(c, "visible_hostname {}.bench", h.name);
+    // Stop as promptly as Squid does when the harness sends SIGTERM.
+    let _ = writeln!(c, "shutdown_lifetime 1 seconds");
     if let Some(p) = h.parent {
         let _ = writeln!(c, "cache_peer {} parent {} 0 no-query default", p.ip(), p.port());
         let _ = writeln!(c, "never_direct allow all");
