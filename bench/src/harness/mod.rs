@@ -28,7 +28,12 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let outcome = rt.block_on(run_until_signal(opts));
+    let outcome = rt.block_on(async move {
+        match opts.sink_only {
+            Some(secs) => until_signal(serve_sink_only(secs.min(3600))).await,
+            None => until_signal(run(opts)).await.map(|_| ()),
+        }
+    });
     // Sink tasks and stray client tasks die with the runtime; proxies were stopped by their guards.
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
     match outcome {
@@ -40,13 +45,13 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Runs the benchmark, but gives up on SIGINT/SIGTERM: dropping the run future drops every
-/// chain guard, which kills the proxy processes it started.
-pub async fn run_until_signal(opts: Options) -> Result<report::Report, String> {
+/// Runs `work`, but gives up on SIGINT/SIGTERM: dropping the run future drops every chain
+/// guard, which kills the proxy processes it started.
+async fn until_signal<T>(work: impl std::future::Future<Output = Result<T, String>>) -> Result<T, String> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
     tokio::select! {
-        r = run(opts) => r,
+        r = work => r,
         _ = tokio::signal::ctrl_c() => Err("interrupted (SIGINT); proxies stopped".into()),
         _ = term.recv() => Err("terminated (SIGTERM); proxies stopped".into()),
     }
@@ -56,10 +61,28 @@ pub async fn run_until_signal(opts: Options) -> Result<report::Report, String> {
 pub async fn run(opts: Options) -> Result<report::Report, String> {
     let plan = opts.plan()?;
     let report = runner::run(&plan).await?;
-    println!("{}", report::table::render(&report));
+    let table = report::table::render(&report);
+    println!("{table}");
     if let Some(path) = &plan.out {
         report::json::write(&report, path)?;
-        println!("wrote {}", path.display());
+        // The printed table beside the JSON, for README and for diffs between runs.
+        let txt = path.with_extension("txt");
+        std::fs::write(&txt, table.trim_start()).map_err(|e| format!("{}: {e}", txt.display()))?;
+        println!("wrote {} and {}", path.display(), txt.display());
     }
     Ok(report)
+}
+
+/// Serves the sink alone for `secs` seconds, so other load generators or a profiler can be
+/// pointed at a proxy in front of it.
+async fn serve_sink_only(secs: u64) -> Result<(), String> {
+    let sink = sink::Sink::start(chain::SINK_IP.into())
+        .await
+        .map_err(|e| format!("sink: {e}"))?;
+    println!(
+        "sink for {secs} s: echo {} down {} up {} http {}",
+        sink.echo, sink.down, sink.up, sink.http
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(secs)).await;
+    Ok(())
 }

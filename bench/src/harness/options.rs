@@ -47,6 +47,9 @@ pub struct Options {
     /// The squid binary.
     #[arg(long, default_value = "squid")]
     pub squid: PathBuf,
+    /// Only serve the sink for this many seconds and print its ports (for wrk, perf, manual tests).
+    #[arg(long, value_name = "SECONDS")]
+    pub sink_only: Option<u64>,
     /// Keep the proxies' run directories (configs, access and cache logs) and print where.
     #[arg(long)]
     pub keep_dirs: bool,
