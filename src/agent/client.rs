@@ -26,6 +26,8 @@ pub struct AgentOptions {
     pub requests: u32,
     /// Limit for each step (connect, CONNECT answer, TLS, each request).
     pub step_timeout: Duration,
+    /// Source address to connect from (the lab gives the agent its own loopback address).
+    pub bind_ip: Option<std::net::IpAddr>,
 }
 
 impl Default for AgentOptions {
@@ -34,6 +36,7 @@ impl Default for AgentOptions {
             ca_file: None,
             requests: 1,
             step_timeout: Duration::from_secs(5),
+            bind_ip: None,
         }
     }
 }
@@ -112,7 +115,7 @@ pub async fn run_agent(cfg: &BackendCfg, options: &AgentOptions) -> Result<Agent
     let stream = match &cfg.proxy {
         Some(proxy) => {
             let proxy_addr = connect::authority(&proxy.host, proxy.port);
-            let mut stream = dial(&proxy.host, proxy.port, "proxy", limit).await?;
+            let mut stream = dial(&proxy.host, proxy.port, "proxy", limit, options.bind_ip).await?;
             // proxy.dns=false: the agent resolves the name itself and asks the proxy for the IP.
             let target = if proxy.dns {
                 connect::authority(&target_host, cfg.port)
@@ -142,7 +145,7 @@ pub async fn run_agent(cfg: &BackendCfg, options: &AgentOptions) -> Result<Agent
             }
             stream
         }
-        None => dial(&target_host, cfg.port, "backend", limit).await?,
+        None => dial(&target_host, cfg.port, "backend", limit, options.bind_ip).await?,
     };
     let _ = stream.set_nodelay(true);
 
@@ -229,15 +232,30 @@ pub async fn run_agent(cfg: &BackendCfg, options: &AgentOptions) -> Result<Agent
     })
 }
 
-/// Resolves and connects within `limit`, trying each address in turn.
-async fn dial(host: &str, port: u16, what: &'static str, limit: Duration) -> Result<TcpStream, AgentError> {
+/// Resolves and connects within `limit`, from `bind_ip` when given.
+async fn dial(
+    host: &str,
+    port: u16,
+    what: &'static str,
+    limit: Duration,
+    bind_ip: Option<std::net::IpAddr>,
+) -> Result<TcpStream, AgentError> {
     let addr = resolve(host, port).await?;
     let err = |source| AgentError::Connect {
         what,
         addr: connect::authority(host, port),
         source,
     };
-    tokio::time::timeout(limit, TcpStream::connect(addr))
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(err)?;
+    if let Some(ip) = bind_ip {
+        socket.bind(SocketAddr::new(ip, 0)).map_err(err)?;
+    }
+    tokio::time::timeout(limit, socket.connect(addr))
         .await
         .map_err(|_| err(std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")))?
         .map_err(err)

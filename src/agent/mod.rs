@@ -48,6 +48,7 @@ pub fn run_command(args: AgentArgs) -> ExitCode {
         ca_file: args.ca_file,
         requests: args.requests,
         step_timeout: Duration::from_secs(10),
+        bind_ip: None,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,

@@ -465,7 +465,17 @@ impl Builder {
                         Some(defined) => Some(format!(
                             "'{name}' is defined later, at {defined}; an ACL must be defined before the line that uses it"
                         )),
-                        None => suggest::did_you_mean(name, self.acl_index.keys().map(String::as_str)),
+                        None => {
+                            let known = self.acl_index.keys().chain(self.acl_definitions.keys());
+                            suggest::closest(name, known.map(String::as_str)).map(|close| {
+                                match (self.acl_index.contains_key(close), self.acl_definitions.get(close)) {
+                                    (false, Some(defined)) => format!(
+                                        "did you mean '{close}'? (defined later, at {defined}; define ACLs before use)"
+                                    ),
+                                    _ => format!("did you mean '{close}'?"),
+                                }
+                            })
+                        }
                     };
                     self.error(origin, format!("ACL not found: {name}")).hint = hint;
                 }
@@ -958,8 +968,8 @@ impl Builder {
         }
         if self.config.access_logs.is_empty() {
             self.diags.push(
-                Diagnostic::note(&top, "no access_log: hopproxy writes no access log")
-                    .with_hint("Squid would write daemon:/var/log/squid/access.log; add 'access_log stdio:PATH squid'"),
+                Diagnostic::note(&top, "no access_log: transactions are logged to /var/log/squid/access.log, as Squid does")
+                    .with_hint("set 'access_log stdio:PATH squid' to choose the file, or 'access_log none' to log nothing"),
             );
         }
         let mut diags = Vec::new();

@@ -81,3 +81,6 @@ pub fn parse_str(text: &str, file_label: &Path) -> Result<Loaded, Vec<Diagnostic
         Ok(Loaded { config, diagnostics })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,7 +1,733 @@
-//! Effective-policy lint for `check`.
+//! Effective-policy lint for `check`: does `http_access` make an open proxy?
+//!
+//! Two findings (issue 6, item 5; reference section 3):
+//! * **open proxy** (warning): some port on which *any* client reaches *any* host, for some
+//!   method. "Any client" means every IPv4 (or every IPv6) source that no `src` value names,
+//!   "any host" a name no `dstdomain` names and an address no `dst` names, so blocklists
+//!   (`deny bad_sites`, `allow all`) count as open. The seed's `allow CONNECT SSL_ports` and
+//!   `allow Safe_ports` lines do this on port 443 (reference 3.1, C1).
+//! * **CONNECT beyond 443**: tunnels to other ports (SSH, SMTP, …). A warning when any
+//!   client can do it; a note when only some clients can (the seed's agent can CONNECT to
+//!   its endpoint on any port, B4a), so `http_access allow localnet` configs stay quiet at
+//!   warning level.
+//!
+//! Method: symbolic, not sampled. Every ACL value is an interval (ports, addresses) or a
+//! domain pattern, so the space of requests splits into finitely many cells that every ACL
+//! treats alike: port and address intervals cut at each value's ends, host names taken as
+//! each pattern's domain, a subdomain of it, and a name nothing matches. Evaluating the real
+//! first-match list once per cell decides the question exactly. "Exists" dimensions (port,
+//! method, listener) are enumerated outside; "for all" dimensions (client, host, resolved
+//! address) inside, starting with the cell that no ACL names, which settles most cases early.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use super::access::{Action, Rule};
+use super::acl::{AclKind, IpMatch, RequestFacts};
 use crate::config::{Config, Diagnostic};
 
-pub fn lint(_config: &Config) -> Vec<Diagnostic> {
-    Vec::new()
+/// A marker method no config names, standing for "any other method".
+const OTHER_METHOD: &str = "HOPPROXY-LINT-OTHER";
+/// A host name no pattern matches.
+const NOBODY_HOST: &str = "hopproxy-lint.invalid";
+
+pub fn lint(config: &Config) -> Vec<Diagnostic> {
+    if config.http_access.is_empty() {
+        return Vec::new(); // the loader already warns that everything is denied
+    }
+    let space = Space::new(config);
+    let mut open: BTreeMap<Option<usize>, Finding> = BTreeMap::new();
+    let mut beyond_443: BTreeMap<Option<usize>, Finding> = BTreeMap::new();
+
+    for &(lo, hi) in &space.port_cells {
+        for method in &space.methods {
+            for &local_port in &space.local_ports {
+                let probe = Probe {
+                    method,
+                    port: lo,
+                    local_port,
+                };
+                // Open proxy: every client of one family reaches every host.
+                for family in [&space.v4_anyone, &space.v6_anyone] {
+                    if let Some(deciders) = space.all_allowed(config, &probe, family) {
+                        for rule in responsible(config, &deciders) {
+                            let f = open.entry(rule).or_default();
+                            f.ports.insert((lo, hi));
+                            f.methods.insert(method.clone());
+                        }
+                    }
+                }
+                // CONNECT to a port other than 443, by anyone (any_source) or by someone.
+                if method == "CONNECT" && lo != 443 {
+                    for (rule, any_source) in space.allowed_somewhere(config, &probe) {
+                        let f = beyond_443.entry(rule).or_default();
+                        f.ports.insert((lo, hi));
+                        f.any_source |= any_source;
+                    }
+                }
+            }
+        }
+    }
+
+    let mut diags = Vec::new();
+    let fix = FixHint::new(config);
+    for (rule, finding) in &open {
+        let (origin, what) = describe(config, *rule);
+        let ports = port_list(&finding.ports);
+        let methods = method_list(&finding.methods);
+        diags.push(
+            Diagnostic::warning(
+                &origin,
+                format!("open proxy: {what} lets any client reach any host {methods} on {ports}"),
+            )
+            .with_hint(fix.open_proxy()),
+        );
+    }
+    for (rule, finding) in &beyond_443 {
+        // Already reported as open on exactly these CONNECT ports: say it once.
+        if let Some(o) = open.get(rule)
+            && o.methods.contains("CONNECT")
+            && finding.ports.is_subset(&o.ports)
+        {
+            continue;
+        }
+        let (origin, what) = describe(config, *rule);
+        let ports = port_list(&finding.ports);
+        let diag = if finding.any_source {
+            Diagnostic::warning(
+                &origin,
+                format!("{what} lets any client CONNECT to {ports} (not only 443)"),
+            )
+        } else {
+            Diagnostic::note(
+                &origin,
+                format!("{what} lets some clients CONNECT to {ports} (not only 443)"),
+            )
+        };
+        diags.push(diag.with_hint(fix.connect_guard()));
+    }
+    diags
+}
+
+#[derive(Default)]
+struct Finding {
+    ports: BTreeSet<(u16, u16)>,
+    methods: BTreeSet<String>,
+    any_source: bool,
+}
+
+struct Probe<'a> {
+    method: &'a str,
+    port: u16,
+    local_port: u16,
+}
+
+/// Representative values: one per cell of each dimension.
+struct Space {
+    port_cells: Vec<(u16, u16)>,
+    methods: Vec<String>,
+    /// Schemes for non-CONNECT requests (CONNECT is always `AUTHORITY`).
+    protos: Vec<String>,
+    local_ports: Vec<u16>,
+    /// Every source cell, per family.
+    v4_sources: Vec<IpAddr>,
+    v6_sources: Vec<IpAddr>,
+    /// "Anyone": the source cells no `src` value names, per family (all cells when the
+    /// values cover the family). A blocklist (`deny bad`, `allow all`) is open to them.
+    v4_anyone: Vec<IpAddr>,
+    v6_anyone: Vec<IpAddr>,
+    /// Unmatched name first.
+    hosts: Vec<String>,
+    /// Resolved-address sets to try for `dst` ACLs; the empty set (not resolved) first.
+    dst_sets: Vec<Vec<IpAddr>>,
+    /// "Anywhere": the empty set plus the address cells no `dst` value names.
+    dst_anywhere: Vec<Vec<IpAddr>>,
+}
+
+impl Space {
+    fn new(config: &Config) -> Space {
+        let acls = &config.acls.acls;
+        let mut port_cuts: BTreeSet<u32> = [1, 443, 444, 65_536].into();
+        let mut methods: BTreeSet<String> = ["CONNECT", "GET", OTHER_METHOD].iter().map(|s| s.to_string()).collect();
+        let mut protos: BTreeSet<String> = ["HTTP".to_string()].into();
+        let mut local_cuts: BTreeSet<u32> = BTreeSet::new();
+        let mut src_v4 = Cuts::default();
+        let mut src_v6 = Cuts::default();
+        let mut dst_v4 = Cuts::default();
+        let mut dst_v6 = Cuts::default();
+        let mut hosts: BTreeSet<String> = BTreeSet::new();
+        for acl in acls {
+            match &acl.kind {
+                AclKind::Port(ranges) => {
+                    for &(lo, hi) in ranges {
+                        port_cuts.insert(u32::from(lo.max(1)));
+                        port_cuts.insert(u32::from(hi) + 1);
+                    }
+                }
+                AclKind::LocalPort(ranges) => {
+                    for &(lo, hi) in ranges {
+                        local_cuts.insert(u32::from(lo));
+                        local_cuts.insert(u32::from(hi) + 1);
+                    }
+                }
+                AclKind::Method(list) => methods.extend(list.iter().cloned()),
+                AclKind::Proto(list) => protos.extend(list.iter().filter(|p| *p != "AUTHORITY").cloned()),
+                AclKind::Src(list) => list.iter().for_each(|m| cut(m, &mut src_v4, &mut src_v6)),
+                AclKind::Dst(list) => list.iter().for_each(|m| cut(m, &mut dst_v4, &mut dst_v6)),
+                AclKind::DstDomain(patterns) => {
+                    for p in patterns {
+                        hosts.insert(p.domain.clone());
+                        hosts.insert(format!("hopproxy-lint.{}", p.domain));
+                    }
+                }
+                AclKind::All | AclKind::Manager | AclKind::ProxyAuth(_) => {}
+            }
+        }
+        let cuts: Vec<u32> = port_cuts.into_iter().collect();
+        let port_cells = cuts.windows(2).map(|w| (w[0] as u16, (w[1] - 1) as u16)).collect();
+        // The listeners are what clients can reach; LocalPort cuts only matter without them.
+        let mut local_ports: Vec<u16> = config.http_ports.iter().map(|p| p.port).collect();
+        local_ports.sort_unstable();
+        local_ports.dedup();
+        if local_ports.is_empty() {
+            local_ports = local_cuts.iter().filter_map(|&c| u16::try_from(c).ok()).collect();
+            local_ports.push(3128);
+        }
+        let mut host_list = vec![NOBODY_HOST.to_string()];
+        host_list.extend(hosts);
+        let mut dst_sets = vec![Vec::new()];
+        dst_sets.extend(dst_v4.reps(false).into_iter().chain(dst_v6.reps(true)).map(|a| vec![a]));
+        let src_values: Vec<&IpMatch> = acls
+            .iter()
+            .flat_map(|a| match &a.kind {
+                AclKind::Src(list) => list.as_slice(),
+                _ => &[],
+            })
+            .collect();
+        let dst_values: Vec<&IpMatch> = acls
+            .iter()
+            .flat_map(|a| match &a.kind {
+                AclKind::Dst(list) => list.as_slice(),
+                _ => &[],
+            })
+            .collect();
+        let (v4_sources, v6_sources) = (src_v4.reps(false), src_v6.reps(true));
+        let unnamed = |reps: &[IpAddr], values: &[&IpMatch]| -> Vec<IpAddr> {
+            reps.iter()
+                .copied()
+                .filter(|a| !values.iter().any(|m| m.contains(*a)))
+                .collect()
+        };
+        let anyone = |reps: &[IpAddr]| {
+            let free = unnamed(reps, &src_values);
+            if free.is_empty() { reps.to_vec() } else { free }
+        };
+        let mut dst_anywhere = vec![Vec::new()];
+        for family in [dst_v4.reps(false), dst_v6.reps(true)] {
+            dst_anywhere.extend(unnamed(&family, &dst_values).into_iter().map(|a| vec![a]));
+        }
+        Space {
+            port_cells,
+            methods: methods.into_iter().collect(),
+            protos: protos.into_iter().collect(),
+            local_ports,
+            v4_anyone: anyone(&v4_sources),
+            v6_anyone: anyone(&v6_sources),
+            v4_sources,
+            v6_sources,
+            hosts: host_list,
+            dst_sets,
+            dst_anywhere,
+        }
+    }
+
+    /// Evaluates the list for one point; returns the decision and the deciding rule.
+    fn decide(
+        config: &Config,
+        probe: &Probe<'_>,
+        proto: &str,
+        client: IpAddr,
+        host: &str,
+        dst: &[IpAddr],
+    ) -> (Action, Option<usize>) {
+        let facts = RequestFacts {
+            client,
+            method: probe.method,
+            proto,
+            host,
+            port: probe.port,
+            path: if probe.method == "CONNECT" { "" } else { "/" },
+            dst_addrs: dst,
+            host_aliases: &[],
+            local_port: probe.local_port,
+            user: None,
+        };
+        let decision = config
+            .http_access
+            .evaluate(&config.acls, &facts)
+            .expect("lint runs only on non-empty lists");
+        (decision.action, decision.rule)
+    }
+
+    /// When the first rule that can match this probe depends only on fixed dimensions
+    /// (port, method, scheme, listener), every point gets its decision: no enumeration.
+    /// This is the common case (`deny CONNECT !SSL_ports`, `deny all`) and keeps big
+    /// domain or network lists cheap.
+    fn fixed_decision(config: &Config, probe: &Probe<'_>, proto: &str) -> Option<(Action, Option<usize>)> {
+        let facts = RequestFacts {
+            client: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            method: probe.method,
+            proto,
+            host: NOBODY_HOST,
+            port: probe.port,
+            path: if probe.method == "CONNECT" { "" } else { "/" },
+            dst_addrs: &[],
+            host_aliases: &[],
+            local_port: probe.local_port,
+            user: None,
+        };
+        for (index, rule) in config.http_access.rules.iter().enumerate() {
+            let mut variable = false;
+            let mut fixed_ok = true;
+            for r in &rule.acls {
+                let kind = &config.acls.get(r.acl).kind;
+                if matches!(kind, AclKind::Src(_) | AclKind::Dst(_) | AclKind::DstDomain(_)) {
+                    variable = true;
+                } else if kind.matches(&facts) == r.negated {
+                    fixed_ok = false;
+                    break;
+                }
+            }
+            match (fixed_ok, variable) {
+                (false, _) => continue,
+                (true, false) => return Some((rule.action, Some(index))),
+                (true, true) => return None,
+            }
+        }
+        let last = config.http_access.rules.last()?;
+        Some((last.action.opposite(), None))
+    }
+
+    fn protos_for<'a>(&'a self, probe: &Probe<'_>) -> Vec<&'a str> {
+        if probe.method == "CONNECT" {
+            vec!["AUTHORITY"]
+        } else {
+            self.protos.iter().map(String::as_str).collect()
+        }
+    }
+
+    /// If every (client in `sources`, unnamed host, unnamed resolved set) is allowed for
+    /// some scheme, the deciding rules; `None` at the first denied point.
+    fn all_allowed(&self, config: &Config, probe: &Probe<'_>, sources: &[IpAddr]) -> Option<BTreeSet<Option<usize>>> {
+        let mut deciders = BTreeSet::new();
+        // The scheme is the client's choice too, so one allowed scheme is enough.
+        for proto in self.protos_for(probe) {
+            if let Some((action, rule)) = Self::fixed_decision(config, probe, proto) {
+                if action == Action::Allow {
+                    deciders.insert(rule);
+                }
+                continue;
+            }
+            let mut all = true;
+            let mut these = BTreeSet::new();
+            'points: for host in [NOBODY_HOST] {
+                for dst in &self.dst_anywhere {
+                    for &client in sources {
+                        match Self::decide(config, probe, proto, client, host, dst) {
+                            (Action::Allow, rule) => {
+                                these.insert(rule);
+                            }
+                            (Action::Deny, _) => {
+                                all = false;
+                                break 'points;
+                            }
+                        }
+                    }
+                }
+            }
+            if all {
+                deciders.extend(these);
+            }
+        }
+        (!deciders.is_empty()).then_some(deciders)
+    }
+
+    /// Rules that allow this CONNECT probe for some point, each with whether it allows it for
+    /// every client of a family (for one host and resolved set).
+    fn allowed_somewhere(&self, config: &Config, probe: &Probe<'_>) -> BTreeMap<Option<usize>, bool> {
+        let mut found: BTreeMap<Option<usize>, bool> = BTreeMap::new();
+        if let Some((action, rule)) = Self::fixed_decision(config, probe, "AUTHORITY") {
+            if action == Action::Allow {
+                found.insert(rule, true);
+            }
+            return found;
+        }
+        for host in &self.hosts {
+            for dst in &self.dst_sets {
+                for (family, anyone) in [(&self.v4_sources, &self.v4_anyone), (&self.v6_sources, &self.v6_anyone)] {
+                    let mut rules = BTreeSet::new();
+                    let mut every = true;
+                    for &client in family {
+                        match Self::decide(config, probe, "AUTHORITY", client, host, dst) {
+                            (Action::Allow, rule) => {
+                                rules.insert(rule);
+                            }
+                            (Action::Deny, _) => every &= !anyone.contains(&client),
+                        }
+                    }
+                    for rule in rules {
+                        *found.entry(rule).or_default() |= every;
+                    }
+                }
+            }
+        }
+        found
+    }
+}
+
+/// Interval cut points of one address family, as integers.
+#[derive(Default)]
+struct Cuts(BTreeSet<u128>);
+
+impl Cuts {
+    /// One address per cell: the start of each interval between cuts, plus 0.
+    fn reps(&self, v6: bool) -> Vec<IpAddr> {
+        let max: u128 = if v6 { u128::MAX } else { u128::from(u32::MAX) };
+        let mut starts: BTreeSet<u128> = self.0.iter().copied().filter(|c| *c <= max).collect();
+        starts.insert(0);
+        // The cell no value names comes first: it is the most likely to be denied.
+        let mut reps: Vec<u128> = starts.into_iter().collect();
+        reps.sort_by_key(|s| self.0.contains(s));
+        reps.into_iter()
+            .map(|s| {
+                if v6 {
+                    IpAddr::V6(Ipv6Addr::from(s))
+                } else {
+                    IpAddr::V4(Ipv4Addr::from(s as u32))
+                }
+            })
+            .collect()
+    }
+}
+
+fn cut(m: &IpMatch, v4: &mut Cuts, v6: &mut Cuts) {
+    let (is_v4, lo, hi) = match m {
+        IpMatch::Net(net) => (net.addr().is_ipv4(), bits(net.network()), bits(net.broadcast())),
+        IpMatch::Range(lo, hi) => (lo.is_ipv4(), bits(*lo), bits(*hi)),
+    };
+    let cuts = if is_v4 { v4 } else { v6 };
+    cuts.0.insert(lo);
+    if let Some(next) = hi.checked_add(1) {
+        cuts.0.insert(next);
+    }
+}
+
+fn bits(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
+/// Among the rules that decided an open cell, the ones that restrict neither who nor where:
+/// those are what makes it open. (A restricted rule such as `allow client_net
+/// allowed_https_sites` only decides the cells it names.) All deciders if none qualifies.
+fn responsible(config: &Config, deciders: &BTreeSet<Option<usize>>) -> Vec<Option<usize>> {
+    let unrestricted: Vec<Option<usize>> = deciders
+        .iter()
+        .copied()
+        .filter(|rule| match rule {
+            None => true,
+            Some(i) => !restricts_who_or_where(config, &config.http_access.rules[*i]),
+        })
+        .collect();
+    if unrestricted.is_empty() {
+        deciders.iter().copied().collect()
+    } else {
+        unrestricted
+    }
+}
+
+fn restricts_who_or_where(config: &Config, rule: &Rule) -> bool {
+    rule.acls.iter().any(|r| {
+        !r.negated
+            && matches!(
+                config.acls.get(r.acl).kind,
+                AclKind::Src(_) | AclKind::Dst(_) | AclKind::DstDomain(_) | AclKind::ProxyAuth(_)
+            )
+    })
+}
+
+/// Where to point and how to name a deciding rule (`None` = the implicit default).
+fn describe(config: &Config, rule: Option<usize>) -> (crate::policy::Origin, String) {
+    match rule {
+        Some(i) => {
+            let r = &config.http_access.rules[i];
+            (r.origin.clone(), format!("'{}'", rule_text(config, r)))
+        }
+        None => {
+            let last = config.http_access.rules.last().expect("non-empty");
+            (
+                last.origin.clone(),
+                "the implicit default after this last 'deny' line (no rule matches, so allow)".to_string(),
+            )
+        }
+    }
+}
+
+fn rule_text(config: &Config, rule: &Rule) -> String {
+    let action = match rule.action {
+        Action::Allow => "allow",
+        Action::Deny => "deny",
+    };
+    let acls: Vec<String> = rule
+        .acls
+        .iter()
+        .map(|r| format!("{}{}", if r.negated { "!" } else { "" }, config.acls.get(r.acl).name))
+        .collect();
+    format!("http_access {action} {}", acls.join(" "))
+}
+
+/// `port 443`, `ports 1-442, 444-65535`, merging adjacent cells.
+fn port_list(cells: &BTreeSet<(u16, u16)>) -> String {
+    let mut merged: Vec<(u16, u16)> = Vec::new();
+    for &(lo, hi) in cells {
+        match merged.last_mut() {
+            Some(last) if u32::from(last.1) + 1 == u32::from(lo) => last.1 = hi,
+            _ => merged.push((lo, hi)),
+        }
+    }
+    let single = merged.len() == 1 && merged[0].0 == merged[0].1;
+    let parts: Vec<String> = merged
+        .iter()
+        .map(|&(lo, hi)| if lo == hi { lo.to_string() } else { format!("{lo}-{hi}") })
+        .collect();
+    format!("{} {}", if single { "port" } else { "ports" }, parts.join(", "))
+}
+
+fn method_list(methods: &BTreeSet<String>) -> String {
+    let connect = methods.contains("CONNECT");
+    let others = methods.contains(OTHER_METHOD);
+    match (connect, others) {
+        (true, true) => "with any method (CONNECT included)".to_string(),
+        (true, false) if methods.len() == 1 => "by CONNECT".to_string(),
+        (false, true) => "with any method but CONNECT".to_string(),
+        _ => {
+            let named: Vec<&str> = methods.iter().map(String::as_str).collect();
+            format!("with {}", named.join(", "))
+        }
+    }
+}
+
+/// The fix from reference 3.2, spelled with this config's own names.
+struct FixHint {
+    guards: String,
+    allows: String,
+}
+
+impl FixHint {
+    fn new(config: &Config) -> FixHint {
+        let has = |name: &str| config.acls.index_of(name).is_some();
+        let mut guards = Vec::new();
+        if has("Safe_ports") {
+            guards.push("'http_access deny !Safe_ports'".to_string());
+        }
+        guards.push(if has("SSL_ports") {
+            "'http_access deny CONNECT !SSL_ports'".to_string()
+        } else {
+            "'http_access deny CONNECT !SSL_ports' (with 'acl SSL_ports port 443')".to_string()
+        });
+        let allows: Vec<String> = config
+            .http_access
+            .rules
+            .iter()
+            .filter(|r| r.action == Action::Allow && restricts_who_or_where(config, r))
+            .map(|r| format!("'{}'", rule_text(config, r)))
+            .collect();
+        FixHint {
+            guards: guards.join(" and "),
+            allows: if allows.is_empty() {
+                "only rules naming your clients (e.g. 'http_access allow localnet')".to_string()
+            } else {
+                allows.join(", ")
+            },
+        }
+    }
+
+    fn open_proxy(&self) -> String {
+        format!(
+            "put {} first, then {}, then 'http_access deny all'; remove allow lines that name neither clients nor destinations",
+            self.guards, self.allows
+        )
+    }
+
+    fn connect_guard(&self) -> String {
+        format!("put {} before it to keep tunnels on port 443", self.guards)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Severity, parse_str};
+    use std::path::Path;
+
+    fn lint_text(text: &str) -> Vec<String> {
+        let loaded = parse_str(text, Path::new("t.conf")).expect("valid");
+        lint(&loaded.config)
+            .iter()
+            .map(|d| d.to_string().lines().next().unwrap().to_string())
+            .collect()
+    }
+
+    fn warnings(text: &str) -> Vec<String> {
+        lint_text(text)
+            .into_iter()
+            .filter(|l| l.contains(": warning: "))
+            .collect()
+    }
+
+    const SEED_RULES: &str = "http_port 8080\nacl SSL_ports port 443\nacl Safe_ports port 443\n\
+        acl CONNECT method CONNECT\nacl allowed_https_sites dstdomain ingress-orange-saas.instana.io\n\
+        acl client_net src 127.0.0.5\n\
+        http_access allow client_net allowed_https_sites\nhttp_access allow CONNECT SSL_ports\n\
+        http_access allow Safe_ports\nhttp_access deny all\n";
+
+    #[test]
+    fn seed_policy_is_an_open_proxy_on_443() {
+        assert_eq!(
+            lint_text(SEED_RULES),
+            vec![
+                "t.conf:8: warning: open proxy: 'http_access allow CONNECT SSL_ports' lets any client reach any host by CONNECT on port 443",
+                "t.conf:9: warning: open proxy: 'http_access allow Safe_ports' lets any client reach any host with any method but CONNECT on port 443",
+                "t.conf:7: note: 'http_access allow client_net allowed_https_sites' lets some clients CONNECT to ports 1-442, 444-65535 (not only 443)",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_hint_gives_the_guarded_order() {
+        let loaded = parse_str(SEED_RULES, Path::new("t.conf")).unwrap();
+        let diags = lint(&loaded.config);
+        assert_eq!(
+            diags[0].hint.as_deref(),
+            Some(
+                "put 'http_access deny !Safe_ports' and 'http_access deny CONNECT !SSL_ports' first, then \
+                 'http_access allow client_net allowed_https_sites', then 'http_access deny all'; remove allow \
+                 lines that name neither clients nor destinations"
+            )
+        );
+    }
+
+    #[test]
+    fn guarded_seed_is_quiet() {
+        let fixed = "http_port 8080\nacl SSL_ports port 443\nacl Safe_ports port 443\n\
+            acl allowed_https_sites dstdomain ingress-orange-saas.instana.io\nacl client_net src 127.0.0.5\n\
+            http_access deny !Safe_ports\nhttp_access deny CONNECT !SSL_ports\n\
+            http_access allow client_net allowed_https_sites\nhttp_access deny all\n";
+        assert_eq!(lint_text(fixed), Vec::<String>::new());
+    }
+
+    #[test]
+    fn cases() {
+        let cases: &[(&str, usize)] = &[
+            // Restricted sources: no warning (they may still get a CONNECT note).
+            (
+                "acl localnet src 10.0.0.0/8\nhttp_access allow localnet\nhttp_access deny all",
+                0,
+            ),
+            ("http_access allow localhost\nhttp_access deny all", 0),
+            (
+                "acl u proxy_auth REQUIRED\nhttp_access allow u\nhttp_access deny all",
+                0,
+            ),
+            ("http_access deny all", 0),
+            // Open.
+            ("http_access allow all", 1),
+            (
+                "acl localnet src 10.0.0.0/8\nhttp_access allow !localnet\nhttp_access allow localnet",
+                2,
+            ),
+            ("acl bad src 192.0.2.0/24\nhttp_access deny bad", 1),
+            ("acl v4 src 0.0.0.0/0\nhttp_access allow v4\nhttp_access deny all", 1),
+            ("acl p port 80\nhttp_access allow p\nhttp_access deny all", 1),
+            (
+                "acl d dstdomain .example.com\nhttp_access allow d\nhttp_access deny all",
+                1,
+            ),
+            (
+                "acl p port 443\nhttp_access deny CONNECT !p\nacl bad dstdomain .bad.example\n\
+                 http_access deny bad\nhttp_access allow all",
+                1,
+            ),
+        ];
+        for (rules, expected) in cases {
+            let text = format!("http_port 3128\n{rules}\n");
+            let found = warnings(&text);
+            assert_eq!(found.len(), *expected, "{rules:?}: {found:#?}");
+        }
+    }
+
+    #[test]
+    fn connect_beyond_443_by_anyone_is_a_warning() {
+        let text = "http_port 3128\nacl d dstdomain .example.com\nhttp_access allow CONNECT d\nhttp_access deny all\n";
+        assert_eq!(
+            lint_text(text),
+            vec![
+                "t.conf:3: warning: 'http_access allow CONNECT d' lets any client CONNECT to ports 1-442, 444-65535 (not only 443)"
+            ]
+        );
+    }
+
+    #[test]
+    fn implicit_default_allow_is_named() {
+        let found = warnings("http_port 3128\nacl bad src 192.0.2.0/24\nhttp_access deny bad\n");
+        assert_eq!(found.len(), 1);
+        assert!(
+            found[0].starts_with("t.conf:3: warning: open proxy: the implicit default"),
+            "{found:?}"
+        );
+    }
+
+    /// Cross-check by sampling: random requests against the seed policy agree with the
+    /// symbolic result (open on 443 for anyone, closed elsewhere for outsiders).
+    #[test]
+    fn sampling_agrees_with_the_symbolic_result() {
+        let loaded = parse_str(SEED_RULES, Path::new("t.conf")).unwrap();
+        let config = &loaded.config;
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let hosts = ["a.example", "ingress-orange-saas.instana.io", "x.y.z", "10.1.2.3"];
+        for _ in 0..2000 {
+            let client = IpAddr::V4(Ipv4Addr::from(next() as u32));
+            let host = hosts[(next() % hosts.len() as u64) as usize];
+            let port = (next() % 65_535) as u16 + 1;
+            let method = ["CONNECT", "GET", "POST"][(next() % 3) as usize];
+            let facts = RequestFacts {
+                client,
+                method,
+                proto: if method == "CONNECT" { "AUTHORITY" } else { "HTTP" },
+                host,
+                port,
+                path: "/",
+                dst_addrs: &[],
+                host_aliases: &[],
+                local_port: 8080,
+                user: None,
+            };
+            let allowed = config.http_access.allows(&config.acls, &facts, Action::Deny);
+            let agent = client == IpAddr::V4(Ipv4Addr::new(127, 0, 0, 5));
+            let expected = port == 443 || (agent && host == "ingress-orange-saas.instana.io");
+            assert_eq!(allowed, expected, "{client} {method} {host}:{port}");
+        }
+        assert_eq!(
+            lint(config).iter().filter(|d| d.severity == Severity::Warning).count(),
+            2
+        );
+    }
 }

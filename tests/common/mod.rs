@@ -1,0 +1,239 @@
+//! Shared harness for integration tests: real `hopproxy run` processes on loopback addresses,
+//! a real TLS endpoint, a small echo origin, and curl as the client.
+#![allow(dead_code)]
+
+pub mod origin;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hopproxy::lab::process::{ChildGuard, wait_until_listening};
+
+pub const ENDPOINT_NAME: &str = "ingress-orange-saas.instana.io";
+
+pub fn hopproxy_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_hopproxy")
+}
+
+/// A running `hopproxy run` process, killed when dropped.
+pub struct Hop {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub config: PathBuf,
+    pub access_log: PathBuf,
+    pub stderr: PathBuf,
+    child: ChildGuard,
+}
+
+impl Hop {
+    /// Writes `config` to `dir/NAME.conf`, starts hopproxy on it and waits until `addr` listens.
+    /// The config must log to [`Hop::log_path`] to be read back by the helpers.
+    pub fn start(name: &str, dir: &Path, addr: SocketAddr, config: &str) -> Hop {
+        let config_path = dir.join(format!("{name}.conf"));
+        std::fs::write(&config_path, config).unwrap();
+        let stderr = dir.join(format!("{name}.stderr"));
+        let mut command = Command::new(hopproxy_bin());
+        command
+            .args(["run", "-c"])
+            .arg(&config_path)
+            .env("HOPPROXY_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).unwrap());
+        let mut child = ChildGuard::spawn(name, &mut command).unwrap();
+        let up = wait_until_listening(addr, Duration::from_secs(10), || child.try_status().is_none());
+        let hop = Hop {
+            name: name.into(),
+            addr,
+            config: config_path,
+            access_log: Hop::log_path(dir, name),
+            stderr,
+            child,
+        };
+        assert!(up, "{name} did not listen on {addr}; stderr:\n{}", hop.stderr_text());
+        hop
+    }
+
+    pub fn log_path(dir: &Path, name: &str) -> PathBuf {
+        dir.join(format!("{name}.access.log"))
+    }
+
+    pub fn stderr_text(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    pub fn log_lines(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.access_log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Waits (bounded) until the access log has at least `count` lines.
+    pub fn wait_for_lines(&self, count: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let lines = self.log_lines();
+            if lines.len() >= count || Instant::now() > deadline {
+                assert!(
+                    lines.len() >= count,
+                    "{}: wanted {count} log lines, got {lines:#?}\nstderr:\n{}",
+                    self.name,
+                    self.stderr_text()
+                );
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("running")
+    }
+
+    /// Sends a signal with kill(1) (no unsafe FFI in tests either).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// SIGTERM, then waits (bounded) for the exit status.
+    pub fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        self.signal("TERM");
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_status() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn kill(&mut self) {
+        self.child.stop();
+    }
+}
+
+/// A `hosts_file` mapping each name to an address.
+pub fn write_hosts(dir: &Path, entries: &[(&str, IpAddr)]) -> PathBuf {
+    let path = dir.join("hosts");
+    let text: String = entries.iter().map(|(name, ip)| format!("{ip} {name}\n")).collect();
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// One of the seed's configs (tests/fixtures), made runnable on one machine the way the
+/// reference's lab did it: `http_port` bound to the hop's address, the log in `dir`, and
+/// hosts_file / visible_hostname / tcp_outgoing_address added. ACLs and rules are untouched.
+pub fn seed_config(fixture: &str, name: &str, dir: &Path, hop_ip: IpAddr, hosts: &Path) -> String {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(fixture),
+    )
+    .unwrap();
+    let log = Hop::log_path(dir, name);
+    let mut out = String::new();
+    for line in text.lines() {
+        if line.starts_with("http_port ") {
+            out.push_str(&format!("http_port {hop_ip}:8080\n"));
+        } else if line.starts_with("access_log ") {
+            out.push_str(&format!("access_log stdio:{} squid\n", log.display()));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out.push_str(&format!(
+        "hosts_file {}\nvisible_hostname {name}.lab\ntcp_outgoing_address {hop_ip}\nshutdown_lifetime 2 seconds\n",
+        hosts.display()
+    ));
+    out
+}
+
+/// What curl did.
+pub struct CurlResult {
+    pub exit: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs curl with `args` (bounded by `--max-time`).
+pub fn curl(args: &[&str]) -> CurlResult {
+    let output = Command::new("curl")
+        .args(["--silent", "--show-error", "--max-time", "15"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("curl must be installed (apt-get install curl)");
+    CurlResult {
+        exit: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// One access-log line split into its ten fields, after checking the line's exact layout
+/// (`%ts.%03tu %6tr %>a %Ss/%03>Hs %<st %rm %ru %[un %Sh/%<a %mt`).
+#[derive(Debug)]
+pub struct LogLine {
+    pub elapsed: u64,
+    pub client: String,
+    pub code: String,
+    pub bytes: u64,
+    pub method: String,
+    pub url: String,
+    pub user: String,
+    pub hierarchy: String,
+    pub content_type: String,
+}
+
+pub fn parse_log_line(line: &str) -> LogLine {
+    let (time, rest) = line.split_at(14);
+    assert!(
+        time.len() == 14 && time.as_bytes()[10] == b'.' && time.bytes().filter(u8::is_ascii_digit).count() == 13,
+        "time field in {line:?}"
+    );
+    let rest = rest
+        .strip_prefix(' ')
+        .unwrap_or_else(|| panic!("space after time in {line:?}"));
+    let elapsed_text: String = rest.chars().take_while(|c| *c == ' ' || c.is_ascii_digit()).collect();
+    assert!(
+        elapsed_text.len() >= 6,
+        "elapsed is right-aligned in 6 columns: {line:?}"
+    );
+    let fields: Vec<&str> = rest.split(' ').filter(|f| !f.is_empty()).collect();
+    assert_eq!(fields.len(), 9, "fields of {line:?}");
+    assert_eq!(
+        rest.trim_start(),
+        fields.join(" "),
+        "only the elapsed field is padded: {line:?}"
+    );
+    LogLine {
+        elapsed: fields[0].parse().unwrap(),
+        client: fields[1].into(),
+        code: fields[2].into(),
+        bytes: fields[3].parse().unwrap(),
+        method: fields[4].into(),
+        url: fields[5].into(),
+        user: fields[6].into(),
+        hierarchy: fields[7].into(),
+        content_type: fields[8].into(),
+    }
+}
+
+/// The value of header `name` in a raw HTTP head (case-insensitive), if present.
+pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
