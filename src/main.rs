@@ -20,6 +20,8 @@ struct Cli {
 enum Command {
     /// Run the proxy in the foreground.
     Run(hopproxy::serve::RunArgs),
+    /// Re-read the config of a running proxy (validates first, then sends SIGHUP).
+    Reload(hopproxy::serve::control::ReloadArgs),
     /// Validate a config without starting anything.
     Check(hopproxy::config::check::CheckArgs),
     /// Run the whole chain on this machine: endpoint, proxies and an agent-like client.
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => hopproxy::serve::run_command(args),
+        Command::Reload(args) => hopproxy::serve::control::run_command(args),
         Command::Check(args) => hopproxy::config::check::run_command(args),
         Command::Lab(args) => hopproxy::lab::run_command(args),
         Command::Agent(args) => hopproxy::agent::run_command(args),

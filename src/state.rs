@@ -5,6 +5,8 @@
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::log::LogSender;
+use crate::policy::AclRef;
 use crate::route::dns::{HostsTable, Resolver};
 use crate::route::health::PeerHealth;
 
@@ -17,12 +19,25 @@ pub struct Generation {
     pub resolver: Resolver,
     /// Health of `config.peers[i]`, same index.
     pub peer_health: Vec<Arc<PeerHealth>>,
+    /// One entry per `access_log` line that writes somewhere.
+    pub logs: Vec<AccessLogOutput>,
+}
+
+/// Where one `access_log` line's records go, and which transactions it takes.
+pub struct AccessLogOutput {
+    pub sender: LogSender,
+    /// Log only transactions matching all of these (empty = all).
+    pub acls: Vec<AclRef>,
 }
 
 impl Generation {
     /// Builds the state for `config`. Parent health is carried over by peer name from
     /// `previous`, so a reload neither forgets a dead parent nor revives it blindly.
-    pub fn new(config: Arc<Config>, previous: Option<&Generation>) -> std::io::Result<Generation> {
+    pub fn new(
+        config: Arc<Config>,
+        previous: Option<&Generation>,
+        logs: Vec<AccessLogOutput>,
+    ) -> std::io::Result<Generation> {
         let hosts = match &config.hosts_file {
             Some(path) => HostsTable::load(path).map_err(|e| {
                 std::io::Error::new(e.kind(), format!("cannot read hosts_file {}: {e}", path.display()))
@@ -53,6 +68,7 @@ impl Generation {
             via_entry,
             resolver: Resolver::new(hosts),
             peer_health,
+            logs,
         })
     }
 }

@@ -289,7 +289,11 @@ fn connections_over_the_cap_get_503_and_the_rest_still_work() {
     let held: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect("127.0.5.11:3128").unwrap()).collect();
     std::thread::sleep(Duration::from_millis(200));
     let reply = raw_exchange("127.0.5.11:3128", b"CONNECT a.test:443 HTTP/1.1\r\n\r\n");
-    assert!(reply.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{reply}\n{}", hop.stderr_text());
+    assert!(
+        reply.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+        "{reply}\n{}",
+        hop.stderr_text()
+    );
     assert!(
         header(&reply, "Proxy-Status")
             .unwrap()

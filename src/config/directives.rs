@@ -968,8 +968,11 @@ impl Builder {
         }
         if self.config.access_logs.is_empty() {
             self.diags.push(
-                Diagnostic::note(&top, "no access_log: transactions are logged to /var/log/squid/access.log, as Squid does")
-                    .with_hint("set 'access_log stdio:PATH squid' to choose the file, or 'access_log none' to log nothing"),
+                Diagnostic::note(
+                    &top,
+                    "no access_log: transactions are logged to /var/log/squid/access.log, as Squid does",
+                )
+                .with_hint("set 'access_log stdio:PATH squid' to choose the file, or 'access_log none' to log nothing"),
             );
         }
         let mut diags = Vec::new();

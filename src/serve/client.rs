@@ -14,7 +14,8 @@ use super::reply::{self, ErrorType, ProxyError};
 use super::{connect, forward};
 use crate::http1::head::parse_request;
 use crate::http1::{BufConn, HeadError};
-use crate::log::{Hierarchy, LogSender, Record, ResultCode};
+use crate::log::{Hierarchy, Record, ResultCode};
+use crate::policy::RequestFacts;
 use crate::state::Generation;
 
 /// How long an idle keep-alive client connection is kept (Squid's `client_idle_pconn_timeout`).
@@ -27,7 +28,6 @@ pub struct ClientCtx {
     pub generation: Arc<Generation>,
     pub client_ip: IpAddr,
     pub local_port: u16,
-    pub log: LogSender,
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -71,7 +71,41 @@ impl ClientCtx {
             peer: outcome.peer,
             content_type: outcome.content_type,
         };
-        self.log.send(record.render(self.generation.config.strip_query_terms));
+        let line = record.render(self.generation.config.strip_query_terms);
+        for output in &self.generation.logs {
+            if output.acls.is_empty() || self.log_acls_match(&output.acls, method, url) {
+                output.sender.send(line.clone());
+            }
+        }
+    }
+
+    /// `access_log … acl…`: ACLs are evaluated on what the record knows (client, method and
+    /// the destination from the URL).
+    fn log_acls_match(&self, acls: &[crate::policy::AclRef], method: &str, url: &str) -> bool {
+        let target = if method.eq_ignore_ascii_case("CONNECT") {
+            super::target::parse_connect(url).ok()
+        } else {
+            super::target::parse_absolute(url).ok()
+        };
+        let (host, port, proto, path) = match &target {
+            Some(t) => (t.host.as_str(), t.port, t.proto, t.path.as_str()),
+            None => ("", 0, "", ""),
+        };
+        let method = method.to_ascii_uppercase();
+        let facts = RequestFacts {
+            client: self.client_ip,
+            method: &method,
+            proto,
+            host,
+            port,
+            path,
+            dst_addrs: &[],
+            host_aliases: &[],
+            local_port: self.local_port,
+            user: None,
+        };
+        let set = &self.generation.config.acls;
+        acls.iter().all(|r| set.get(r.acl).kind.matches(&facts) != r.negated)
     }
 
     /// Sends an error reply, closes gracefully, and returns the bytes written.

@@ -12,6 +12,7 @@ use super::headers::{existing_via, push_header, write_forwarded, write_via};
 use super::policy::{Verdict, check_access};
 use super::reply::{ErrorType, ProxyError, reason_phrase};
 use super::target::{Target, absolute_url, authority, host_field_matches, parse_absolute};
+use crate::http1::body::BodyError;
 use crate::http1::head::{
     connection_tokens, is_hop_by_hop, parse_response, request_body_kind, response_body_kind, wants_keep_alive,
 };
@@ -200,21 +201,42 @@ pub async fn handle(
     }
     let read_timeout = generation.config.read_timeout;
     let sent = async {
-        live.conn.write_all(&out).await.map_err(|e| e.to_string())?;
-        copy_body(client, &mut live.conn.stream, body_kind, read_timeout)
-            .await
-            .map_err(|e| e.to_string())
+        live.conn.write_all(&out).await.map_err(BodyError::Write)?;
+        copy_body(client, &mut live.conn.stream, body_kind, read_timeout).await
     };
     if let Err(why) = sent.await {
-        let outcome = Outcome {
-            result: ResultCode::Miss,
-            status: 0,
-            bytes: 0,
-            hierarchy: live.attempt.hierarchy,
-            peer: Some(live.addr.ip()),
-            content_type: None,
+        // Who is at fault decides the answer: a bad chunk is the client's (400), a failed write
+        // the next hop's (502); a client that vanished mid-body gets nothing.
+        let reply = match &why {
+            BodyError::BadChunk(_) => Some(refuse(400, ErrorType::HttpRequestError, format!("request body: {why}"))),
+            BodyError::Write(_) => Some(
+                refuse(
+                    502,
+                    ErrorType::ConnectionTerminated,
+                    format!("{} closed while receiving the request", live.addr),
+                )
+                .with_next_hop(live.addr.to_string()),
+            ),
+            BodyError::Truncated | BodyError::Idle(_) | BodyError::Read(_) => None,
         };
         tracing::info!(client = %ctx.client_ip, "{method} {url}: request not delivered: {why}");
+        let (status, bytes) = match reply {
+            Some(error) => (error.status, ctx.refuse(client, &error).await as u64),
+            None => (0, 0),
+        };
+        let result = if status == 400 {
+            ResultCode::None
+        } else {
+            ResultCode::Miss
+        };
+        let outcome = Outcome {
+            result,
+            status,
+            bytes,
+            hierarchy: live.attempt.hierarchy,
+            peer: Some(live.addr.ip()),
+            content_type: reply_type(status),
+        };
         ctx.log(start, &method, &url, outcome);
         return Next::Close;
     }
@@ -322,6 +344,10 @@ pub async fn handle(
     } else {
         Next::Close
     }
+}
+
+fn reply_type(status: u16) -> Option<String> {
+    (status != 0).then(|| "text/plain".to_string())
 }
 
 fn error_status(e: &HeadError) -> u16 {

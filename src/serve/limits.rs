@@ -10,14 +10,15 @@ use crate::config::Config;
 /// Descriptors kept free for listeners, log files, DNS and probes.
 const RESERVED_FDS: usize = 64;
 
+/// Caps can change on reload; connections already open keep their slots.
 pub struct Limits {
-    max_total: usize,
-    per_client: Option<usize>,
     state: Mutex<Counts>,
 }
 
 #[derive(Default)]
 struct Counts {
+    max_total: usize,
+    per_client: Option<usize>,
     total: usize,
     by_client: HashMap<IpAddr, usize>,
 }
@@ -48,18 +49,20 @@ pub enum Refusal {
 
 impl Limits {
     pub fn from_config(config: &Config) -> Limits {
-        let fds = config.max_filedescriptors.unwrap_or_else(open_files_limit);
-        let derived = fds.saturating_sub(RESERVED_FDS) / 2;
-        let max_total = config.max_client_connections.unwrap_or(derived).max(1);
-        Limits {
-            max_total,
-            per_client: config.client_ip_max_connections,
+        let limits = Limits {
             state: Mutex::new(Counts::default()),
-        }
+        };
+        limits.apply(config);
+        limits
     }
 
-    pub fn max_total(&self) -> usize {
-        self.max_total
+    /// Takes the caps of `config` (at start and on reload).
+    pub fn apply(&self, config: &Config) {
+        let fds = config.max_filedescriptors.unwrap_or_else(open_files_limit);
+        let derived = fds.saturating_sub(RESERVED_FDS) / 2;
+        let mut counts = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        counts.max_total = config.max_client_connections.unwrap_or(derived).max(1);
+        counts.per_client = config.client_ip_max_connections;
     }
 
     pub fn active(&self) -> usize {
@@ -68,11 +71,11 @@ impl Limits {
 
     pub fn acquire(self: &Arc<Self>, client: IpAddr) -> Result<Slot, Refusal> {
         let mut counts = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if counts.total >= self.max_total {
-            return Err(Refusal::Total(self.max_total));
+        if counts.total >= counts.max_total {
+            return Err(Refusal::Total(counts.max_total));
         }
         let mine = counts.by_client.get(&client).copied().unwrap_or(0);
-        if let Some(cap) = self.per_client
+        if let Some(cap) = counts.per_client
             && mine >= cap
         {
             return Err(Refusal::PerClient(cap));
@@ -86,13 +89,22 @@ impl Limits {
     }
 }
 
-/// The soft `RLIMIT_NOFILE`, read from /proc so no unsafe FFI is needed.
+/// The soft `RLIMIT_NOFILE` (raised to the hard limit at start-up, as Squid does).
 fn open_files_limit() -> usize {
-    std::fs::read_to_string("/proc/self/limits")
-        .ok()
-        .and_then(|text| {
-            let line = text.lines().find(|l| l.starts_with("Max open files"))?;
-            line.split_whitespace().nth(3)?.parse().ok()
-        })
-        .unwrap_or(1024)
+    rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .map_or(1 << 20, |n| n as usize)
+}
+
+/// Raises the soft descriptor limit to the hard one: the default soft limit of 1024 would cap
+/// a proxy at ~480 tunnels.
+pub fn raise_open_files_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            tracing::warn!("cannot raise the open-files limit: {e}");
+        }
+    }
 }

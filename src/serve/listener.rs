@@ -14,7 +14,7 @@ use super::limits::{Limits, Refusal};
 use super::reply::{ErrorType, ProxyError};
 use crate::config::HttpPort;
 use crate::http1::BufConn;
-use crate::log::{LogSender, ResultCode};
+use crate::log::ResultCode;
 use crate::state::Generation;
 
 /// Binds one `http_port`. Without an address, listens on `[::]` (which also accepts IPv4 on
@@ -32,7 +32,6 @@ pub async fn bind(port: &HttpPort) -> std::io::Result<TcpListener> {
 pub struct Shared {
     pub generation: watch::Receiver<Arc<Generation>>,
     pub limits: Arc<Limits>,
-    pub log: LogSender,
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -58,7 +57,6 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: w
             generation: Arc::clone(&shared.generation.borrow()),
             client_ip,
             local_port,
-            log: shared.log.clone(),
             shutdown: shared.shutdown.clone(),
         };
         match shared.limits.acquire(client_ip) {

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod connect;
+pub mod control;
 pub mod failure;
 pub mod forward;
 pub mod headers;
@@ -21,10 +22,14 @@ use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
 use crate::config::{Config, LogTarget};
 use crate::log::{LogSender, LogWriter};
+use crate::policy::AclRef;
 use crate::route::health;
-use crate::state::Generation;
+use crate::state::{AccessLogOutput, Generation};
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
@@ -56,7 +61,7 @@ pub fn run_command(args: RunArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(config)) {
+    match runtime.block_on(run(args.config, config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("hopproxy: {e}");
@@ -98,66 +103,213 @@ fn load_config(path: &Path) -> Option<Config> {
     }
 }
 
-fn log_paths(config: &Config) -> Vec<PathBuf> {
+/// The access-log files a config writes to, each with the ACLs of its `access_log` line.
+/// Without any `access_log` line, Squid's default file.
+fn log_outputs(config: &Config) -> Vec<(PathBuf, Vec<AclRef>)> {
     if config.access_logs.is_empty() {
-        return vec![PathBuf::from(DEFAULT_ACCESS_LOG)];
+        return vec![(PathBuf::from(DEFAULT_ACCESS_LOG), Vec::new())];
     }
     config
         .access_logs
         .iter()
         .filter_map(|l| match &l.target {
-            LogTarget::File(p) => Some(p.clone()),
+            LogTarget::File(p) => Some((p.clone(), l.acls.clone())),
             LogTarget::None => None,
         })
         .collect()
 }
 
-/// Runs the proxy until SIGTERM/SIGINT, then shuts down gracefully.
-pub async fn run(config: Config) -> std::io::Result<()> {
-    let config = Arc::new(config);
-    let generation = Arc::new(Generation::new(Arc::clone(&config), None)?);
-    let (writer, log) = LogWriter::start(log_paths(&config))?;
+/// The running daemon: listeners and log writers, which a reload adjusts.
+struct Daemon {
+    config_path: PathBuf,
+    generation_tx: watch::Sender<Arc<Generation>>,
+    shared: Arc<listener::Shared>,
+    limits: Arc<limits::Limits>,
+    listeners: HashMap<(Option<IpAddr>, u16), watch::Sender<bool>>,
+    accept_tasks: Vec<tokio::task::JoinHandle<()>>,
+    writers: HashMap<PathBuf, (LogWriter, LogSender)>,
+}
 
-    let mut listeners = Vec::new();
-    for port in &config.http_ports {
-        let listener = listener::bind(port).await.map_err(|e| {
-            let addr = port.addr.map_or_else(
-                || format!("*:{}", port.port),
-                |a| std::net::SocketAddr::new(a, port.port).to_string(),
-            );
-            std::io::Error::new(e.kind(), format!("{}: cannot listen on {addr}: {e}", port.origin))
-        })?;
-        tracing::info!("listening on {}", listener.local_addr()?);
-        listeners.push(listener);
+impl Daemon {
+    /// Log outputs for `config`, reusing the writers of files already open.
+    fn outputs_for(&mut self, config: &Config) -> std::io::Result<Vec<AccessLogOutput>> {
+        let wanted = log_outputs(config);
+        let mut outputs = Vec::with_capacity(wanted.len());
+        for (path, acls) in wanted {
+            let sender = match self.writers.get(&path) {
+                Some((_, sender)) => sender.clone(),
+                None => {
+                    let (writer, sender) = LogWriter::start(vec![path.clone()])?;
+                    self.writers.insert(path.clone(), (writer, sender.clone()));
+                    sender
+                }
+            };
+            outputs.push(AccessLogOutput { sender, acls });
+        }
+        Ok(outputs)
     }
-    let pid_file = write_pid_file(&config)?;
-    probe_parents_at_start(&generation);
 
+    /// Closes writers no current output uses; their threads end once the connections of
+    /// older generations are gone and every queued line is written.
+    fn retire_unused_writers(&mut self, config: &Config) {
+        let used: Vec<PathBuf> = log_outputs(config).into_iter().map(|(p, _)| p).collect();
+        let unused: Vec<PathBuf> = self.writers.keys().filter(|p| !used.contains(p)).cloned().collect();
+        for path in unused {
+            if let Some((writer, sender)) = self.writers.remove(&path) {
+                drop(sender);
+                std::thread::spawn(move || writer.finish());
+            }
+        }
+    }
+
+    /// Starts accepting on every `http_port` of `config` not already open; stops the others.
+    /// New ports are bound before anything changes, so a port that cannot be bound leaves
+    /// the daemon as it was.
+    async fn apply_ports(&mut self, config: &Config) -> std::io::Result<()> {
+        let mut fresh = Vec::new();
+        for port in &config.http_ports {
+            let key = (port.addr, port.port);
+            if self.listeners.contains_key(&key) || fresh.iter().any(|(k, _)| *k == key) {
+                continue;
+            }
+            let listener = listener::bind(port).await.map_err(|e| {
+                let addr = port.addr.map_or_else(
+                    || format!("*:{}", port.port),
+                    |a| SocketAddr::new(a, port.port).to_string(),
+                );
+                std::io::Error::new(e.kind(), format!("{}: cannot listen on {addr}: {e}", port.origin))
+            })?;
+            fresh.push((key, listener));
+        }
+        let keep: Vec<_> = config.http_ports.iter().map(|p| (p.addr, p.port)).collect();
+        self.listeners.retain(|key, stop| {
+            let kept = keep.contains(key);
+            if !kept {
+                tracing::info!("no longer listening on port {}", key.1);
+                let _ = stop.send(true);
+            }
+            kept
+        });
+        for (key, listener) in fresh {
+            tracing::info!("listening on {}", listener.local_addr()?);
+            let (stop_tx, stop_rx) = watch::channel(false);
+            self.accept_tasks.push(tokio::spawn(listener::accept_loop(
+                listener,
+                Arc::clone(&self.shared),
+                stop_rx,
+            )));
+            self.listeners.insert(key, stop_tx);
+        }
+        Ok(())
+    }
+
+    /// SIGHUP: re-read the config; apply it whole, or keep the running one and say why.
+    async fn reload(&mut self) {
+        tracing::info!("SIGHUP: reloading {}", self.config_path.display());
+        let loaded = match crate::config::load(&self.config_path) {
+            Ok(loaded) => loaded,
+            Err(diagnostics) => {
+                for d in &diagnostics {
+                    tracing::error!("{d}");
+                }
+                tracing::error!(
+                    "reload rejected: {} is not valid; the running config is kept",
+                    self.config_path.display()
+                );
+                return;
+            }
+        };
+        for d in &loaded.diagnostics {
+            tracing::warn!("{d}");
+        }
+        let config = Arc::new(loaded.config);
+        let previous = Arc::clone(&self.generation_tx.borrow());
+        let built = match self.outputs_for(&config) {
+            Ok(outputs) => Generation::new(Arc::clone(&config), Some(&previous), outputs),
+            Err(e) => Err(e),
+        };
+        let generation = match built {
+            Ok(g) => Arc::new(g),
+            Err(e) => {
+                tracing::error!("reload rejected: {e}; the running config is kept");
+                self.retire_unused_writers(&previous.config);
+                return;
+            }
+        };
+        if let Err(e) = self.apply_ports(&config).await {
+            tracing::error!("reload rejected: {e}; the running config is kept");
+            self.retire_unused_writers(&previous.config);
+            return;
+        }
+        self.limits.apply(&config);
+        probe_parents_at_start(&generation);
+        let _ = self.generation_tx.send(generation);
+        self.retire_unused_writers(&config);
+        tracing::info!("reloaded: new connections use the new config; open ones keep theirs");
+    }
+
+    fn reopen_logs(&self) {
+        tracing::info!("SIGUSR1: reopening access logs");
+        for (_, sender) in self.writers.values() {
+            sender.reopen();
+        }
+    }
+}
+
+/// Runs the proxy until SIGTERM/SIGINT, then shuts down gracefully. SIGHUP reloads the
+/// config from `config_path`; SIGUSR1 reopens the access logs.
+pub async fn run(config_path: PathBuf, config: Config) -> std::io::Result<()> {
+    limits::raise_open_files_limit();
+    let config = Arc::new(config);
     let limits = Arc::new(limits::Limits::from_config(&config));
-    let (generation_tx, generation_rx) = watch::channel(Arc::clone(&generation));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let (stop_tx, stop_rx) = watch::channel(false);
+    // A placeholder generation until the first real one is built (it needs the log writers).
+    let (generation_tx, generation_rx) =
+        watch::channel(Arc::new(Generation::new(Arc::clone(&config), None, Vec::new())?));
     let shared = Arc::new(listener::Shared {
         generation: generation_rx,
         limits: Arc::clone(&limits),
-        log: log.clone(),
         shutdown: shutdown_rx,
     });
-    let accept_tasks: Vec<_> = listeners
-        .into_iter()
-        .map(|l| tokio::spawn(listener::accept_loop(l, Arc::clone(&shared), stop_rx.clone())))
-        .collect();
+    let mut daemon = Daemon {
+        config_path,
+        generation_tx,
+        shared,
+        limits: Arc::clone(&limits),
+        listeners: HashMap::new(),
+        accept_tasks: Vec::new(),
+        writers: HashMap::new(),
+    };
+    let outputs = daemon.outputs_for(&config)?;
+    let generation = Arc::new(Generation::new(Arc::clone(&config), None, outputs)?);
+    let _ = daemon.generation_tx.send(Arc::clone(&generation));
+    daemon.apply_ports(&config).await?;
+    let pid_file = write_pid_file(&config)?;
+    probe_parents_at_start(&generation);
+    drop(generation);
 
-    wait_for_stop_signal(&log).await?;
-    tracing::info!(
-        "stopping: no new connections; open ones get up to {:?} (shutdown_lifetime)",
-        config.shutdown_lifetime
-    );
-    let _ = stop_tx.send(true);
-    for task in accept_tasks {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut usr1 = signal(SignalKind::user_defined1())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => daemon.reload().await,
+            _ = usr1.recv() => daemon.reopen_logs(),
+        }
+    }
+
+    let lifetime = daemon.generation_tx.borrow().config.shutdown_lifetime;
+    tracing::info!("stopping: no new connections; open ones get up to {lifetime:?} (shutdown_lifetime)");
+    for stop in daemon.listeners.values() {
+        let _ = stop.send(true);
+    }
+    for task in daemon.accept_tasks.drain(..) {
         let _ = task.await;
     }
-    drain(&limits, config.shutdown_lifetime).await;
+    drain(&limits, lifetime).await;
     if limits.active() > 0 {
         tracing::info!(
             "closing {} connections still open after shutdown_lifetime",
@@ -166,10 +318,15 @@ pub async fn run(config: Config) -> std::io::Result<()> {
         let _ = shutdown_tx.send(true);
         drain(&limits, FINAL_LOG_GRACE).await;
     }
-    drop(shared);
-    drop(generation_tx);
-    drop(log);
-    writer.finish();
+    // Replace the last generation so its log senders are dropped, then flush every writer.
+    let _ = daemon
+        .generation_tx
+        .send(Arc::new(Generation::new(Arc::clone(&config), None, Vec::new())?));
+    let Daemon { writers, .. } = daemon;
+    for (_, (writer, sender)) in writers {
+        drop(sender);
+        tokio::task::spawn_blocking(move || writer.finish()).await.ok();
+    }
     if let Some(path) = pid_file {
         let _ = std::fs::remove_file(path);
     }
@@ -182,23 +339,6 @@ async fn drain(limits: &limits::Limits, limit: Duration) {
     let deadline = tokio::time::Instant::now() + limit;
     while limits.active() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// SIGTERM/SIGINT end the wait; SIGUSR1 reopens the access logs (logrotate) meanwhile.
-async fn wait_for_stop_signal(log: &LogSender) -> std::io::Result<()> {
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut usr1 = signal(SignalKind::user_defined1())?;
-    loop {
-        tokio::select! {
-            _ = term.recv() => return Ok(()),
-            _ = int.recv() => return Ok(()),
-            _ = usr1.recv() => {
-                tracing::info!("SIGUSR1: reopening access logs");
-                log.reopen();
-            }
-        }
     }
 }
 

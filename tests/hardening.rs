@@ -1,0 +1,144 @@
+//! Hostile input and abuse (issue "Hardening"): smuggling-shaped requests are refused, client
+//! credentials never leak to the next hop, and a flood from one client cannot lock out others.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use common::{Hop, curl, header, parse_log_line};
+
+fn config(dir: &std::path::Path, name: &str, listen: &str, rules: &str) -> String {
+    format!(
+        "http_port {listen}\naccess_log stdio:{} squid\nvisible_hostname {name}.test\n{rules}\n",
+        Hop::log_path(dir, name).display()
+    )
+}
+
+fn exchange(addr: &str, request: &[u8]) -> String {
+    let mut s = TcpStream::connect_timeout(&addr.parse::<SocketAddr>().unwrap(), Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request).unwrap();
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn bad_chunks_and_folded_headers_are_400() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = common::origin::echo_origin("127.0.13.20:0".parse().unwrap());
+    let hop = Hop::start(
+        "h",
+        dir.path(),
+        "127.0.13.11:3128".parse().unwrap(),
+        &config(dir.path(), "h", "127.0.13.11:3128", "http_access allow all"),
+    );
+    let url = format!("http://{}/x", origin.addr);
+    let bad_chunk = format!(
+        "POST {url} HTTP/1.1\r\nHost: {}\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+        origin.addr
+    );
+    let folded = format!(
+        "GET {url} HTTP/1.1\r\nHost: {}\r\nX-Folded: one\r\n two\r\n\r\n",
+        origin.addr
+    );
+    let repeated_length = format!(
+        "POST {url} HTTP/1.1\r\nHost: {}\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello",
+        origin.addr
+    );
+    for request in [&bad_chunk, &folded, &repeated_length] {
+        let reply = exchange("127.0.13.11:3128", request.as_bytes());
+        assert!(
+            reply.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+            "{request:?} → {reply}"
+        );
+        assert!(
+            header(&reply, "Proxy-Status")
+                .unwrap()
+                .starts_with("h.test; error=http_request_error")
+        );
+    }
+    let lines = hop.wait_for_lines(3);
+    assert!(
+        lines.iter().all(|l| parse_log_line(l).code == "NONE_NONE/400"),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn client_proxy_credentials_are_not_forwarded() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = common::origin::echo_origin("127.0.14.20:0".parse().unwrap());
+    let _hop = Hop::start(
+        "h",
+        dir.path(),
+        "127.0.14.11:3128".parse().unwrap(),
+        &config(dir.path(), "h", "127.0.14.11:3128", "http_access allow all"),
+    );
+    let result = curl(&[
+        "-x",
+        "http://127.0.14.11:3128",
+        "-U",
+        "agent:secret",
+        &format!("http://{}/", origin.addr),
+    ]);
+    assert_eq!(result.exit, 0, "{}", result.stderr);
+    assert!(result.stdout.starts_with("GET / HTTP/1.1\r\n"), "{}", result.stdout);
+    assert_eq!(header(&result.stdout, "Proxy-Authorization"), None, "{}", result.stdout);
+}
+
+/// 300 connections from one address against a per-client cap of 10: the rest are refused
+/// with 503, and another client's tunnels keep working meanwhile.
+#[test]
+fn a_flood_from_one_client_does_not_lock_out_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let echo = common::origin::echo_tcp("127.0.15.20:0".parse().unwrap());
+    let rules = "http_access allow all\nclient_ip_max_connections 10\nmax_client_connections 100";
+    let hop = Hop::start(
+        "f",
+        dir.path(),
+        "127.0.15.11:3128".parse().unwrap(),
+        &config(dir.path(), "f", "127.0.15.11:3128", rules),
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let flood: Vec<tokio::net::TcpStream> = runtime.block_on(async {
+        let mut held = Vec::new();
+        for _ in 0..300 {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind("127.0.15.6:0".parse().unwrap()).unwrap();
+            if let Ok(stream) = socket.connect("127.0.15.11:3128".parse().unwrap()).await {
+                held.push(stream);
+            }
+        }
+        held
+    });
+    assert!(flood.len() >= 290, "connections opened: {}", flood.len());
+    std::thread::sleep(Duration::from_millis(300));
+    for i in 0..5 {
+        let reply = exchange(
+            "127.0.15.11:3128",
+            format!("CONNECT {} HTTP/1.1\r\n\r\n", echo.addr).as_bytes(),
+        );
+        assert!(
+            reply.starts_with("HTTP/1.1 200 Connection established\r\n"),
+            "legitimate tunnel {i}: {reply}"
+        );
+    }
+    drop(flood);
+    // Refusals are logged once their connection is closed; wait (bounded) for all lines.
+    let refused = hop
+        .wait_for_lines(285)
+        .iter()
+        .filter(|l| l.contains(" NONE_NONE/503 "))
+        .count();
+    assert!(
+        refused >= 280,
+        "flood connections over the per-client cap were refused and logged: {refused}"
+    );
+}
