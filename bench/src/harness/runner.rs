@@ -117,6 +117,9 @@ async fn measure(chain: &Chain, sink: &Sink, plan: &Plan, idle_count: usize) -> 
                 r.put("rss_idle_mib", Some(i.rss_after_kib as f64 / 1024.0));
                 r.put("idle_opened", Some(i.opened as f64));
                 r.put("idle_kib_per_tunnel", i.kib_per_tunnel);
+                for (hop, kib) in i.kib_per_tunnel_by_hop.iter().enumerate() {
+                    r.put_owned(format!("idle_kib_per_tunnel_hop{}", hop + 1), Some(*kib));
+                }
                 if i.errors > 0 {
                     let first = i.first_error.unwrap_or_default();
                     r.note(format!("idle: {} of {idle_count} failed, first: {first}", i.errors));

@@ -19,6 +19,8 @@ pub struct IdleResult {
     pub rss_before_kib: u64,
     pub rss_after_kib: u64,
     pub kib_per_tunnel: Option<f64>,
+    /// The same per hop, client-facing first (where the memory sits in a chain).
+    pub kib_per_tunnel_by_hop: Vec<f64>,
 }
 
 /// Concurrent openers: enough to be quick, few enough not to overflow a listen backlog.
@@ -29,7 +31,7 @@ const SETTLE: Duration = Duration::from_millis(500);
 /// Opens `count` tunnels to the echo port (each proven end to end by a one-byte echo),
 /// reads the summed RSS of `pids`, then closes them all.
 pub async fn run(route: Route, echo: SocketAddr, count: usize, pids: &[u32]) -> Result<IdleResult, String> {
-    let rss_before_kib = procfs::rss_kib(pids);
+    let before: Vec<u64> = pids.iter().map(|&p| procfs::rss_kib(&[p])).collect();
     let gate = Arc::new(Semaphore::new(OPENERS));
     let tasks: Vec<_> = (0..count)
         .map(|_| {
@@ -55,11 +57,13 @@ pub async fn run(route: Route, echo: SocketAddr, count: usize, pids: &[u32]) -> 
         }
     }
     tokio::time::sleep(SETTLE).await;
-    let rss_after_kib = procfs::rss_kib(pids);
+    let after: Vec<u64> = pids.iter().map(|&p| procfs::rss_kib(&[p])).collect();
     let opened = held.len();
     drop(held);
-    let kib_per_tunnel =
-        (opened > 0 && !pids.is_empty()).then(|| (rss_after_kib as f64 - rss_before_kib as f64) / opened as f64);
+    let per = |b: u64, a: u64| (a as f64 - b as f64) / opened.max(1) as f64;
+    let (rss_before_kib, rss_after_kib) = (before.iter().sum(), after.iter().sum());
+    let kib_per_tunnel = (opened > 0 && !pids.is_empty()).then(|| per(rss_before_kib, rss_after_kib));
+    let kib_per_tunnel_by_hop = before.iter().zip(&after).map(|(&b, &a)| per(b, a)).collect();
     Ok(IdleResult {
         opened,
         errors,
@@ -67,6 +71,7 @@ pub async fn run(route: Route, echo: SocketAddr, count: usize, pids: &[u32]) -> 
         rss_before_kib,
         rss_after_kib,
         kib_per_tunnel,
+        kib_per_tunnel_by_hop,
     })
 }
 
