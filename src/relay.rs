@@ -1,18 +1,28 @@
 //! The bidirectional byte pump behind a tunnel. A FIN in one direction is passed on as a
 //! half-close and the other direction keeps flowing; an error in either direction ends both.
 //! Ends early when nothing moved for `idle` (`read_timeout`) or when shutdown forces it.
+//!
+//! Bytes move with `splice(2)` through a pipe per direction where the kernel supports it, so
+//! tunnel payload never enters user space; otherwise they are copied through a per-thread
+//! buffer. Either way a tunnel owns no buffer while idle: the pipe is created at the first
+//! byte and holds no pages when empty, and the copy path keeps a heap backlog only while the
+//! receiving side is congested. `splice` comes from rustix's safe wrapper, so this module
+//! needs no `unsafe` either.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::cell::RefCell;
+use std::io::ErrorKind;
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use rustix::pipe::{PipeFlags, SpliceFlags, pipe_with, splice};
+use tokio::io::Interest;
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-const BUFFER: usize = 16 * 1024;
+/// Bytes moved per splice or read: large enough for bulk transfers, one pipe's default size.
+const CHUNK: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RelayEnd {
@@ -29,6 +39,31 @@ pub struct RelayStats {
     pub client_to_server: u64,
     pub server_to_client: u64,
     pub end: RelayEnd,
+}
+
+/// How bytes are moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `splice(2)` where it works, falling back to copying.
+    Auto,
+    /// Always copy through user space.
+    Copy,
+}
+
+/// Whether splice works here: learnt at the first tunnel, so a kernel or socket type without
+/// it costs one failed call, not one per tunnel.
+static SPLICE_SUPPORT: AtomicU8 = AtomicU8::new(SPLICE_UNKNOWN);
+const SPLICE_UNKNOWN: u8 = 0;
+const SPLICE_WORKS: u8 = 1;
+const SPLICE_UNSUPPORTED: u8 = 2;
+
+/// The mode for new tunnels: `HOPPROXY_RELAY=copy` forces copying (for comparisons).
+pub fn default_mode() -> Mode {
+    static MODE: std::sync::OnceLock<Mode> = std::sync::OnceLock::new();
+    *MODE.get_or_init(|| match std::env::var("HOPPROXY_RELAY").as_deref() {
+        Ok("copy") => Mode::Copy,
+        _ => Mode::Auto,
+    })
 }
 
 struct Activity {
@@ -53,22 +88,30 @@ pub async fn relay(
     client: TcpStream,
     server: TcpStream,
     idle: Duration,
+    shutdown: watch::Receiver<bool>,
+) -> RelayStats {
+    relay_with(default_mode(), client, server, idle, shutdown).await
+}
+
+pub async fn relay_with(
+    mode: Mode,
+    client: TcpStream,
+    server: TcpStream,
+    idle: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) -> RelayStats {
-    let (client_read, client_write) = client.into_split();
-    let (server_read, server_write) = server.into_split();
-    let activity = Arc::new(Activity {
+    let activity = Activity {
         start: Instant::now(),
         last_ms: AtomicU64::new(0),
-    });
-    let up = Arc::new(AtomicU64::new(0));
-    let down = Arc::new(AtomicU64::new(0));
+    };
+    let up = AtomicU64::new(0);
+    let down = AtomicU64::new(0);
 
     let pumps = async {
         // try_join: an error on one side (a reset) ends the other side too.
         match tokio::try_join!(
-            pump(client_read, server_write, &up, &activity),
-            pump(server_read, client_write, &down, &activity)
+            pump(mode, &client, &server, &up, &activity),
+            pump(mode, &server, &client, &down, &activity)
         ) {
             Ok(_) => RelayEnd::Closed,
             Err(_) => RelayEnd::Error,
@@ -76,8 +119,7 @@ pub async fn relay(
     };
     let watchdog = async {
         loop {
-            let deadline = activity.last() + idle;
-            tokio::time::sleep_until(deadline).await;
+            tokio::time::sleep_until(activity.last() + idle).await;
             if activity.last() + idle <= Instant::now() {
                 return;
             }
@@ -100,29 +142,235 @@ pub async fn relay(
         _ = forced => RelayEnd::Shutdown,
     };
     RelayStats {
-        client_to_server: up.load(Ordering::Relaxed),
-        server_to_client: down.load(Ordering::Relaxed),
+        client_to_server: up.into_inner(),
+        server_to_client: down.into_inner(),
         end,
     }
 }
 
-/// Copies one direction until EOF, then half-closes the writer.
+/// Moves one direction until EOF, then half-closes the receiver.
 async fn pump(
-    mut from: OwnedReadHalf,
-    mut to: OwnedWriteHalf,
+    mode: Mode,
+    from: &TcpStream,
+    to: &TcpStream,
     count: &AtomicU64,
     activity: &Activity,
 ) -> std::io::Result<()> {
-    let mut buf = vec![0u8; BUFFER];
-    loop {
-        let n = from.read(&mut buf).await?;
-        if n == 0 {
-            // Pass the FIN on; the other direction keeps going.
-            let _ = to.shutdown().await;
-            return Ok(());
+    if mode == Mode::Auto && SPLICE_SUPPORT.load(Ordering::Relaxed) != SPLICE_UNSUPPORTED {
+        match splice_pump(from, to, count, activity).await {
+            Err(e) if is_unsupported(&e) => {
+                SPLICE_SUPPORT.store(SPLICE_UNSUPPORTED, Ordering::Relaxed);
+                tracing::info!("splice(2) unavailable ({e}); tunnels copy through user space");
+            }
+            done => return done,
         }
-        to.write_all(&buf[..n]).await?;
-        count.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    copy_pump(from, to, count, activity).await
+}
+
+fn is_unsupported(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(code) if code == rustix::io::Errno::INVAL.raw_os_error() || code == rustix::io::Errno::NOSYS.raw_os_error())
+}
+
+fn half_close(to: &TcpStream) {
+    let _ = rustix::net::shutdown(to, rustix::net::Shutdown::Write);
+}
+
+async fn splice_pump(from: &TcpStream, to: &TcpStream, count: &AtomicU64, activity: &Activity) -> std::io::Result<()> {
+    // Created at the first byte: idle tunnels hold no pipe at all.
+    let mut pipe: Option<(OwnedFd, OwnedFd)> = None;
+    loop {
+        from.readable().await?;
+        let (pipe_read, pipe_write) = match &pipe {
+            Some(p) => p,
+            None => pipe.insert(pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)?),
+        };
+        let read = from.try_io(Interest::READABLE, || {
+            Ok(splice(
+                from,
+                None,
+                &*pipe_write,
+                None,
+                CHUNK,
+                SpliceFlags::NONBLOCK | SpliceFlags::MOVE,
+            )?)
+        });
+        let mut pending = match read {
+            Ok(0) => {
+                half_close(to);
+                return Ok(());
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        };
+        SPLICE_SUPPORT.store(SPLICE_WORKS, Ordering::Relaxed);
+        while pending > 0 {
+            to.writable().await?;
+            let written = to.try_io(Interest::WRITABLE, || {
+                Ok(splice(
+                    &*pipe_read,
+                    None,
+                    to,
+                    None,
+                    pending,
+                    SpliceFlags::NONBLOCK | SpliceFlags::MOVE,
+                )?)
+            });
+            match written {
+                Ok(n) => {
+                    pending -= n;
+                    count.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
         activity.touch();
+    }
+}
+
+thread_local! {
+    /// One copy buffer per runtime thread, used only between awaits, so no tunnel owns one.
+    static COPY_BUFFER: RefCell<Vec<u8>> = RefCell::new(vec![0; CHUNK]);
+}
+
+enum Step {
+    Eof,
+    NotReady,
+    Moved(usize),
+}
+
+/// Reads what is there and writes what the receiver takes now; the rest goes to `backlog`.
+fn transfer_once(from: &TcpStream, to: &TcpStream, backlog: &mut Vec<u8>) -> std::io::Result<Step> {
+    COPY_BUFFER.with_borrow_mut(|buf| {
+        let n = match from.try_read(buf) {
+            Ok(0) => return Ok(Step::Eof),
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(Step::NotReady),
+            Err(e) => return Err(e),
+        };
+        let mut written = 0;
+        while written < n {
+            match to.try_write(&buf[written..n]) {
+                Ok(m) => written += m,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    backlog.extend_from_slice(&buf[written..n]);
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Step::Moved(n))
+    })
+}
+
+async fn copy_pump(from: &TcpStream, to: &TcpStream, count: &AtomicU64, activity: &Activity) -> std::io::Result<()> {
+    let mut backlog: Vec<u8> = Vec::new();
+    loop {
+        while !backlog.is_empty() {
+            to.writable().await?;
+            match to.try_write(&backlog) {
+                Ok(n) => {
+                    backlog.drain(..n);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+        // Give the memory back once the receiver caught up.
+        backlog = Vec::new();
+        from.readable().await?;
+        match transfer_once(from, to, &mut backlog)? {
+            Step::Eof => {
+                half_close(to);
+                return Ok(());
+            }
+            Step::NotReady => {}
+            Step::Moved(n) => {
+                count.fetch_add(n as u64, Ordering::Relaxed);
+                activity.touch();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// client ⇄ [relay] ⇄ server over real loopback sockets; returns both outer ends.
+    async fn rig(mode: Mode) -> (TcpStream, TcpStream, tokio::task::JoinHandle<RelayStats>) {
+        let a = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let b = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client_outer = TcpStream::connect(a.local_addr().unwrap()).await.unwrap();
+        let (client_inner, _) = a.accept().await.unwrap();
+        let server_inner = TcpStream::connect(b.local_addr().unwrap()).await.unwrap();
+        let (server_outer, _) = b.accept().await.unwrap();
+        let (_tx, rx) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let _keep_sender = _tx;
+            relay_with(mode, client_inner, server_inner, Duration::from_secs(10), rx).await
+        });
+        (client_outer, server_outer, task)
+    }
+
+    async fn bulk_and_half_close(mode: Mode) {
+        let (mut client, mut server, task) = rig(mode).await;
+        let payload: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let expected = payload.clone();
+        let upload = tokio::spawn(async move {
+            client.write_all(&payload).await.unwrap();
+            client.shutdown().await.unwrap();
+            let mut answer = Vec::new();
+            client.read_to_end(&mut answer).await.unwrap();
+            answer
+        });
+        let mut received = Vec::new();
+        server.read_to_end(&mut received).await.unwrap();
+        assert!(
+            received == expected,
+            "upload arrives whole and in order ({} bytes)",
+            received.len()
+        );
+        // The client's FIN did not cut the other direction.
+        server.write_all(b"reply after half-close").await.unwrap();
+        server.shutdown().await.unwrap();
+        assert_eq!(upload.await.unwrap(), b"reply after half-close");
+        let stats = task.await.unwrap();
+        assert_eq!(
+            (stats.client_to_server, stats.server_to_client, stats.end),
+            (3_000_000, 22, RelayEnd::Closed)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn splice_path_moves_bulk_and_keeps_half_close() {
+        bulk_and_half_close(Mode::Auto).await;
+        assert_eq!(
+            SPLICE_SUPPORT.load(Ordering::Relaxed),
+            SPLICE_WORKS,
+            "splice was used on Linux"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn copy_path_moves_bulk_and_keeps_half_close() {
+        bulk_and_half_close(Mode::Copy).await;
+    }
+
+    #[tokio::test]
+    async fn idle_tunnels_end_after_the_idle_limit() {
+        let a = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client_outer = TcpStream::connect(a.local_addr().unwrap()).await.unwrap();
+        let (client_inner, _) = a.accept().await.unwrap();
+        let server_inner = TcpStream::connect(a.local_addr().unwrap()).await.unwrap();
+        let (_server_outer, _) = a.accept().await.unwrap();
+        let (_tx, rx) = watch::channel(false);
+        let stats = relay_with(Mode::Auto, client_inner, server_inner, Duration::from_millis(200), rx).await;
+        assert_eq!(stats.end, RelayEnd::Idle);
+        drop(client_outer);
     }
 }

@@ -108,13 +108,15 @@ impl ClientCtx {
         acls.iter().all(|r| set.get(r.acl).kind.matches(&facts) != r.negated)
     }
 
-    /// Sends an error reply, closes gracefully, and returns the bytes written.
+    /// Sends an error reply and half-closes; returns the bytes written. The caller logs, then
+    /// the connection's owner drains it with [`close_gracefully`] (so the log line is written
+    /// when the reply is, not after the linger).
     pub async fn refuse(&self, client: &mut BufConn, error: &ProxyError) -> usize {
         let g = &self.generation;
         tracing::debug!(client = %self.client_ip, status = error.status, error = error.error.token(), "{}", error.details);
         let bytes = reply::render(&g.hostname, &g.via_entry, error);
         let _ = client.write_all(&bytes).await;
-        close_gracefully(&mut client.stream).await;
+        let _ = client.stream.shutdown().await;
         bytes.len()
     }
 }
@@ -155,7 +157,7 @@ pub async fn serve(ctx: ClientCtx, stream: TcpStream) {
             Ok(parsed) => parsed,
             Err(e) => {
                 head_error(&ctx, &mut client, e, start, first).await;
-                return;
+                break;
             }
         };
         let _ = client.buf.split_to(len);
@@ -166,9 +168,10 @@ pub async fn serve(ctx: ClientCtx, stream: TcpStream) {
         }
         match forward::handle(&ctx, &mut client, &mut upstream, head, start).await {
             forward::Next::KeepAlive if !*ctx.shutdown.borrow() => continue,
-            _ => return,
+            _ => break,
         }
     }
+    close_gracefully(&mut client.stream).await;
 }
 
 /// The method token at the start of an unparsable head, for the log (Squid logs `GARBAGE`).

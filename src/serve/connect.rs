@@ -2,10 +2,12 @@
 //! and only then answer 200 and relay. Bytes the client sent right behind its CONNECT head
 //! are kept and forwarded once the tunnel is up (reference M15).
 
+use std::net::SocketAddr;
+
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
-use super::client::{ClientCtx, Outcome};
+use super::client::{ClientCtx, Outcome, close_gracefully};
 use super::failure;
 use super::headers::{client_proxy_auth, write_forwarded};
 use super::policy::{Verdict, check_access};
@@ -15,12 +17,78 @@ use crate::http1::head::response_body_kind;
 use crate::http1::{BufConn, RequestHead, ResponseHead, copy_body};
 use crate::log::ResultCode;
 use crate::relay::relay;
-use crate::route::select::plan;
+use crate::route::select::{Attempt, plan};
 use crate::route::tunnel::{self, ParentRequest, TunnelOutcome};
 
 pub const ESTABLISHED: &[u8] = b"HTTP/1.1 200 Connection established\r\n\r\n";
 
-pub async fn handle(ctx: &ClientCtx, mut client: BufConn, head: RequestHead, start: Instant) {
+/// A tunnel whose next hop said yes. Everything used to get here (heads, buffers, policy
+/// facts) is already freed, so a long-lived tunnel holds only its two sockets.
+struct Established {
+    client: BufConn,
+    upstream: BufConn,
+    addr: SocketAddr,
+    attempt: Attempt,
+    url: String,
+}
+
+pub async fn handle(ctx: &ClientCtx, client: BufConn, head: RequestHead, start: Instant) {
+    match establish(ctx, client, head, start).await {
+        Ok(established) => run_tunnel(ctx, established, start).await,
+        Err(mut refused) => close_gracefully(&mut refused.stream).await,
+    }
+}
+
+/// Answers 200, forwards the bytes either side sent early, relays, and logs the tunnel.
+async fn run_tunnel(ctx: &ClientCtx, established: Established, start: Instant) {
+    let Established {
+        client,
+        upstream,
+        addr,
+        attempt,
+        url,
+    } = established;
+    let BufConn {
+        stream: mut client_stream,
+        buf: early_up,
+    } = client;
+    let BufConn {
+        stream: mut upstream_stream,
+        buf: early_down,
+    } = upstream;
+    let mut bytes = 0u64;
+    let mut ready = client_stream.write_all(ESTABLISHED).await.is_ok();
+    if ready {
+        bytes += ESTABLISHED.len() as u64;
+        ready =
+            client_stream.write_all(&early_down).await.is_ok() && upstream_stream.write_all(&early_up).await.is_ok();
+        bytes += early_down.len() as u64;
+    }
+    drop((early_up, early_down));
+    if ready {
+        let read_timeout = ctx.generation.config.read_timeout;
+        let stats = relay(client_stream, upstream_stream, read_timeout, ctx.shutdown.clone()).await;
+        bytes += stats.server_to_client;
+    }
+    let outcome = Outcome {
+        result: ResultCode::Tunnel,
+        status: 200,
+        bytes,
+        hierarchy: attempt.hierarchy,
+        peer: Some(addr.ip()),
+        content_type: None,
+    };
+    ctx.log(start, "CONNECT", &url, outcome);
+}
+
+/// Checks policy and reaches the next hop. Refusals and parents' error answers are handled
+/// (answered and logged) here; then the client connection comes back to be closed.
+async fn establish(
+    ctx: &ClientCtx,
+    mut client: BufConn,
+    head: RequestHead,
+    start: Instant,
+) -> Result<Established, BufConn> {
     let target = match parse_connect(&head.target) {
         Ok(t) => t,
         Err(e) => {
@@ -32,7 +100,7 @@ pub async fn handle(ctx: &ClientCtx, mut client: BufConn, head: RequestHead, sta
                 &head.target,
                 Outcome::local(ResultCode::None, 400, bytes),
             );
-            return;
+            return Err(client);
         }
     };
     let url = authority(&target);
@@ -48,7 +116,7 @@ pub async fn handle(ctx: &ClientCtx, mut client: BufConn, head: RequestHead, sta
         .with_hint("the proxy's http_access rules do not allow this client, destination or port");
         let bytes = ctx.refuse(&mut client, &error).await;
         ctx.log(start, "CONNECT", &url, Outcome::local(ResultCode::Denied, 403, bytes));
-        return;
+        return Err(client);
     }
     let attempts = plan(generation, &facts);
 
@@ -64,31 +132,13 @@ pub async fn handle(ctx: &ClientCtx, mut client: BufConn, head: RequestHead, sta
             upstream,
             addr,
             attempt,
-        }) => {
-            let mut bytes = 0u64;
-            let mut stats = None;
-            if client.write_all(ESTABLISHED).await.is_ok() {
-                bytes += ESTABLISHED.len() as u64;
-                let (mut upstream_stream, early_down) = (upstream.stream, upstream.buf);
-                let delivered =
-                    client.write_all(&early_down).await.is_ok() && upstream_stream.write_all(&client.buf).await.is_ok();
-                if delivered {
-                    bytes += early_down.len() as u64;
-                    let read_timeout = generation.config.read_timeout;
-                    stats = Some(relay(client.stream, upstream_stream, read_timeout, ctx.shutdown.clone()).await);
-                }
-            }
-            bytes += stats.map_or(0, |s| s.server_to_client);
-            let outcome = Outcome {
-                result: ResultCode::Tunnel,
-                status: 200,
-                bytes,
-                hierarchy: attempt.hierarchy,
-                peer: Some(addr.ip()),
-                content_type: None,
-            };
-            ctx.log(start, "CONNECT", &url, outcome);
-        }
+        }) => Ok(Established {
+            client,
+            upstream,
+            addr,
+            attempt,
+            url,
+        }),
         Ok(TunnelOutcome::ParentAnswered {
             mut upstream,
             head: answer,
@@ -106,6 +156,7 @@ pub async fn handle(ctx: &ClientCtx, mut client: BufConn, head: RequestHead, sta
                 content_type: None,
             };
             ctx.log(start, "CONNECT", &url, outcome);
+            Err(client)
         }
         Err(error) => {
             let (reply, hierarchy, peer) = failure::describe(&error);
@@ -116,6 +167,7 @@ pub async fn handle(ctx: &ClientCtx, mut client: BufConn, head: RequestHead, sta
                 ..Outcome::local(ResultCode::None, reply.status, bytes)
             };
             ctx.log(start, "CONNECT", &url, outcome);
+            Err(client)
         }
     }
 }
@@ -173,7 +225,7 @@ async fn relay_parent_answer(
             written += n;
         }
     }
-    super::client::close_gracefully(&mut client.stream).await;
+    let _ = client.stream.shutdown().await;
     written
 }
 

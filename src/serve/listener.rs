@@ -88,4 +88,5 @@ async fn refuse_over_limit(ctx: ClientCtx, stream: tokio::net::TcpStream, refusa
         "error:connection-limit",
         Outcome::local(ResultCode::None, 503, bytes),
     );
+    client::close_gracefully(&mut conn.stream).await;
 }
