@@ -58,6 +58,8 @@ pub struct Meta {
     pub git_rev: String,
     pub unix_time: u64,
     pub wall_s: f64,
+    /// 1-minute load average before and after the run: how busy the machine was besides us.
+    pub loadavg: (f64, f64),
     pub kept_dir: Option<PathBuf>,
 }
 
@@ -105,7 +107,7 @@ fn median(v: &mut [f64]) -> Option<f64> {
 }
 
 impl Meta {
-    pub fn collect(plan: &Plan, idle: usize, wall: Duration, kept_dir: Option<PathBuf>) -> Meta {
+    pub fn collect(plan: &Plan, idle: usize, wall: Duration, kept_dir: Option<PathBuf>, load_before: f64) -> Meta {
         let first_line = |prog: &std::path::Path, args: &[&str]| {
             std::process::Command::new(prog)
                 .args(args)
@@ -152,9 +154,18 @@ impl Meta {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
             wall_s: wall.as_secs_f64(),
+            loadavg: (load_before, loadavg()),
             kept_dir,
         }
     }
+}
+
+/// The 1-minute load average from /proc/loadavg (0 if unreadable).
+pub fn loadavg() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
 }
 
 #[cfg(test)]

@@ -78,8 +78,9 @@ pub fn render(r: &Report) -> String {
     }
     let _ = writeln!(
         out,
-        "ratios are of medians; goal(2) = issue-5 target for hopproxy 2 hops / Squid 2 hops; wall time {:.0} s",
-        m.wall_s
+        "ratios are of medians; goal(2) = issue-5 target for hopproxy 2 hops / Squid 2 hops; wall time {:.0} s; \
+         load average {:.1} before, {:.1} after",
+        m.wall_s, m.loadavg.0, m.loadavg.1
     );
     out
 }
