@@ -26,6 +26,13 @@ pub fn render(r: &Report) -> String {
             ""
         }
     );
+    if m.loadavg.0.max(m.loadavg.1) > m.cores as f64 {
+        let _ = writeln!(
+            out,
+            "warning: load average {:.1}/{:.1} on {} cores: other work shared the CPUs, expect extra noise",
+            m.loadavg.0, m.loadavg.1, m.cores
+        );
+    }
     let mut head = format!("{:<LABEL_W$}", "figure");
     for s in Setup::ALL {
         let _ = write!(head, "{:>COL_W$}", s.label());
