@@ -87,6 +87,24 @@ fn rss_kib_of(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Busy ticks of the whole machine so far (all CPUs, /proc/stat: everything but idle and iowait).
+pub fn machine_busy_ticks() -> u64 {
+    let text = fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(line) = text.lines().find(|l| l.starts_with("cpu ")) else {
+        return 0;
+    };
+    let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal …
+    [0, 1, 2, 5, 6, 7].iter().filter_map(|&i| v.get(i)).sum()
+}
+
+/// CPU ticks of this process plus its reaped children (the proxies, once stopped).
+pub fn own_ticks() -> u64 {
+    stat_fields(std::process::id())
+        .map(|f| (11..=14).filter_map(|i| f.get(i)?.parse::<u64>().ok()).sum())
+        .unwrap_or(0)
+}
+
 /// The soft limit on open files, to size the idle test to what this process may hold.
 pub fn nofile_limit() -> Option<u64> {
     let text = fs::read_to_string("/proc/self/limits").ok()?;

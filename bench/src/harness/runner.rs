@@ -15,7 +15,7 @@ const SETTLE: Duration = Duration::from_millis(150);
 
 pub async fn run(plan: &Plan) -> Result<Report, String> {
     let started = Instant::now();
-    let load_before = super::report::loadavg();
+    let before = super::report::Before::now();
     let sink = Sink::start(chain::SINK_IP.into())
         .await
         .map_err(|e| format!("sink: {e}"))?;
@@ -64,7 +64,7 @@ pub async fn run(plan: &Plan) -> Result<Report, String> {
         None
     };
     Ok(Report {
-        meta: Meta::collect(plan, idle, started.elapsed(), kept, load_before),
+        meta: Meta::collect(plan, idle, started.elapsed(), kept, &before),
         setups: reports,
     })
 }

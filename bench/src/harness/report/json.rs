@@ -50,6 +50,7 @@ pub fn to_value(r: &Report) -> Value {
             "parallel_tunnels": m.parallel, "quick": m.quick, "squid_version": m.squid_version,
             "hopproxy": m.hopproxy, "git_rev": m.git_rev, "unix_time": m.unix_time, "wall_s": m.wall_s,
             "loadavg_1min_before_after": [m.loadavg.0, m.loadavg.1],
+            "others_cpu_share": m.others_cpu_share,
             "kept_dir": m.kept_dir,
         },
         "figures": FIGURES.iter().map(|f| json!({ "key": f.key, "label": f.label })).collect::<Vec<_>>(),

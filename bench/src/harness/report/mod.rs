@@ -60,6 +60,9 @@ pub struct Meta {
     pub wall_s: f64,
     /// 1-minute load average before and after the run: how busy the machine was besides us.
     pub loadavg: (f64, f64),
+    /// Share of all CPUs used by processes other than this harness and its proxies during
+    /// the run (0.0–1.0): the noise the figures suffered.
+    pub others_cpu_share: f64,
     pub kept_dir: Option<PathBuf>,
 }
 
@@ -107,7 +110,11 @@ fn median(v: &mut [f64]) -> Option<f64> {
 }
 
 impl Meta {
-    pub fn collect(plan: &Plan, idle: usize, wall: Duration, kept_dir: Option<PathBuf>, load_before: f64) -> Meta {
+    pub fn collect(plan: &Plan, idle: usize, wall: Duration, kept_dir: Option<PathBuf>, before: &Before) -> Meta {
+        let busy = procfs::machine_busy_ticks().saturating_sub(before.machine_busy);
+        let own = procfs::own_ticks().saturating_sub(before.own);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let capacity = wall.as_secs_f64() * cores as f64 * procfs::clk_tck() as f64;
         let first_line = |prog: &std::path::Path, args: &[&str]| {
             std::process::Command::new(prog)
                 .args(args)
@@ -118,7 +125,7 @@ impl Meta {
                 .unwrap_or_else(|| "unavailable".into())
         };
         Meta {
-            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cores,
             cpu_model: std::fs::read_to_string("/proc/cpuinfo")
                 .ok()
                 .and_then(|s| {
@@ -154,8 +161,30 @@ impl Meta {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
             wall_s: wall.as_secs_f64(),
-            loadavg: (load_before, loadavg()),
+            loadavg: (before.loadavg, loadavg()),
+            others_cpu_share: if capacity > 0.0 {
+                busy.saturating_sub(own) as f64 / capacity
+            } else {
+                0.0
+            },
             kept_dir,
+        }
+    }
+}
+
+/// Machine counters read when the run starts.
+pub struct Before {
+    pub loadavg: f64,
+    pub machine_busy: u64,
+    pub own: u64,
+}
+
+impl Before {
+    pub fn now() -> Before {
+        Before {
+            loadavg: loadavg(),
+            machine_busy: procfs::machine_busy_ticks(),
+            own: procfs::own_ticks(),
         }
     }
 }
