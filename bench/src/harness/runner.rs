@@ -39,6 +39,11 @@ pub async fn run(plan: &Plan) -> Result<Report, String> {
             let tag = format!("r{round}-{}", setup.key());
             match Chain::start(setup, &env, &tag).await {
                 Ok(chain) => {
+                    if !chain.pids().is_empty() {
+                        // For `perf record -p` and friends while the tests run.
+                        let pids: Vec<String> = chain.pids().iter().map(u32::to_string).collect();
+                        eprintln!("  pids {}", pids.join(","));
+                    }
                     let r = measure(&chain, &sink, plan, idle).await;
                     chain.stop().await;
                     for n in &r.notes {
