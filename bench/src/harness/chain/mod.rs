@@ -102,10 +102,12 @@ impl Chain {
     }
 
     /// Stops all hops at once (each gets SIGTERM, then SIGKILL after a grace period).
-    pub async fn stop(self) {
-        let stops: Vec<_> = self.procs.into_iter().map(|p| p.stop(Duration::from_secs(4))).collect();
-        for s in stops {
-            s.await;
+    pub async fn stop(mut self) {
+        for p in &mut self.procs {
+            p.terminate();
+        }
+        for p in self.procs {
+            p.stop(Duration::from_secs(4)).await;
         }
     }
 

@@ -12,6 +12,7 @@ pub struct ProxyProc {
     pub listen: SocketAddr,
     child: Option<Child>,
     stderr_path: PathBuf,
+    terminated: bool,
 }
 
 /// How long a proxy may take to start listening (Squid needs about a second).
@@ -35,6 +36,7 @@ impl ProxyProc {
             listen,
             child: Some(child),
             stderr_path,
+            terminated: false,
         })
     }
 
@@ -67,11 +69,21 @@ impl ProxyProc {
         ))
     }
 
+    /// Sends SIGTERM (by pid, once), so several proxies can shut down at the same time.
+    pub fn terminate(&mut self) {
+        if let Some(child) = &self.child
+            && !self.terminated
+        {
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            self.terminated = true;
+        }
+    }
+
     /// SIGTERM, then SIGKILL after `grace`. Squid with `shutdown_lifetime 1 seconds` exits
     /// within about a second of SIGTERM.
     pub async fn stop(mut self, grace: Duration) {
+        self.terminate();
         let Some(mut child) = self.child.take() else { return };
-        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
             if matches!(child.try_wait(), Ok(Some(_))) {

@@ -101,7 +101,9 @@ async fn up(mut t: client::Tunnel, end: Instant) -> std::io::Result<(u64, Instan
     let chunk = vec![b'u'; UP_TOKEN_BYTES as usize];
     let mut sent_mib = 0u64;
     while Instant::now() < end {
-        t.stream.write_all(&chunk).await?;
+        tokio::time::timeout(client::IO_TIMEOUT, t.stream.write_all(&chunk))
+            .await
+            .map_err(|_| timeout_err("bulk up write"))??;
         sent_mib += 1;
     }
     let mut tokens = 0u64;
