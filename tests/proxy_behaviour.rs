@@ -190,12 +190,12 @@ fn malformed_requests_get_the_right_status_and_a_log_line() {
     let cases: Vec<(Vec<u8>, &str, &str)> = vec![
         (b"GARBAGE\r\n\r\n".to_vec(), "HTTP/1.1 400 Bad Request", "NONE_NONE/400"),
         (
-            b"CONNECT example.test:0 HTTP/1.1\r\n\r\n".to_vec(),
+            b"CONNECT example.invalid:0 HTTP/1.1\r\n\r\n".to_vec(),
             "HTTP/1.1 400 Bad Request",
             "NONE_NONE/400",
         ),
         (
-            b"CONNECT user@example.test:443 HTTP/1.1\r\n\r\n".to_vec(),
+            b"CONNECT user@example.invalid:443 HTTP/1.1\r\n\r\n".to_vec(),
             "HTTP/1.1 400 Bad Request",
             "NONE_NONE/400",
         ),
@@ -205,23 +205,23 @@ fn malformed_requests_get_the_right_status_and_a_log_line() {
             "NONE_NONE/400",
         ),
         (
-            format!("GET http://a.test/ HTTP/1.1\r\nX-Big: {big}\r\n\r\n").into_bytes(),
+            format!("GET http://a.invalid/ HTTP/1.1\r\nX-Big: {big}\r\n\r\n").into_bytes(),
             "HTTP/1.1 431 Request Header Fields Too Large",
             "NONE_NONE/431",
         ),
         (
-            b"CONNECT a.test:443 HTTP/9.9\r\n\r\n".to_vec(),
+            b"CONNECT a.invalid:443 HTTP/9.9\r\n\r\n".to_vec(),
             "HTTP/1.1 505 HTTP Version Not Supported",
             "NONE_NONE/505",
         ),
         (
-            b"POST http://a.test/ HTTP/1.1\r\nHost: a.test\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"POST http://a.invalid/ HTTP/1.1\r\nHost: a.invalid\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
                 .to_vec(),
             "HTTP/1.1 400 Bad Request",
             "NONE_NONE/400",
         ),
         (
-            b"GET http://a.test/ HTTP/1.1\r\nHost: b.test\r\n\r\n".to_vec(),
+            b"GET http://a.invalid/ HTTP/1.1\r\nHost: b.test\r\n\r\n".to_vec(),
             "HTTP/1.1 400 Bad Request",
             "NONE_NONE/400",
         ),
@@ -257,7 +257,7 @@ fn slow_heads_are_cut_off_and_logged() {
     );
     let mut stream = TcpStream::connect("127.0.4.11:3128").unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    stream.write_all(b"CONNECT a.test:443 HTT").unwrap();
+    stream.write_all(b"CONNECT a.invalid:443 HTT").unwrap();
     let started = Instant::now();
     let mut buf = [0u8; 64];
     let n = stream.read(&mut buf).unwrap_or(0);
@@ -288,7 +288,7 @@ fn connections_over_the_cap_get_503_and_the_rest_still_work() {
     std::thread::sleep(Duration::from_millis(300));
     let held: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect("127.0.5.11:3128").unwrap()).collect();
     std::thread::sleep(Duration::from_millis(200));
-    let reply = raw_exchange("127.0.5.11:3128", b"CONNECT a.test:443 HTTP/1.1\r\n\r\n");
+    let reply = raw_exchange("127.0.5.11:3128", b"CONNECT a.invalid:443 HTTP/1.1\r\n\r\n");
     assert!(
         reply.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
         "{reply}\n{}",
@@ -374,7 +374,7 @@ fn never_direct_without_a_usable_parent_is_503() {
         "-",
         "-o",
         "/dev/null",
-        "http://a.test/",
+        "http://a.invalid/",
     ]);
     assert!(
         result.stdout.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),

@@ -1,6 +1,7 @@
 //! `hopproxy lab`: the seed's whole chain on one machine (endpoint, proxies, agent) in seconds.
 
 pub mod certs;
+pub mod dns_stub;
 pub mod endpoint;
 pub mod process;
 pub mod run;

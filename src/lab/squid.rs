@@ -20,6 +20,8 @@ pub struct Squid {
     pub access_log: PathBuf,
     child: ChildGuard,
     service: String,
+    /// The local resolver this Squid asks, unless its rules name their own `dns_nameservers`.
+    _dns: Option<super::dns_stub::DnsStub>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +63,16 @@ impl Squid {
         let access_log = dir.join("access.log");
         let cache_log = dir.join("cache.log");
         let d = dir.display();
+        // Squid asks DNS for every client (PTR) and every name not in its hosts file: point it at
+        // a stub on its own address so no query ever leaves this machine.
+        let (dns, dns_line) = if rules.contains("dns_nameservers") {
+            (None, String::new())
+        } else {
+            let stub = super::dns_stub::DnsStub::try_start(SocketAddr::new(addr.ip(), 53))
+                .map_err(io(format!("starting a DNS stub on {}:53 for squid", addr.ip())))?;
+            (Some(stub), format!("dns_nameservers {}\n", addr.ip()))
+        };
+        let rules = format!("{dns_line}{rules}");
         let text = format!(
             "# {name}: generated for a hopproxy test/lab\n\
              http_port {addr}\n\
@@ -112,6 +124,7 @@ impl Squid {
             access_log,
             child,
             service,
+            _dns: dns,
         })
     }
 

@@ -94,6 +94,11 @@ impl Resolver {
         if let Some(addrs) = self.hosts.lookup(host) {
             return Ok(Arc::from(addrs));
         }
+        // RFC 6761 section 6.4: `.invalid` never resolves, and resolvers should say so without
+        // asking anyone (tests rely on it to never send a query off the machine).
+        if host == "invalid" || host.ends_with(".invalid") {
+            return Err(ResolveError::NotFound(host.to_string()));
+        }
         if let Some(cached) = self.cached(host) {
             return cached;
         }
@@ -143,6 +148,19 @@ async fn system_lookup(host: &str) -> Result<Arc<[IpAddr]>, ResolveError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn invalid_names_fail_without_a_query() {
+        let resolver = Resolver::new(HostsTable::default());
+        assert_eq!(
+            resolver.resolve("no-such-host.invalid").await,
+            Err(ResolveError::NotFound("no-such-host.invalid".into()))
+        );
+        assert_eq!(
+            &*resolver.resolve("127.0.0.9").await.unwrap(),
+            &["127.0.0.9".parse::<IpAddr>().unwrap()]
+        );
+    }
 
     #[test]
     fn hosts_file_lookup_both_ways() {

@@ -108,15 +108,14 @@ impl ClientCtx {
         acls.iter().all(|r| set.get(r.acl).kind.matches(&facts) != r.negated)
     }
 
-    /// Sends an error reply and half-closes; returns the bytes written. The caller logs, then
-    /// the connection's owner drains it with [`close_gracefully`] (so the log line is written
-    /// when the reply is, not after the linger).
+    /// Sends an error reply; returns the bytes written. The caller logs, then the connection's
+    /// owner half-closes and drains it with [`close_gracefully`], so the line is logged before
+    /// the client sees the end of the reply, and the linger is not counted in its elapsed time.
     pub async fn refuse(&self, client: &mut BufConn, error: &ProxyError) -> usize {
         let g = &self.generation;
         tracing::debug!(client = %self.client_ip, status = error.status, error = error.error.token(), "{}", error.details);
         let bytes = reply::render(&g.hostname, &g.via_entry, error);
         let _ = client.write_all(&bytes).await;
-        let _ = client.stream.shutdown().await;
         bytes.len()
     }
 }

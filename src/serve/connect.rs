@@ -225,7 +225,6 @@ async fn relay_parent_answer(
             written += n;
         }
     }
-    let _ = client.stream.shutdown().await;
     written
 }
 

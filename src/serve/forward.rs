@@ -200,9 +200,17 @@ pub async fn handle(
         let _ = client.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await;
     }
     let read_timeout = generation.config.read_timeout;
+    let mut body_left = body_kind;
+    if let BodyKind::Length(n) = body_kind
+        && client.buf.len() as u64 >= n
+        && n <= 16 * 1024
+    {
+        out.extend_from_slice(&client.buf.split_to(n as usize));
+        body_left = BodyKind::None;
+    }
     let sent = async {
         live.conn.write_all(&out).await.map_err(BodyError::Write)?;
-        copy_body(client, &mut live.conn.stream, body_kind, read_timeout).await
+        copy_body(client, &mut live.conn.stream, body_left, read_timeout).await
     };
     if let Err(why) = sent.await {
         // Who is at fault decides the answer: a bad chunk is the client's (400), a failed write
@@ -310,12 +318,21 @@ pub async fn handle(
     let keep_client = wants_keep_alive(head.version, &head.headers)
         && response_kind != BodyKind::UntilClose
         && !*ctx.shutdown.borrow();
-    let head_out = response_head(ctx, &answer, response_kind, keep_client);
+    let mut head_out = response_head(ctx, &answer, response_kind, keep_client);
+    // A small body that already arrived goes out with the head in one write.
+    let mut body_kind = response_kind;
+    if let BodyKind::Length(n) = response_kind
+        && live.conn.buf.len() as u64 >= n
+        && n <= 16 * 1024
+    {
+        head_out.extend_from_slice(&live.conn.buf.split_to(n as usize));
+        body_kind = BodyKind::None;
+    }
     let mut bytes = 0u64;
     let mut complete = client.write_all(&head_out).await.is_ok();
     if complete {
         bytes += head_out.len() as u64;
-        match copy_body(&mut live.conn, &mut client.stream, response_kind, read_timeout).await {
+        match copy_body(&mut live.conn, &mut client.stream, body_kind, read_timeout).await {
             Ok(n) => bytes += n,
             Err(e) => {
                 tracing::info!(client = %ctx.client_ip, "{method} {url}: response body cut: {e}");

@@ -40,7 +40,7 @@ fn serve(addr: SocketAddr, handler: fn(TcpStream)) -> Server {
 }
 
 /// An HTTP/1.1 origin: each response body is the request head it received plus the request
-/// body (by Content-Length or chunked), as `text/plain`, keep-alive.
+/// body (by Content-Length or chunked), as `text/plain`, keep-alive (no body for HEAD).
 pub fn echo_origin(addr: SocketAddr) -> Server {
     serve(addr, handle_http)
 }
@@ -91,7 +91,10 @@ fn handle_http(stream: TcpStream) {
             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
             payload.len()
         );
-        if writer.write_all(response.as_bytes()).is_err() || writer.write_all(&payload).is_err() {
+        // A HEAD response has no body (RFC 9110 9.3.2): bytes after it would be read by a
+        // proxy reusing this connection as the start of the next response.
+        let is_head = payload.starts_with(b"HEAD ");
+        if writer.write_all(response.as_bytes()).is_err() || (!is_head && writer.write_all(&payload).is_err()) {
             return;
         }
     }
