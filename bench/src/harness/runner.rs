@@ -142,6 +142,7 @@ async fn measure(chain: &Chain, sink: &Sink, plan: &Plan, idle_count: usize) -> 
         (bulk::Direction::Echo, 1, "bulk_echo_1"),
         (bulk::Direction::Down, plan.parallel, "bulk_down_n"),
         (bulk::Direction::Up, plan.parallel, "bulk_up_n"),
+        (bulk::Direction::Echo, plan.parallel, "bulk_echo_n"),
     ];
     for (dir, tunnels, key) in bulk_tests {
         let t0 = chain.cpu_ticks();

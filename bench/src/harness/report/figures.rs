@@ -84,6 +84,13 @@ pub const FIGURES: &[Figure] = &[
     fig("bulk_up_n_mib_s", "bulk up, {P} tunnels (MiB/s)", 0, false, None),
     fig("bulk_down_n_mib_s", "bulk down, {P} tunnels (MiB/s)", 0, false, None),
     fig(
+        "bulk_echo_n_mib_s",
+        "bulk echo, {P} tunnels (MiB/s each way)",
+        0,
+        false,
+        None,
+    ),
+    fig(
         "bulk_up_1_mib_per_cpu_s",
         "MiB per proxy CPU-s (up, 1 tunnel)",
         0,
@@ -114,6 +121,13 @@ pub const FIGURES: &[Figure] = &[
     fig(
         "bulk_down_n_mib_per_cpu_s",
         "MiB per proxy CPU-s (down, {P} tunnels)",
+        0,
+        true,
+        None,
+    ),
+    fig(
+        "bulk_echo_n_mib_per_cpu_s",
+        "MiB per proxy CPU-s (echo, {P} tunnels)",
         0,
         true,
         None,
