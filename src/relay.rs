@@ -21,8 +21,10 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-/// Bytes moved per splice or read: large enough for bulk transfers, one pipe's default size.
+/// Bytes moved per read on the copy path; a read that fills it means bulk data is flowing.
 const CHUNK: usize = 64 * 1024;
+/// Pipe size asked for on the splice path (Linux's default `pipe-max-size` allows 1 MiB).
+const SPLICE_PIPE_SIZE: usize = 256 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RelayEnd {
@@ -148,7 +150,9 @@ pub async fn relay_with(
     }
 }
 
-/// Moves one direction until EOF, then half-closes the receiver.
+/// Moves one direction until EOF, then half-closes the receiver. Starts by copying, which is
+/// cheapest for the small exchanges most tunnels carry; switches to splice once a read fills
+/// the whole buffer, i.e. when bulk data is flowing and the pipe pays for itself.
 async fn pump(
     mode: Mode,
     from: &TcpStream,
@@ -156,16 +160,18 @@ async fn pump(
     count: &AtomicU64,
     activity: &Activity,
 ) -> std::io::Result<()> {
-    if mode == Mode::Auto && SPLICE_SUPPORT.load(Ordering::Relaxed) != SPLICE_UNSUPPORTED {
-        match splice_pump(from, to, count, activity).await {
-            Err(e) if is_unsupported(&e) => {
-                SPLICE_SUPPORT.store(SPLICE_UNSUPPORTED, Ordering::Relaxed);
-                tracing::info!("splice(2) unavailable ({e}); tunnels copy through user space");
-            }
-            done => return done,
-        }
+    let may_splice = mode == Mode::Auto && SPLICE_SUPPORT.load(Ordering::Relaxed) != SPLICE_UNSUPPORTED;
+    if copy_pump(from, to, count, activity, may_splice).await? == CopyEnd::Eof {
+        return Ok(());
     }
-    copy_pump(from, to, count, activity).await
+    match splice_pump(from, to, count, activity).await {
+        Err(e) if is_unsupported(&e) => {
+            SPLICE_SUPPORT.store(SPLICE_UNSUPPORTED, Ordering::Relaxed);
+            tracing::info!("splice(2) unavailable ({e}); tunnels copy through user space");
+            copy_pump(from, to, count, activity, false).await.map(|_| ())
+        }
+        done => done,
+    }
 }
 
 fn is_unsupported(e: &std::io::Error) -> bool {
@@ -183,7 +189,12 @@ async fn splice_pump(from: &TcpStream, to: &TcpStream, count: &AtomicU64, activi
         from.readable().await?;
         let (pipe_read, pipe_write) = match &pipe {
             Some(p) => p,
-            None => pipe.insert(pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)?),
+            None => {
+                let (read, write) = pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)?;
+                // A bigger pipe moves more per splice; the kernel may refuse (pipe-max-size).
+                let _ = rustix::pipe::fcntl_setpipe_size(&write, SPLICE_PIPE_SIZE);
+                pipe.insert((read, write))
+            }
         };
         let read = from.try_io(Interest::READABLE, || {
             Ok(splice(
@@ -191,7 +202,7 @@ async fn splice_pump(from: &TcpStream, to: &TcpStream, count: &AtomicU64, activi
                 None,
                 &*pipe_write,
                 None,
-                CHUNK,
+                SPLICE_PIPE_SIZE,
                 SpliceFlags::NONBLOCK | SpliceFlags::MOVE,
             )?)
         });
@@ -265,7 +276,20 @@ fn transfer_once(from: &TcpStream, to: &TcpStream, backlog: &mut Vec<u8>) -> std
     })
 }
 
-async fn copy_pump(from: &TcpStream, to: &TcpStream, count: &AtomicU64, activity: &Activity) -> std::io::Result<()> {
+#[derive(Debug, PartialEq, Eq)]
+enum CopyEnd {
+    Eof,
+    /// Bulk data detected and splice allowed: continue on the splice path.
+    SwitchToSplice,
+}
+
+async fn copy_pump(
+    from: &TcpStream,
+    to: &TcpStream,
+    count: &AtomicU64,
+    activity: &Activity,
+    may_splice: bool,
+) -> std::io::Result<CopyEnd> {
     let mut backlog: Vec<u8> = Vec::new();
     loop {
         while !backlog.is_empty() {
@@ -284,12 +308,15 @@ async fn copy_pump(from: &TcpStream, to: &TcpStream, count: &AtomicU64, activity
         match transfer_once(from, to, &mut backlog)? {
             Step::Eof => {
                 half_close(to);
-                return Ok(());
+                return Ok(CopyEnd::Eof);
             }
             Step::NotReady => {}
             Step::Moved(n) => {
                 count.fetch_add(n as u64, Ordering::Relaxed);
                 activity.touch();
+                if may_splice && n == CHUNK && backlog.is_empty() {
+                    return Ok(CopyEnd::SwitchToSplice);
+                }
             }
         }
     }
