@@ -1,0 +1,194 @@
+//! The five setups, and starting/stopping the proxy chain of one.
+
+pub mod conf;
+pub mod proxy;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use proxy::ProxyProc;
+
+use super::client::Route;
+use super::procfs;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum Setup {
+    Direct,
+    Hop1,
+    Hop2,
+    Squid1,
+    Squid2,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Hopproxy,
+    Squid,
+}
+
+/// Loopback address of the sink; proxies get their own, so their logs show distinct hops.
+pub const SINK_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 240);
+
+impl Setup {
+    pub const ALL: [Setup; 5] = [Setup::Direct, Setup::Hop1, Setup::Hop2, Setup::Squid1, Setup::Squid2];
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Setup::Direct => "direct",
+            Setup::Hop1 => "hopproxy_1hop",
+            Setup::Hop2 => "hopproxy_2hops",
+            Setup::Squid1 => "squid_1hop",
+            Setup::Squid2 => "squid_2hops",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Setup::Direct => "direct",
+            Setup::Hop1 => "hopproxy 1",
+            Setup::Hop2 => "hopproxy 2",
+            Setup::Squid1 => "Squid 1",
+            Setup::Squid2 => "Squid 2",
+        }
+    }
+
+    fn kind(self) -> Option<Kind> {
+        match self {
+            Setup::Direct => None,
+            Setup::Hop1 | Setup::Hop2 => Some(Kind::Hopproxy),
+            Setup::Squid1 | Setup::Squid2 => Some(Kind::Squid),
+        }
+    }
+
+    /// Listen addresses, client-facing hop first.
+    fn hop_ips(self) -> &'static [u8] {
+        match self {
+            Setup::Direct => &[],
+            Setup::Hop1 => &[241],
+            Setup::Hop2 => &[242, 243],
+            Setup::Squid1 => &[244],
+            Setup::Squid2 => &[245, 246],
+        }
+    }
+}
+
+/// The programs and the directory under which each chain gets its own run directory.
+pub struct Env {
+    pub hopproxy: PathBuf,
+    pub squid: PathBuf,
+    pub base: PathBuf,
+}
+
+/// A running chain; dropping it kills its processes.
+pub struct Chain {
+    /// Client-facing hop first.
+    procs: Vec<ProxyProc>,
+}
+
+impl Chain {
+    pub fn route(&self) -> Route {
+        self.procs.first().map_or(Route::Direct, |p| Route::Via(p.listen))
+    }
+
+    pub fn pids(&self) -> Vec<u32> {
+        self.procs.iter().filter_map(ProxyProc::pid).collect()
+    }
+
+    /// Summed CPU ticks of every process of the chain (and their helpers).
+    pub fn cpu_ticks(&self) -> u64 {
+        procfs::cpu_ticks(&self.pids())
+    }
+
+    /// Stops all hops at once (each gets SIGTERM, then SIGKILL after a grace period).
+    pub async fn stop(mut self) {
+        for p in &mut self.procs {
+            p.terminate();
+        }
+        for p in self.procs {
+            p.stop(Duration::from_secs(4)).await;
+        }
+    }
+
+    /// Starts the chain for `setup` in `env.base/tag`, last hop first so every parent is
+    /// listening before its child starts.
+    pub async fn start(setup: Setup, env: &Env, tag: &str) -> Result<Chain, String> {
+        let dir = env.base.join(tag);
+        make_shared_dir(&dir)?;
+        let mut chain = Chain { procs: Vec::new() };
+        let Some(kind) = setup.kind() else { return Ok(chain) };
+        let ips = setup.hop_ips();
+        let listens: Vec<SocketAddr> = ips
+            .iter()
+            .map(|&last| free_port(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last))))
+            .collect::<Result<_, _>>()?;
+        for i in (0..listens.len()).rev() {
+            let name = format!("{}{}", if kind == Kind::Squid { "squid" } else { "hop" }, i + 1);
+            let hop_dir = dir.join(&name);
+            make_shared_dir(&hop_dir)?;
+            let hop = conf::Hop {
+                listen: listens[i],
+                parent: listens.get(i + 1).copied(),
+                dir: &hop_dir,
+                name: &name,
+            };
+            let conf_path = hop_dir.join(format!("{name}.conf"));
+            let text = match kind {
+                Kind::Hopproxy => conf::hopproxy(&hop),
+                Kind::Squid => conf::squid(&hop),
+            };
+            std::fs::write(&conf_path, text).map_err(|e| format!("{}: {e}", conf_path.display()))?;
+            let conf_arg = conf_path.to_str().ok_or("run directory is not UTF-8")?;
+            let mut p = match kind {
+                Kind::Hopproxy => {
+                    ProxyProc::spawn(&name, &env.hopproxy, &["run", "-c", conf_arg], listens[i], &hop_dir)?
+                }
+                Kind::Squid => {
+                    // Own service name: no clash with other Squids' shared-memory or pid names.
+                    let service =
+                        format!("hb{}{tag}{i}", std::process::id()).replace(|c: char| !c.is_ascii_alphanumeric(), "");
+                    let service: String = service.chars().take(32).collect();
+                    ProxyProc::spawn(
+                        &name,
+                        &env.squid,
+                        &["-N", "-f", conf_arg, "-n", &service],
+                        listens[i],
+                        &hop_dir,
+                    )?
+                }
+            };
+            if let Err(e) = p.wait_ready().await {
+                let cache_log = tail(&hop_dir.join("cache.log"));
+                return Err(if cache_log.is_empty() {
+                    e
+                } else {
+                    format!("{e}; cache.log: {cache_log}")
+                });
+            }
+            chain.procs.insert(0, p);
+        }
+        Ok(chain)
+    }
+}
+
+/// A port the kernel says is free on `ip` right now (the proxy binds it a moment later).
+fn free_port(ip: IpAddr) -> Result<SocketAddr, String> {
+    let l = std::net::TcpListener::bind(SocketAddr::new(ip, 0)).map_err(|e| format!("bind {ip}: {e}"))?;
+    l.local_addr().map_err(|e| e.to_string())
+}
+
+/// Squid started as root drops to user `proxy`: its directories must be writable by anyone.
+pub fn make_shared_dir(dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).map_err(|e| format!("{}: {e}", dir.display()))
+}
+
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("ERROR") || l.contains("FATAL"))
+        .collect();
+    lines[lines.len().saturating_sub(2)..].join(" | ")
+}
