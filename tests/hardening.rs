@@ -3,28 +3,9 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use common::{Hop, curl, header, parse_log_line};
-
-fn config(dir: &std::path::Path, name: &str, listen: &str, rules: &str) -> String {
-    format!(
-        "http_port {listen}\naccess_log stdio:{} squid\nvisible_hostname {name}.test\n{rules}\n",
-        Hop::log_path(dir, name).display()
-    )
-}
-
-fn exchange(addr: &str, request: &[u8]) -> String {
-    let mut s = TcpStream::connect_timeout(&addr.parse::<SocketAddr>().unwrap(), Duration::from_secs(5)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(request).unwrap();
-    let _ = s.shutdown(std::net::Shutdown::Write);
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    String::from_utf8_lossy(&out).into_owned()
-}
+use common::{Hop, curl, exchange, header, hop_config, parse_log_line};
 
 #[test]
 fn bad_chunks_and_folded_headers_are_400() {
@@ -34,7 +15,7 @@ fn bad_chunks_and_folded_headers_are_400() {
         "h",
         dir.path(),
         "127.0.13.11:3128".parse().unwrap(),
-        &config(dir.path(), "h", "127.0.13.11:3128", "http_access allow all"),
+        &hop_config(dir.path(), "h", "127.0.13.11:3128", "http_access allow all"),
     );
     let url = format!("http://{}/x", origin.addr);
     let bad_chunk = format!(
@@ -76,7 +57,7 @@ fn client_proxy_credentials_are_not_forwarded() {
         "h",
         dir.path(),
         "127.0.14.11:3128".parse().unwrap(),
-        &config(dir.path(), "h", "127.0.14.11:3128", "http_access allow all"),
+        &hop_config(dir.path(), "h", "127.0.14.11:3128", "http_access allow all"),
     );
     let result = curl(&[
         "-x",
@@ -101,7 +82,7 @@ fn a_flood_from_one_client_does_not_lock_out_another() {
         "f",
         dir.path(),
         "127.0.15.11:3128".parse().unwrap(),
-        &config(dir.path(), "f", "127.0.15.11:3128", rules),
+        &hop_config(dir.path(), "f", "127.0.15.11:3128", rules),
     );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

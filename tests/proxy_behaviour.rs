@@ -5,29 +5,10 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{Hop, curl, header, parse_log_line};
-
-/// A config with a listener, a log in `dir`, and the given rules.
-fn config(dir: &std::path::Path, name: &str, listen: &str, rules: &str) -> String {
-    format!(
-        "http_port {listen}\naccess_log stdio:{} squid\nvisible_hostname {name}.test\nshutdown_lifetime 3 seconds\n{rules}\n",
-        Hop::log_path(dir, name).display()
-    )
-}
-
-fn raw_exchange(addr: &str, request: &[u8]) -> String {
-    let mut stream = TcpStream::connect_timeout(&addr.parse::<SocketAddr>().unwrap(), Duration::from_secs(5)).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    stream.write_all(request).unwrap();
-    // Half-close so a tunnel to the echo server ends as soon as the echo is back.
-    let _ = stream.shutdown(std::net::Shutdown::Write);
-    let mut out = Vec::new();
-    let _ = stream.read_to_end(&mut out);
-    String::from_utf8_lossy(&out).into_owned()
-}
+use common::{Hop, curl, exchange, header, hop_config, parse_log_line};
 
 #[test]
 fn second_parent_carries_the_tunnel_when_the_first_is_down() {
@@ -37,7 +18,7 @@ fn second_parent_carries_the_tunnel_when_the_first_is_down() {
         "p2",
         dir.path(),
         "127.0.1.12:3128".parse().unwrap(),
-        &config(dir.path(), "p2", "127.0.1.12:3128", "http_access allow all"),
+        &hop_config(dir.path(), "p2", "127.0.1.12:3128", "http_access allow all"),
     );
     // 127.0.1.13:3128 has nothing listening.
     let rules = "http_access allow all\ncache_peer 127.0.1.13 parent 3128 0 no-query default\ncache_peer 127.0.1.12 parent 3128 0 no-query\nnever_direct allow all";
@@ -45,10 +26,10 @@ fn second_parent_carries_the_tunnel_when_the_first_is_down() {
         "p1",
         dir.path(),
         "127.0.1.11:3128".parse().unwrap(),
-        &config(dir.path(), "p1", "127.0.1.11:3128", rules),
+        &hop_config(dir.path(), "p1", "127.0.1.11:3128", rules),
     );
     for round in 0..3 {
-        let reply = raw_exchange(
+        let reply = exchange(
             "127.0.1.11:3128",
             format!("CONNECT {0} HTTP/1.1\r\nHost: {0}\r\n\r\n", echo.addr).as_bytes(),
         );
@@ -89,7 +70,7 @@ fn a_parent_that_answers_403_is_never_declared_dead() {
         "p2",
         dir.path(),
         "127.0.2.12:3128".parse().unwrap(),
-        &config(dir.path(), "p2", "127.0.2.12:3128", &p2_rules),
+        &hop_config(dir.path(), "p2", "127.0.2.12:3128", &p2_rules),
     );
     let p1_rules =
         "http_access allow all\ncache_peer 127.0.2.12 parent 3128 0 no-query default\nnever_direct allow all";
@@ -97,11 +78,11 @@ fn a_parent_that_answers_403_is_never_declared_dead() {
         "p1",
         dir.path(),
         "127.0.2.11:3128".parse().unwrap(),
-        &config(dir.path(), "p1", "127.0.2.11:3128", p1_rules),
+        &hop_config(dir.path(), "p1", "127.0.2.11:3128", p1_rules),
     );
     let port = echo.addr.port();
     for i in 0..11 {
-        let reply = raw_exchange(
+        let reply = exchange(
             "127.0.2.11:3128",
             format!("CONNECT denied.test:{port} HTTP/1.1\r\n\r\n").as_bytes(),
         );
@@ -118,7 +99,7 @@ fn a_parent_that_answers_403_is_never_declared_dead() {
             "the parent's body is relayed: {reply}"
         );
     }
-    let reply = raw_exchange(
+    let reply = exchange(
         "127.0.2.11:3128",
         format!("CONNECT allowed.test:{port} HTTP/1.1\r\n\r\n").as_bytes(),
     );
@@ -151,9 +132,9 @@ fn ipv6_listener_target_acl_and_log() {
         "v6",
         dir.path(),
         listen_at.parse().unwrap(),
-        &config(dir.path(), "v6", &listen_at, rules),
+        &hop_config(dir.path(), "v6", &listen_at, rules),
     );
-    let reply = raw_exchange(
+    let reply = exchange(
         &listen_at,
         format!(
             "CONNECT [::1]:{0} HTTP/1.1\r\nHost: [::1]:{0}\r\n\r\nping",
@@ -184,7 +165,7 @@ fn malformed_requests_get_the_right_status_and_a_log_line() {
         "m",
         dir.path(),
         "127.0.3.11:3128".parse().unwrap(),
-        &config(dir.path(), "m", "127.0.3.11:3128", rules),
+        &hop_config(dir.path(), "m", "127.0.3.11:3128", rules),
     );
     let big = "x".repeat(10_000);
     let cases: Vec<(Vec<u8>, &str, &str)> = vec![
@@ -227,7 +208,7 @@ fn malformed_requests_get_the_right_status_and_a_log_line() {
         ),
     ];
     for (request, status_line, _) in &cases {
-        let reply = raw_exchange("127.0.3.11:3128", request);
+        let reply = exchange("127.0.3.11:3128", request);
         assert!(
             reply.starts_with(&format!("{status_line}\r\n")),
             "{:?} → {reply}",
@@ -253,7 +234,7 @@ fn slow_heads_are_cut_off_and_logged() {
         "slow",
         dir.path(),
         "127.0.4.11:3128".parse().unwrap(),
-        &config(dir.path(), "slow", "127.0.4.11:3128", rules),
+        &hop_config(dir.path(), "slow", "127.0.4.11:3128", rules),
     );
     let mut stream = TcpStream::connect("127.0.4.11:3128").unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -282,13 +263,13 @@ fn connections_over_the_cap_get_503_and_the_rest_still_work() {
         "cap",
         dir.path(),
         "127.0.5.11:3128".parse().unwrap(),
-        &config(dir.path(), "cap", "127.0.5.11:3128", rules),
+        &hop_config(dir.path(), "cap", "127.0.5.11:3128", rules),
     );
     // Let the readiness probe of Hop::start release its slot first.
     std::thread::sleep(Duration::from_millis(300));
     let held: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect("127.0.5.11:3128").unwrap()).collect();
     std::thread::sleep(Duration::from_millis(200));
-    let reply = raw_exchange("127.0.5.11:3128", b"CONNECT a.invalid:443 HTTP/1.1\r\n\r\n");
+    let reply = exchange("127.0.5.11:3128", b"CONNECT a.invalid:443 HTTP/1.1\r\n\r\n");
     assert!(
         reply.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
         "{reply}\n{}",
@@ -301,7 +282,7 @@ fn connections_over_the_cap_get_503_and_the_rest_still_work() {
     );
     drop(held);
     std::thread::sleep(Duration::from_millis(300));
-    let reply = raw_exchange(
+    let reply = exchange(
         "127.0.5.11:3128",
         format!("CONNECT {} HTTP/1.1\r\n\r\n", echo.addr).as_bytes(),
     );
@@ -322,7 +303,7 @@ fn sigterm_lets_open_tunnels_finish() {
         "term",
         dir.path(),
         "127.0.6.11:3128".parse().unwrap(),
-        &config(dir.path(), "term", "127.0.6.11:3128", "http_access allow all"),
+        &hop_config(dir.path(), "term", "127.0.6.11:3128", "http_access allow all"),
     );
     let mut tunnel = TcpStream::connect("127.0.6.11:3128").unwrap();
     tunnel.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -360,7 +341,7 @@ fn never_direct_without_a_usable_parent_is_503() {
         "nd",
         dir.path(),
         "127.0.7.11:3128".parse().unwrap(),
-        &config(
+        &hop_config(
             dir.path(),
             "nd",
             "127.0.7.11:3128",

@@ -1,7 +1,7 @@
 //! One client connection: read request heads (keep-alive), answer parse errors, hand CONNECT
 //! and plain HTTP to their handlers, and write one access-log record per transaction.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -16,6 +16,7 @@ use crate::http1::head::parse_request;
 use crate::http1::{BufConn, HeadError};
 use crate::log::{Hierarchy, Record, ResultCode};
 use crate::policy::RequestFacts;
+use crate::route::select::Attempt;
 use crate::state::Generation;
 
 /// How long an idle keep-alive client connection is kept (Squid's `client_idle_pconn_timeout`).
@@ -54,6 +55,19 @@ impl Outcome {
             peer: None,
             content_type: Some("text/plain".into()),
             user: None,
+        }
+    }
+
+    /// A CONNECT that reached its next hop: `status` is ours (200) or the parent's answer.
+    pub fn tunnel(status: u16, bytes: u64, attempt: Attempt, addr: SocketAddr, user: Option<String>) -> Outcome {
+        Outcome {
+            result: ResultCode::Tunnel,
+            status,
+            bytes,
+            hierarchy: attempt.hierarchy,
+            peer: Some(addr.ip()),
+            content_type: None,
+            user,
         }
     }
 

@@ -72,16 +72,7 @@ async fn run_tunnel(ctx: &ClientCtx, established: Established, start: Instant) {
         let stats = relay(client_stream, upstream_stream, read_timeout, ctx.shutdown.clone()).await;
         bytes += stats.server_to_client;
     }
-    let outcome = Outcome {
-        result: ResultCode::Tunnel,
-        status: 200,
-        bytes,
-        hierarchy: attempt.hierarchy,
-        peer: Some(addr.ip()),
-        content_type: None,
-        user: user.clone(),
-    };
-    ctx.log(start, "CONNECT", &url, outcome);
+    ctx.log(start, "CONNECT", &url, Outcome::tunnel(200, bytes, attempt, addr, user));
 }
 
 /// Checks policy and reaches the next hop. Refusals and parents' error answers are handled
@@ -170,16 +161,12 @@ async fn establish(
             ..
         }) => {
             let bytes = relay_parent_answer(ctx, &mut client, &mut upstream, &answer, addr.to_string()).await;
-            let outcome = Outcome {
-                result: ResultCode::Tunnel,
-                status: answer.status,
-                bytes,
-                hierarchy: attempt.hierarchy,
-                peer: Some(addr.ip()),
-                content_type: None,
-                user: user.clone(),
-            };
-            ctx.log(start, "CONNECT", &url, outcome);
+            ctx.log(
+                start,
+                "CONNECT",
+                &url,
+                Outcome::tunnel(answer.status, bytes, attempt, addr, user),
+            );
             Err(client)
         }
         Err(error) => {

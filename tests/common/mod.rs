@@ -237,3 +237,26 @@ pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
         n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
     })
 }
+
+/// A one-hop config for tests: a listener, a log in `dir`, `NAME.test` as its name, a short
+/// shutdown, and `rules`.
+pub fn hop_config(dir: &Path, name: &str, listen: &str, rules: &str) -> String {
+    format!(
+        "http_port {listen}\naccess_log stdio:{} squid\nvisible_hostname {name}.test\nshutdown_lifetime 3 seconds\n{rules}\n",
+        Hop::log_path(dir, name).display()
+    )
+}
+
+/// Sends raw `request` bytes, half-closes (so a tunnel to an echo server ends once the echo
+/// is back), and returns everything received until the proxy closes (bounded by 10 s).
+pub fn exchange(addr: &str, request: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let target: SocketAddr = addr.parse().unwrap();
+    let mut stream = std::net::TcpStream::connect_timeout(&target, Duration::from_secs(5)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream.write_all(request).unwrap();
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
