@@ -128,3 +128,57 @@ fn users_authenticate_at_each_hop_and_are_logged() {
         ("127.0.16.11", "TCP_TUNNEL/200", "bcrypt10")
     );
 }
+
+/// `login=PASSTHRU`: proxy 1 asks nothing itself and hands the client's own credentials to
+/// proxy 2, which checks them; without PASSTHRU they would never leave proxy 1.
+#[test]
+fn passthru_hands_the_clients_credentials_to_the_parent() {
+    let dir = tempfile::tempdir().unwrap();
+    let echo = common::origin::echo_tcp("127.0.18.20:0".parse().unwrap());
+    let p2_rules = "acl users proxy_auth REQUIRED\nhttp_access allow users\nhttp_access deny all";
+    let p2 = Hop::start(
+        "p2",
+        dir.path(),
+        "127.0.18.12:3128".parse().unwrap(),
+        &hop_config(dir.path(), "p2", "127.0.18.12:3128", p2_rules),
+    );
+    let p1 = Hop::start(
+        "p1",
+        dir.path(),
+        "127.0.18.11:3128".parse().unwrap(),
+        &common::hop_config(
+            dir.path(),
+            "p1",
+            "127.0.18.11:3128",
+            "http_access allow all\ncache_peer 127.0.18.12 parent 3128 0 no-query login=PASSTHRU\nnever_direct allow all",
+        ),
+    );
+    use base64::Engine as _;
+    let good = base64::engine::general_purpose::STANDARD.encode("sha512-user:sha512 pass");
+    let ok = common::exchange(
+        "127.0.18.11:3128",
+        format!(
+            "CONNECT {0} HTTP/1.1\r\nProxy-Authorization: Basic {good}\r\n\r\nping",
+            echo.addr
+        )
+        .as_bytes(),
+    );
+    assert!(
+        ok.starts_with("HTTP/1.1 200 Connection established\r\n\r\nping"),
+        "{ok}"
+    );
+    let none = common::exchange(
+        "127.0.18.11:3128",
+        format!("CONNECT {} HTTP/1.1\r\n\r\n", echo.addr).as_bytes(),
+    );
+    assert!(none.starts_with("HTTP/1.1 407 "), "the parent's 407 is relayed: {none}");
+    assert_eq!(header(&none, "Proxy-Authenticate"), Some("Basic realm=\"p2 proxy\""));
+    let p2_lines: Vec<_> = p2.wait_for_lines(2).iter().map(|l| parse_log_line(l)).collect();
+    assert_eq!(
+        (p2_lines[0].code.as_str(), p2_lines[0].user.as_str()),
+        ("TCP_TUNNEL/200", "sha512-user")
+    );
+    assert_eq!(p2_lines[1].code, "TCP_DENIED/407");
+    let p1_lines: Vec<_> = p1.wait_for_lines(2).iter().map(|l| parse_log_line(l)).collect();
+    assert_eq!(p1_lines[1].code, "TCP_TUNNEL/407");
+}

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::{Hop, curl, exchange, header, hop_config, parse_log_line};
@@ -121,5 +122,67 @@ fn a_flood_from_one_client_does_not_lock_out_another() {
     assert!(
         refused >= 280,
         "flood connections over the per-client cap were refused and logged: {refused}"
+    );
+}
+
+/// Running out of descriptors pauses accepting; it neither kills the proxy nor stops it for
+/// good: once the hoarded connections close, new tunnels work again.
+#[test]
+fn descriptor_exhaustion_is_survived() {
+    let dir = tempfile::tempdir().unwrap();
+    let echo = common::origin::echo_tcp("127.0.17.20:0".parse().unwrap());
+    let config_path = dir.path().join("fd.conf");
+    // A connection cap far above the descriptor limit, so accept(2) itself hits EMFILE.
+    std::fs::write(
+        &config_path,
+        hop_config(
+            dir.path(),
+            "fd",
+            "127.0.17.11:3128",
+            "http_access allow all\nmax_client_connections 5000",
+        ),
+    )
+    .unwrap();
+    let mut command = std::process::Command::new("sh");
+    command
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 64 && exec {} run -c {}",
+            common::hopproxy_bin(),
+            config_path.display()
+        ))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("fd.stderr")).unwrap());
+    let mut child = hopproxy::lab::process::ChildGuard::spawn("fd", &mut command).unwrap();
+    let addr: SocketAddr = "127.0.17.11:3128".parse().unwrap();
+    assert!(hopproxy::lab::process::wait_until_listening(
+        addr,
+        Duration::from_secs(10),
+        || child.try_status().is_none()
+    ));
+    let hoard: Vec<std::net::TcpStream> = (0..150)
+        .filter_map(|_| std::net::TcpStream::connect(addr).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        child.try_status().is_none(),
+        "still running with every descriptor in use"
+    );
+    drop(hoard);
+    std::thread::sleep(Duration::from_millis(500));
+    for i in 0..3 {
+        let reply = exchange(
+            "127.0.17.11:3128",
+            format!("CONNECT {} HTTP/1.1\r\n\r\n", echo.addr).as_bytes(),
+        );
+        assert!(
+            reply.starts_with("HTTP/1.1 200 Connection established\r\n"),
+            "tunnel {i} after exhaustion: {reply}"
+        );
+    }
+    let stderr = std::fs::read_to_string(dir.path().join("fd.stderr")).unwrap();
+    assert!(
+        stderr.contains("accept failed"),
+        "exhaustion was hit and reported: {stderr}"
     );
 }
