@@ -88,31 +88,31 @@ pub fn start(plan: &LabPlan, out: &mut dyn FnMut(&str)) -> Result<Lab, LabError>
     }
 
     out("files (read them; they are what goes on real machines):");
-    out(&format!(
-        "  CA certificate (agent trusts it)  {}",
-        pki_files.ca_cert.display()
-    ));
-    out(&format!(
-        "  endpoint certificate and key      {}, {}",
-        pki_files.leaf_chain.display(),
-        pki_files.leaf_key.display()
-    ));
-    out(&format!(
-        "  hosts_file ({ENDPOINT_NAME})  {}",
-        topology.hosts_file().display()
-    ));
+    let mut files: Vec<(String, String)> = vec![
+        (
+            "CA certificate (agent trusts it)".into(),
+            pki_files.ca_cert.display().to_string(),
+        ),
+        (
+            "endpoint certificate and key".into(),
+            format!("{}, {}", pki_files.leaf_chain.display(), pki_files.leaf_key.display()),
+        ),
+        (
+            format!("hosts_file ({ENDPOINT_NAME})"),
+            topology.hosts_file().display().to_string(),
+        ),
+    ];
     for hop in &topology.hops {
-        out(&format!(
-            "  proxy {} config ({})          {}",
-            hop.index,
-            hop.name,
-            hop.config_path().display()
+        files.push((
+            format!("proxy {} config ({})", hop.index, hop.name),
+            hop.config_path().display().to_string(),
         ));
     }
-    out(&format!(
-        "  agent Backend.cfg                 {}",
-        backend_cfg.display()
-    ));
+    files.push(("agent Backend.cfg".into(), backend_cfg.display().to_string()));
+    let width = files.iter().map(|(label, _)| label.chars().count()).max().unwrap_or(0);
+    for (label, path) in &files {
+        out(&format!("  {label:<width$}  {path}"));
+    }
 
     let endpoint = Endpoint::start(topology.endpoint, &pki, EndpointOptions::default())?;
     out(&format!(
