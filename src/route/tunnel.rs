@@ -29,7 +29,6 @@ pub enum TunnelOutcome {
     ParentAnswered {
         upstream: BufConn,
         head: ResponseHead,
-        raw_head: Vec<u8>,
         addr: SocketAddr,
         attempt: Attempt,
     },
@@ -129,11 +128,10 @@ async fn handshake(
             })
         }
         Ok((head, len)) => {
-            let raw_head = upstream.buf.split_to(len).to_vec();
+            let _ = upstream.buf.split_to(len);
             Ok(TunnelOutcome::ParentAnswered {
                 upstream,
                 head,
-                raw_head,
                 addr,
                 attempt,
             })
