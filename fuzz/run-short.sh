@@ -36,7 +36,7 @@ for target in "${targets[@]}"; do
     >"fuzz/logs/$target.log" 2>&1
   status=$?
   set -e
-  grep -E "^#[0-9]+ +(INITED|DONE)|stat::number_of_executed_units|ERROR|SUMMARY|panicked|Test unit written" \
+  grep -E "^#[0-9]+[[:space:]]+INITED|^Done [0-9]+ runs|ERROR|SUMMARY|panicked|Test unit written" \
     "fuzz/logs/$target.log" || true
   if [ "$status" -ne 0 ]; then
     echo "fuzz target $target FAILED (exit $status); crashing input in fuzz/artifacts/$target/" >&2

@@ -9,7 +9,16 @@
 use std::fmt;
 
 use base64::Engine;
+use base64::alphabet;
 use base64::engine::general_purpose::STANDARD;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+
+/// Standard alphabet, padding optional: Squid's decoder does not insist on `=` either, and
+/// some clients leave it out.
+const LENIENT: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
 
 /// Decoded Basic credentials. The password never appears in `Debug` output.
 #[derive(Clone, PartialEq, Eq)]
@@ -72,7 +81,7 @@ pub fn parse(value: &[u8], case_sensitive: bool) -> Result<Credentials, BasicErr
     if !scheme.eq_ignore_ascii_case(b"Basic") {
         return Err(BasicError::OtherScheme(String::from_utf8_lossy(scheme).into_owned()));
     }
-    let decoded = STANDARD.decode(rest).map_err(|_| BasicError::Base64)?;
+    let decoded = LENIENT.decode(rest).map_err(|_| BasicError::Base64)?;
     if decoded.iter().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
         return Err(BasicError::ControlCharacters);
     }
@@ -83,7 +92,8 @@ pub fn parse(value: &[u8], case_sensitive: bool) -> Result<Credentials, BasicErr
     }
     let mut user = String::from_utf8(user.to_vec()).map_err(|_| BasicError::UserNotUtf8)?;
     if !case_sensitive {
-        user = user.to_lowercase();
+        // ASCII only, as Squid's Tolower() in the C locale: "Ä" stays "Ä".
+        user.make_ascii_lowercase();
     }
     if password.is_empty() {
         return Err(BasicError::EmptyPassword(user));
@@ -155,6 +165,14 @@ mod tests {
     }
 
     #[test]
+    fn padding_is_optional_and_lower_casing_is_ascii_only() {
+        // "alice:pw" is YWxpY2U6cHc= in padded base64.
+        assert_eq!(parse(b"Basic YWxpY2U6cHc", true).unwrap().user, "alice");
+        let creds = parse(encode("ÄLICE", "pw").as_bytes(), false).unwrap();
+        assert_eq!(creds.user, "Älice");
+    }
+
+    #[test]
     fn challenge_escapes() {
         assert_eq!(challenge("lab proxy"), "Basic realm=\"lab proxy\"");
         assert_eq!(challenge("a\"b\\c\nd"), "Basic realm=\"a\\\"b\\\\cd\"");
@@ -163,6 +181,6 @@ mod tests {
     #[test]
     fn debug_hides_password() {
         let creds = parse(encode("alice", "pw").as_bytes(), true).unwrap();
-        assert!(!format!("{creds:?}").contains("pw\""));
+        assert!(format!("{creds:?}").contains("<hidden>"));
     }
 }

@@ -32,6 +32,13 @@
 //! CPU — runs on tokio's blocking pool, at most one per CPU at a time, so a flood of wrong
 //! passwords cannot starve the runtime. [`Authenticator::check_blocking`] does the same on the
 //! calling thread, for tools and tests.
+//!
+//! # Known limits
+//!
+//! * An unknown user is refused without running a hash, so response time tells whether a
+//!   user exists (as with Squid's `basic_ncsa_auth`). Basic credentials cross the network in
+//!   clear text unless the client-to-proxy hop is protected; that is the operator's choice.
+//! * Only the password file of `basic_ncsa_auth` is understood; no other helper is run.
 
 pub mod basic;
 pub mod cache;

@@ -272,7 +272,10 @@ impl Builder {
             );
         }
         if !auth.case_sensitive {
-            let mut mixed: Vec<&str> = users.users().filter(|u| u.chars().any(char::is_uppercase)).collect();
+            let mut mixed: Vec<&str> = users
+                .users()
+                .filter(|u| u.bytes().any(|b| b.is_ascii_uppercase()))
+                .collect();
             mixed.sort_unstable();
             if !mixed.is_empty() {
                 self.warning(
@@ -320,7 +323,7 @@ impl Builder {
                     let mixed: Vec<&str> = names
                         .iter()
                         .map(String::as_str)
-                        .filter(|u| u.chars().any(char::is_uppercase))
+                        .filter(|u| u.bytes().any(|b| b.is_ascii_uppercase()))
                         .collect();
                     if !mixed.is_empty() {
                         diags.push(
