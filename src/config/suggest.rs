@@ -18,9 +18,13 @@ fn distance(a: &str, b: &str) -> usize {
 
 /// The closest candidate, if it is close enough to be a plausible typo.
 pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (word.chars().count() / 3).clamp(1, 3);
+    let length = word.chars().count();
+    let limit = (length / 3).clamp(1, 3);
     candidates
         .into_iter()
+        // The edit distance is at least the difference in length: skip those cheaply, so a long
+        // junk word does not cost a full comparison with every known directive.
+        .filter(|c| c.chars().count().abs_diff(length) <= limit)
         .map(|c| (distance(word, c), c))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
