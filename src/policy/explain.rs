@@ -1,0 +1,1006 @@
+//! Effective policy in words, for `hopproxy explain`: which requests `http_access` allows
+//! or denies and by which line, and where allowed requests go (direct or which parents).
+//!
+//! Built on the request classes of [`super::space`] (the same cells `check`'s lint uses):
+//! every class gets its decision from the real [`super::RuleList::evaluate`], then the
+//! classes each line decides are grouped into a few rectangles "clients × hosts × ports ×
+//! methods". A rectangle may also cover classes an *earlier* line already decided the *same*
+//! way (so `allow Safe_ports` after `allow client_net allowed_https_sites` reads "any client
+//! → any host on 443" instead of "any client except the agent's pair"): every row is true on
+//! its own, and the rows in order are exactly the policy.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use super::access::{Action, Rule, RuleList};
+use super::acl::AclKind;
+use super::space::{MANAGER_PATH, NOBODY_HOST, OTHER_METHOD, Point, Probe, SOME_USER, Space};
+use crate::config::{Config, PeerSelection, Severity};
+
+/// One row of the `http_access` reading.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Row {
+    /// `allow` or `deny`.
+    pub action: &'static str,
+    /// What the row covers; all four are `None` for "everything else" and for a line that
+    /// never decides anything.
+    pub clients: Option<String>,
+    pub hosts: Option<String>,
+    pub ports: Option<String>,
+    pub methods: Option<String>,
+    /// The line matches every request that reaches it.
+    pub everything_else: bool,
+    /// Earlier lines decide every request this line matches: it has no effect.
+    pub never_decides: bool,
+    /// No line matched: the implicit default (the opposite of the last line).
+    pub implicit: bool,
+    /// `file:line` of the deciding line (for the implicit default: the last line).
+    pub origin: String,
+    pub line: u32,
+    /// The line as written (`http_access allow CONNECT SSL_ports`).
+    pub rule: String,
+    /// The lint's warning about this line (open proxy, CONNECT beyond 443).
+    pub warning: Option<String>,
+}
+
+/// Where the requests `http_access` allows go next.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Routing {
+    /// One sentence; several when the route depends on the request.
+    pub summary: Vec<String>,
+    pub parents: Vec<ParentInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ParentInfo {
+    pub name: String,
+    pub address: String,
+    pub selection: &'static str,
+    pub line: u32,
+    /// `cache_peer_access` lines for this parent, as written; empty = every request.
+    pub access: Vec<String>,
+}
+
+/// The `http_access` reading: rows in first-match order.
+pub fn access_rows(config: &Config) -> Vec<Row> {
+    if config.http_access.is_empty() {
+        return Vec::new();
+    }
+    let grid = Grid::new(config);
+    let warnings = lint_warnings(config);
+    let mut rows = Vec::new();
+    for (index, rule) in config.http_access.rules.iter().enumerate() {
+        let shapes = grid.shapes_for(index);
+        let text = super::lint::rule_text(config, rule);
+        let warning = warnings.get(&(rule.origin.to_string(), false)).cloned();
+        let base = Row {
+            action: action_word(rule.action),
+            clients: None,
+            hosts: None,
+            ports: None,
+            methods: None,
+            everything_else: false,
+            never_decides: false,
+            implicit: false,
+            origin: rule.origin.to_string(),
+            line: rule.origin.line,
+            rule: text,
+            warning,
+        };
+        if shapes.is_empty() {
+            rows.push(Row {
+                never_decides: true,
+                ..base
+            });
+        } else if grid.matches_everything(index) {
+            rows.push(Row {
+                everything_else: true,
+                ..base
+            });
+        } else {
+            for shape in shapes {
+                rows.push(Row {
+                    clients: Some(grid.who_label(&shape.whos)),
+                    hosts: Some(grid.dest_label(&shape.dests)),
+                    ports: Some(grid.port_label(&shape.ports)),
+                    methods: Some(grid.kind_label(&shape.kinds)),
+                    ..base.clone()
+                });
+            }
+        }
+    }
+    if grid.decided.iter().any(|d| d.1.is_none()) {
+        let last = config.http_access.rules.last().expect("non-empty");
+        rows.push(Row {
+            action: action_word(last.action.opposite()),
+            clients: None,
+            hosts: None,
+            ports: None,
+            methods: None,
+            everything_else: true,
+            never_decides: false,
+            implicit: true,
+            origin: last.origin.to_string(),
+            line: last.origin.line,
+            rule: "no line matched: the opposite of the last line".to_string(),
+            warning: warnings.get(&(last.origin.to_string(), true)).cloned(),
+        });
+    }
+    rows
+}
+
+/// The lint's warnings by (origin, about the implicit default).
+fn lint_warnings(config: &Config) -> BTreeMap<(String, bool), String> {
+    super::lint::lint(config)
+        .into_iter()
+        .filter(|d| d.severity == Severity::Warning)
+        .map(|d| {
+            let implicit = d.message.contains("the implicit default");
+            ((d.origin.to_string(), implicit), d.message)
+        })
+        .collect()
+}
+
+fn action_word(action: Action) -> &'static str {
+    match action {
+        Action::Allow => "allow",
+        Action::Deny => "deny",
+    }
+}
+
+/// Who sends the request: listener port, client address cell, user.
+struct Who {
+    local_port: u16,
+    addr: IpAddr,
+    user: Option<String>,
+}
+
+/// Where it goes: host name cell and resolved-address cell.
+struct Dest {
+    host: String,
+    dst: Vec<IpAddr>,
+}
+
+/// What it is: method, scheme, and whether it asks for a cache-manager page.
+struct Kind {
+    method: String,
+    proto: String,
+    manager: bool,
+}
+
+/// A set of cells of one dimension.
+type Indices = BTreeSet<usize>;
+
+/// A rectangle of classes, as indices into the grid's dimensions.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Shape {
+    ports: BTreeSet<usize>,
+    kinds: BTreeSet<usize>,
+    whos: BTreeSet<usize>,
+    dests: BTreeSet<usize>,
+}
+
+/// Every class of the request space with its `http_access` decision.
+struct Grid<'c> {
+    config: &'c Config,
+    space: Space,
+    ports: Vec<(u16, u16)>,
+    kinds: Vec<Kind>,
+    whos: Vec<Who>,
+    dests: Vec<Dest>,
+    /// Decision per class, indexed by [`Grid::at`].
+    decided: Vec<(Action, Option<usize>)>,
+}
+
+impl<'c> Grid<'c> {
+    fn new(config: &'c Config) -> Grid<'c> {
+        let used = used_acls(&[&config.http_access]);
+        let space = Space::build(config, |i| used.contains(&i), true);
+        let mut kinds = Vec::new();
+        for method in &space.methods {
+            if method == "CONNECT" {
+                kinds.push(Kind {
+                    method: method.clone(),
+                    proto: "AUTHORITY".into(),
+                    manager: false,
+                });
+                continue;
+            }
+            for proto in &space.protos {
+                kinds.push(Kind {
+                    method: method.clone(),
+                    proto: proto.clone(),
+                    manager: false,
+                });
+            }
+        }
+        if space.has_manager {
+            kinds.push(Kind {
+                method: "GET".into(),
+                proto: "HTTP".into(),
+                manager: true,
+            });
+        }
+        let mut whos = Vec::new();
+        for &local_port in &space.local_ports {
+            let mut addrs: Vec<IpAddr> = space.v4_sources.iter().chain(&space.v6_sources).copied().collect();
+            addrs.sort_by_key(|a| (a.is_ipv6(), super::space::bits(*a)));
+            for addr in addrs {
+                for user in &space.users {
+                    whos.push(Who {
+                        local_port,
+                        addr,
+                        user: user.clone(),
+                    });
+                }
+            }
+        }
+        // With `dst` ACLs every host resolves to one address cell; without, "not resolved"
+        // is the only (and irrelevant) choice.
+        let dst_sets: Vec<Vec<IpAddr>> = if space.dst_sets.len() > 1 {
+            let mut sets = space.dst_sets[1..].to_vec();
+            sets.sort_by_key(|s| (s[0].is_ipv6(), super::space::bits(s[0])));
+            sets
+        } else {
+            vec![Vec::new()]
+        };
+        let mut dests = Vec::new();
+        for host in &space.hosts {
+            for dst in &dst_sets {
+                dests.push(Dest {
+                    host: host.clone(),
+                    dst: dst.clone(),
+                });
+            }
+        }
+        let mut grid = Grid {
+            config,
+            ports: space.port_cells.clone(),
+            space,
+            kinds,
+            whos,
+            dests,
+            decided: Vec::new(),
+        };
+        grid.decided = grid.evaluate_all(&config.http_access);
+        grid
+    }
+
+    fn at(&self, port: usize, kind: usize, who: usize, dest: usize) -> usize {
+        ((port * self.kinds.len() + kind) * self.whos.len() + who) * self.dests.len() + dest
+    }
+
+    fn probe(&self, port: usize, kind: usize, who: usize) -> Probe<'_> {
+        let k = &self.kinds[kind];
+        let mut probe = Probe::new(&k.method, self.ports[port].0, self.whos[who].local_port);
+        if k.manager {
+            probe.path = MANAGER_PATH;
+        }
+        probe
+    }
+
+    fn point(&self, kind: usize, who: usize, dest: usize) -> Point<'_> {
+        let (w, d) = (&self.whos[who], &self.dests[dest]);
+        Point {
+            proto: &self.kinds[kind].proto,
+            client: w.addr,
+            host: &d.host,
+            dst: &d.dst,
+            user: w.user.as_deref(),
+        }
+    }
+
+    /// The decision for every class, in [`Grid::at`] order; the fixed-dimension shortcut
+    /// settles whole (port, kind, listener) slices at once where it can.
+    fn evaluate_all(&self, list: &RuleList) -> Vec<(Action, Option<usize>)> {
+        let acls = &self.config.acls;
+        let total = self.ports.len() * self.kinds.len() * self.whos.len() * self.dests.len();
+        let mut out = vec![(Action::Deny, None); total];
+        for port in 0..self.ports.len() {
+            for kind in 0..self.kinds.len() {
+                let mut fixed: BTreeMap<u16, Option<(Action, Option<usize>)>> = BTreeMap::new();
+                for who in 0..self.whos.len() {
+                    let probe = self.probe(port, kind, who);
+                    let shortcut = *fixed
+                        .entry(probe.local_port)
+                        .or_insert_with(|| Space::fixed_decision_in(list, acls, &probe, &self.kinds[kind].proto, true));
+                    for dest in 0..self.dests.len() {
+                        out[self.at(port, kind, who, dest)] = shortcut.unwrap_or_else(|| {
+                            Space::decide_in(list, acls, &probe, &self.point(kind, who, dest))
+                                .expect("list is not empty")
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn rule_matches(&self, rule: &Rule, port: usize, kind: usize, who: usize, dest: usize) -> bool {
+        let probe = self.probe(port, kind, who);
+        let point = self.point(kind, who, dest);
+        let facts = point.facts(&probe);
+        rule.acls
+            .iter()
+            .all(|r| self.config.acls.get(r.acl).kind.matches(&facts) != r.negated)
+    }
+
+    /// The line matches every class (`deny all`, `allow all`).
+    fn matches_everything(&self, index: usize) -> bool {
+        let rule = &self.config.http_access.rules[index];
+        self.cells().all(|(p, k, w, d)| self.rule_matches(rule, p, k, w, d))
+    }
+
+    fn cells(&self) -> impl Iterator<Item = (usize, usize, usize, usize)> + '_ {
+        (0..self.ports.len()).flat_map(move |p| {
+            (0..self.kinds.len()).flat_map(move |k| {
+                (0..self.whos.len()).flat_map(move |w| (0..self.dests.len()).map(move |d| (p, k, w, d)))
+            })
+        })
+    }
+
+    /// A class this line may show: it decides it, or an earlier line decided it the same way
+    /// and this line matches it too.
+    fn showable(&self, index: usize, p: usize, k: usize, w: usize, d: usize) -> bool {
+        let rule = &self.config.http_access.rules[index];
+        match self.decided[self.at(p, k, w, d)] {
+            (_, Some(j)) if j == index => true,
+            (action, Some(j)) if j < index && action == rule.action => self.rule_matches(rule, p, k, w, d),
+            _ => false,
+        }
+    }
+
+    /// Rectangles covering the classes `rule` decides, widened over showable classes.
+    fn shapes_for(&self, index: usize) -> Vec<Shape> {
+        // (port, kind) → the (who, dest) pairs decided by this rule there.
+        let mut by_slice: BTreeMap<(usize, usize), BTreeSet<(usize, usize)>> = BTreeMap::new();
+        for (p, k, w, d) in self.cells() {
+            if self.decided[self.at(p, k, w, d)].1 == Some(index) {
+                by_slice.entry((p, k)).or_default().insert((w, d));
+            }
+        }
+        // Widen each slice over who × dest, then split it into who-set × dest-set products.
+        let mut products: BTreeMap<(Indices, Indices), BTreeSet<(usize, usize)>> = BTreeMap::new();
+        for (&(p, k), _) in by_slice.iter() {
+            let mut dests_of: BTreeMap<usize, BTreeSet<usize>> = BTreeMap::new();
+            for w in 0..self.whos.len() {
+                for d in 0..self.dests.len() {
+                    if self.showable(index, p, k, w, d) {
+                        dests_of.entry(w).or_default().insert(d);
+                    }
+                }
+            }
+            let mut whos_of: BTreeMap<BTreeSet<usize>, BTreeSet<usize>> = BTreeMap::new();
+            for (w, ds) in dests_of {
+                whos_of.entry(ds).or_default().insert(w);
+            }
+            for (ds, ws) in whos_of {
+                products.entry((ws, ds)).or_default().insert((p, k));
+            }
+        }
+        // Per product, kinds with the same port set share a row.
+        let mut shapes = BTreeSet::new();
+        for ((whos, dests), slices) in products {
+            let mut ports_of: BTreeMap<usize, BTreeSet<usize>> = BTreeMap::new();
+            for (p, k) in slices {
+                ports_of.entry(k).or_default().insert(p);
+            }
+            let mut kinds_of: BTreeMap<BTreeSet<usize>, BTreeSet<usize>> = BTreeMap::new();
+            for (k, ps) in ports_of {
+                kinds_of.entry(ps).or_default().insert(k);
+            }
+            for (ports, kinds) in kinds_of {
+                let shape = Shape {
+                    ports,
+                    kinds,
+                    whos: whos.clone(),
+                    dests: dests.clone(),
+                };
+                shapes.insert(self.widen(index, shape));
+            }
+        }
+        // Drop rows another row of this line contains.
+        let all: Vec<Shape> = shapes.into_iter().collect();
+        let mut kept: Vec<Shape> = all
+            .iter()
+            .filter(|s| !all.iter().any(|o| o != *s && o.contains(s)))
+            .cloned()
+            .collect();
+        kept.sort_by_key(|s| {
+            (
+                s.kinds.first().copied(),
+                s.ports.first().copied(),
+                s.whos.first().copied(),
+            )
+        });
+        kept
+    }
+
+    /// Grows the ports, then the clients, then the hosts of a rectangle as far as every added
+    /// class stays showable (methods are kept: "CONNECT" and "other methods" read better than
+    /// one merged row).
+    fn widen(&self, index: usize, mut s: Shape) -> Shape {
+        let ok = |s: &Shape| {
+            s.ports.iter().all(|&p| {
+                s.kinds.iter().all(|&k| {
+                    s.whos
+                        .iter()
+                        .all(|&w| s.dests.iter().all(|&d| self.showable(index, p, k, w, d)))
+                })
+            })
+        };
+        for p in 0..self.ports.len() {
+            if !s.ports.contains(&p) {
+                let trial = Shape {
+                    ports: [p].into(),
+                    ..s.clone()
+                };
+                if ok(&trial) {
+                    s.ports.insert(p);
+                }
+            }
+        }
+        for w in 0..self.whos.len() {
+            if !s.whos.contains(&w) {
+                let trial = Shape {
+                    whos: [w].into(),
+                    ..s.clone()
+                };
+                if ok(&trial) {
+                    s.whos.insert(w);
+                }
+            }
+        }
+        for d in 0..self.dests.len() {
+            if !s.dests.contains(&d) {
+                let trial = Shape {
+                    dests: [d].into(),
+                    ..s.clone()
+                };
+                if ok(&trial) {
+                    s.dests.insert(d);
+                }
+            }
+        }
+        s
+    }
+
+    fn port_label(&self, set: &BTreeSet<usize>) -> String {
+        let named = self.named(|kind| match kind {
+            AclKind::Port(ranges) => Some(
+                (0..self.ports.len())
+                    .filter(|&p| ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&self.ports[p].0)))
+                    .collect(),
+            ),
+            _ => None,
+        });
+        let pieces = |s: &BTreeSet<usize>| merge_ranges(s.iter().map(|&p| self.ports[p]));
+        match choose(set, self.ports.len(), &named, pieces) {
+            Label::Any => "any port".into(),
+            Label::List(v) if v.len() == 1 && !v[0].contains('-') => format!("port {}", v[0]),
+            Label::List(v) => format!("ports {}", v.join(", ")),
+            Label::Named(n) => format!("ports in {n}"),
+            Label::NotNamed(n) => format!("ports not in {n}"),
+            Label::Except(v) => format!("any port except {}", v.join(", ")),
+        }
+    }
+
+    fn who_label(&self, set: &BTreeSet<usize>) -> String {
+        if set.len() == self.whos.len() {
+            return "any client".into();
+        }
+        // Project on the three parts; the label is exact when the set is their product.
+        let addrs: BTreeSet<usize> = set.iter().map(|&w| self.addr_index(w)).collect();
+        let ports: BTreeSet<u16> = set.iter().map(|&w| self.whos[w].local_port).collect();
+        let users: BTreeSet<Option<&str>> = set.iter().map(|&w| self.whos[w].user.as_deref()).collect();
+        let addr_count = self.addr_count();
+        let mut parts = Vec::new();
+        if addrs.len() < addr_count {
+            parts.push(self.addr_label(&addrs));
+        }
+        if users.len() < self.space.users.len() {
+            parts.push(user_label(&users));
+        }
+        if ports.len() < self.space.local_ports.len() {
+            let list: Vec<String> = ports.iter().map(u16::to_string).collect();
+            parts.push(format!("connected to port {}", list.join(", ")));
+        }
+        let exact = addrs.len() * users.len() * ports.len() == set.len();
+        let text = if parts.is_empty() {
+            "any client".to_string()
+        } else {
+            parts.join(", ")
+        };
+        if exact { text } else { format!("some of: {text}") }
+    }
+
+    fn addr_count(&self) -> usize {
+        self.space.v4_sources.len() + self.space.v6_sources.len()
+    }
+
+    /// Index of a who's address among the address cells (whos repeat per port and user).
+    fn addr_index(&self, w: usize) -> usize {
+        (w / self.space.users.len()) % self.addr_count()
+    }
+
+    fn addr_label(&self, addrs: &BTreeSet<usize>) -> String {
+        let reps: Vec<IpAddr> = (0..self.addr_count())
+            .map(|a| self.whos[a * self.space.users.len()].addr)
+            .collect();
+        let named = self.named(|kind| match kind {
+            AclKind::Src(list) => Some(
+                (0..reps.len())
+                    .filter(|&a| list.iter().any(|m| m.contains(reps[a])))
+                    .collect(),
+            ),
+            _ => None,
+        });
+        let pieces = |s: &BTreeSet<usize>| ip_ranges(s.iter().map(|&a| self.space.source_cell(reps[a])));
+        match choose(addrs, reps.len(), &named, pieces) {
+            Label::Any => "any client".into(),
+            Label::List(v) => format!("clients {}", v.join(", ")),
+            Label::Named(n) => format!("clients in {n}"),
+            Label::NotNamed(n) => format!("clients not in {n}"),
+            Label::Except(v) => format!("any client except {}", v.join(", ")),
+        }
+    }
+
+    fn dest_label(&self, set: &BTreeSet<usize>) -> String {
+        let named = self.named(|kind| match kind {
+            AclKind::DstDomain(patterns) => Some(
+                (0..self.dests.len())
+                    .filter(|&d| patterns.iter().any(|p| p.matches(&self.dests[d].host)))
+                    .collect(),
+            ),
+            _ => None,
+        });
+        let pieces = |s: &BTreeSet<usize>| self.dest_pieces(s);
+        match choose(set, self.dests.len(), &named, pieces) {
+            Label::Any => "any host".into(),
+            Label::List(v) => v.join(", "),
+            Label::Named(n) => format!("hosts in {n}"),
+            Label::NotNamed(n) => format!("hosts not in {n}"),
+            Label::Except(v) => format!("any host except {}", v.join(", ")),
+        }
+    }
+
+    /// Host names (`.example.com` when the name and its subdomains are all in), each with
+    /// the address cells it is limited to when not all of them.
+    fn dest_pieces(&self, set: &BTreeSet<usize>) -> Vec<String> {
+        let mut by_host: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for &d in set {
+            by_host.entry(&self.dests[d].host).or_default().push(d);
+        }
+        let per_host = self.dests.len() / self.space.hosts.len();
+        let mut pieces = Vec::new();
+        let mut done: BTreeSet<&str> = BTreeSet::new();
+        for host in &self.space.hosts {
+            let Some(ds) = by_host.get(host.as_str()) else { continue };
+            if done.contains(host.as_str()) {
+                continue;
+            }
+            let full = ds.len() == per_host;
+            let sub = format!("hopproxy-lint.{host}");
+            let mut name = if host == NOBODY_HOST {
+                "other hosts".to_string()
+            } else if let Some(parent) = host.strip_prefix("hopproxy-lint.") {
+                format!("*.{parent}")
+            } else {
+                host.clone()
+            };
+            if full && by_host.get(sub.as_str()).is_some_and(|s| s.len() == per_host) {
+                name = format!(".{host}");
+                done.insert(self.space.hosts.iter().find(|h| **h == sub).map_or("", String::as_str));
+            }
+            if full || self.dests[ds[0]].dst.is_empty() {
+                pieces.push(name);
+            } else {
+                let cells = ip_ranges(ds.iter().map(|&d| self.space.dst_cell(self.dests[d].dst[0])));
+                pieces.push(format!("{name} at {}", cells.join(", ")));
+            }
+        }
+        pieces
+    }
+
+    fn kind_label(&self, set: &BTreeSet<usize>) -> String {
+        let connect: BTreeSet<usize> = (0..self.kinds.len())
+            .filter(|&k| self.kinds[k].method == "CONNECT")
+            .collect();
+        let plain: BTreeSet<usize> = (0..self.kinds.len())
+            .filter(|&k| self.kinds[k].method != "CONNECT" && !self.kinds[k].manager)
+            .collect();
+        let manager: BTreeSet<usize> = (0..self.kinds.len()).filter(|&k| self.kinds[k].manager).collect();
+        // Cache-manager requests are a corner of "other methods": leave them out of the
+        // wording unless they are all a row covers.
+        let core: BTreeSet<usize> = set.difference(&manager).copied().collect();
+        if core.is_empty() {
+            return "cache-manager requests".into();
+        }
+        if core == connect.union(&plain).copied().collect() {
+            return "any method".into();
+        }
+        if core == connect {
+            return "CONNECT".into();
+        }
+        if core == plain {
+            return "other methods".into();
+        }
+        let mut names: Vec<String> = Vec::new();
+        let methods: BTreeSet<&str> = core.iter().map(|&k| self.kinds[k].method.as_str()).collect();
+        for method in methods {
+            let of_method: BTreeSet<usize> = plain
+                .union(&connect)
+                .copied()
+                .filter(|&k| self.kinds[k].method == method)
+                .collect();
+            let mine: BTreeSet<usize> = core.intersection(&of_method).copied().collect();
+            let shown = if method == OTHER_METHOD {
+                "other methods"
+            } else {
+                method
+            };
+            if mine == of_method {
+                names.push(shown.to_string());
+            } else {
+                let protos: Vec<&str> = mine.iter().map(|&k| self.kinds[k].proto.as_str()).collect();
+                names.push(format!("{shown} ({})", protos.join(", ").to_lowercase()));
+            }
+        }
+        names.join(", ")
+    }
+
+    /// ACLs referenced by `http_access`, with the cells of one dimension each matches.
+    fn named(&self, cells: impl Fn(&AclKind) -> Option<BTreeSet<usize>>) -> Vec<(String, BTreeSet<usize>)> {
+        let used = used_acls(&[&self.config.http_access]);
+        used.iter()
+            .filter_map(|&i| {
+                let acl = self.config.acls.get(i);
+                cells(&acl.kind).map(|set| (acl.name.clone(), set))
+            })
+            .collect()
+    }
+}
+
+impl Shape {
+    fn contains(&self, other: &Shape) -> bool {
+        other.ports.is_subset(&self.ports)
+            && other.kinds.is_subset(&self.kinds)
+            && other.whos.is_subset(&self.whos)
+            && other.dests.is_subset(&self.dests)
+    }
+}
+
+enum Label {
+    Any,
+    List(Vec<String>),
+    Named(String),
+    NotNamed(String),
+    Except(Vec<String>),
+}
+
+/// The shortest honest wording for a subset of one dimension: everything, a short list,
+/// a named ACL (or its complement), "everything except" a short list, or the full list.
+fn choose(
+    set: &BTreeSet<usize>,
+    size: usize,
+    named: &[(String, BTreeSet<usize>)],
+    pieces: impl Fn(&BTreeSet<usize>) -> Vec<String>,
+) -> Label {
+    const SHORT: usize = 3;
+    if set.len() == size {
+        return Label::Any;
+    }
+    let listed = pieces(set);
+    if listed.len() <= SHORT {
+        return Label::List(listed);
+    }
+    if let Some((name, _)) = named.iter().find(|(_, s)| s == set) {
+        return Label::Named(name.clone());
+    }
+    let rest: BTreeSet<usize> = (0..size).filter(|i| !set.contains(i)).collect();
+    if let Some((name, _)) = named.iter().find(|(_, s)| *s == rest) {
+        return Label::NotNamed(name.clone());
+    }
+    let others = pieces(&rest);
+    if others.len() <= SHORT {
+        return Label::Except(others);
+    }
+    Label::List(listed)
+}
+
+fn user_label(users: &BTreeSet<Option<&str>>) -> String {
+    if users.iter().all(Option::is_none) {
+        return "without authentication".into();
+    }
+    if users.contains(&Some(SOME_USER)) && !users.contains(&None) {
+        return "authenticated users".into();
+    }
+    let named: Vec<&str> = users.iter().flatten().filter(|u| **u != SOME_USER).copied().collect();
+    format!("users {}", named.join(", "))
+}
+
+/// `443`, `1025-65535`, merging adjacent cells.
+fn merge_ranges(cells: impl Iterator<Item = (u16, u16)>) -> Vec<String> {
+    let mut merged: Vec<(u16, u16)> = Vec::new();
+    for (lo, hi) in cells {
+        match merged.last_mut() {
+            Some(last) if u32::from(last.1) + 1 == u32::from(lo) => last.1 = hi,
+            _ => merged.push((lo, hi)),
+        }
+    }
+    merged
+        .iter()
+        .map(|&(lo, hi)| if lo == hi { lo.to_string() } else { format!("{lo}-{hi}") })
+        .collect()
+}
+
+/// Address cells as text: merged, then as one address, a CIDR block, or `a-b`.
+fn ip_ranges(cells: impl Iterator<Item = (IpAddr, IpAddr)>) -> Vec<String> {
+    use super::space::bits;
+    let mut sorted: Vec<(IpAddr, IpAddr)> = cells.collect();
+    sorted.sort_by_key(|(lo, _)| (lo.is_ipv6(), bits(*lo)));
+    let mut merged: Vec<(IpAddr, IpAddr)> = Vec::new();
+    for (lo, hi) in sorted {
+        match merged.last_mut() {
+            Some(last) if last.1.is_ipv6() == lo.is_ipv6() && bits(last.1).checked_add(1) == Some(bits(lo)) => {
+                last.1 = hi;
+            }
+            _ => merged.push((lo, hi)),
+        }
+    }
+    merged
+        .iter()
+        .map(|&(lo, hi)| {
+            if lo == hi {
+                return lo.to_string();
+            }
+            let width = if lo.is_ipv6() { 128 } else { 32 };
+            let size = bits(hi) - bits(lo);
+            // A block: size + 1 is a power of two and lo is aligned to it.
+            if size
+                .checked_add(1)
+                .is_some_and(|n| n.is_power_of_two() && bits(lo).is_multiple_of(n))
+                || size == u128::MAX
+            {
+                let host_bits = if size == u128::MAX {
+                    128
+                } else {
+                    (size + 1).trailing_zeros()
+                };
+                format!("{lo}/{}", width - host_bits)
+            } else {
+                format!("{lo}-{hi}")
+            }
+        })
+        .collect()
+}
+
+/// Indices of the ACLs the given lists refer to.
+fn used_acls(lists: &[&RuleList]) -> BTreeSet<usize> {
+    lists
+        .iter()
+        .flat_map(|l| &l.rules)
+        .flat_map(|r| &r.acls)
+        .map(|r| r.acl)
+        .collect()
+}
+
+/// Where an allowed request goes, for routing.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Route {
+    /// `always_direct` allows it (line).
+    Direct(Option<usize>),
+    /// `never_direct` allows it: these parents only (the `never_direct` line).
+    ParentsOnly(Vec<usize>, Option<usize>),
+    /// Direct first, then these parents (Squid 5.7 without `never_direct`: F10).
+    DirectFirst(Vec<usize>),
+}
+
+/// Where the requests `http_access` allows go, per class, summarised.
+pub fn routing(config: &Config) -> Routing {
+    let parents: Vec<ParentInfo> = config
+        .peers
+        .iter()
+        .map(|p| ParentInfo {
+            name: p.name.clone(),
+            address: format!("{}:{}", p.host, p.http_port),
+            selection: match p.selection {
+                PeerSelection::FirstUp => "FIRSTUP",
+                PeerSelection::RoundRobin => "round-robin",
+                PeerSelection::WeightedRoundRobin => "weighted-round-robin",
+            },
+            line: p.origin.line,
+            access: p.access.rules.iter().map(|r| list_rule_text(config, r)).collect(),
+        })
+        .collect();
+    let routes = route_classes(config);
+    let name = |i: &usize| {
+        let p = &parents[*i];
+        let named = if p.name != config.peers[*i].host {
+            format!(" name={}", p.name)
+        } else {
+            String::new()
+        };
+        format!("{}{named} ({})", p.address, p.selection)
+    };
+    let list = |ps: &[usize]| -> String {
+        if ps.is_empty() {
+            "none eligible, so it is refused".to_string()
+        } else {
+            ps.iter().map(name).collect::<Vec<_>>().join(", then ")
+        }
+    };
+    let line_of = |l: &RuleList, i: Option<usize>| match i {
+        Some(i) => format!("never_direct {}", words(config, &l.rules[i])),
+        None => "never_direct default".to_string(),
+    };
+    let mut summary = Vec::new();
+    let many = routes.len() > 1;
+    for route in &routes {
+        let who = if many { "some requests" } else { "every request" };
+        summary.push(match route {
+            Route::Direct(rule) if config.peers.is_empty() && config.always_direct.is_empty() => {
+                let _ = rule;
+                format!("no cache_peer → {who} goes direct")
+            }
+            Route::Direct(rule) => {
+                let by = rule.map_or(String::new(), |i| {
+                    format!(
+                        "always_direct {} (line {}) → ",
+                        words(config, &config.always_direct.rules[i]),
+                        config.always_direct.rules[i].origin.line
+                    )
+                });
+                format!("{by}{who} goes direct")
+            }
+            Route::ParentsOnly(ps, rule) => {
+                let line = rule.map_or(0, |i| config.never_direct.rules[i].origin.line);
+                format!(
+                    "{} (line {line}) → {who} goes to a parent: {}, no direct fallback",
+                    line_of(&config.never_direct, *rule),
+                    list(ps)
+                )
+            }
+            Route::DirectFirst(ps) => format!(
+                "no never_direct → {who} goes direct first, then to the parents {} if direct fails",
+                list(ps)
+            ),
+        });
+    }
+    if summary.is_empty() {
+        summary.push("nothing is allowed, so nothing is routed".to_string());
+    }
+    Routing { summary, parents }
+}
+
+/// The distinct routes of the classes `http_access` allows (all classes when it is empty).
+fn route_classes(config: &Config) -> BTreeSet<Route> {
+    let mut lists: Vec<&RuleList> = vec![&config.http_access, &config.never_direct, &config.always_direct];
+    lists.extend(config.peers.iter().map(|p| &p.access));
+    let used = used_acls(&lists);
+    let space = Space::build(config, |i| used.contains(&i), true);
+    let acls = &config.acls;
+    let mut routes = BTreeSet::new();
+    let mut kinds: Vec<(&str, &str)> = Vec::new();
+    for m in &space.methods {
+        if m == "CONNECT" {
+            kinds.push((m, "AUTHORITY"));
+        } else {
+            kinds.extend(space.protos.iter().map(|p| (m.as_str(), p.as_str())));
+        }
+    }
+    let dst_sets: &[Vec<IpAddr>] = if space.dst_sets.len() > 1 {
+        &space.dst_sets[1..]
+    } else {
+        &space.dst_sets
+    };
+    for &(lo, _) in &space.port_cells {
+        for &(method, proto) in &kinds {
+            for &local_port in &space.local_ports {
+                let probe = Probe::new(method, lo, local_port);
+                for client in space.v4_sources.iter().chain(&space.v6_sources) {
+                    for host in &space.hosts {
+                        for dst in dst_sets {
+                            for user in &space.users {
+                                let point = Point {
+                                    proto,
+                                    client: *client,
+                                    host,
+                                    dst,
+                                    user: user.as_deref(),
+                                };
+                                let eval = |l: &RuleList| Space::decide_in(l, acls, &probe, &point);
+                                if eval(&config.http_access).is_some_and(|d| d.0 == Action::Deny) {
+                                    continue;
+                                }
+                                routes.insert(route_of(config, eval));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    routes
+}
+
+/// The same choice as `route::select::plan`, without health: always_direct, then
+/// never_direct, else direct first.
+fn route_of(config: &Config, eval: impl Fn(&RuleList) -> Option<(Action, Option<usize>)>) -> Route {
+    if let Some((Action::Allow, rule)) = eval(&config.always_direct) {
+        return Route::Direct(rule);
+    }
+    let eligible: Vec<usize> = (0..config.peers.len())
+        .filter(|&i| eval(&config.peers[i].access).is_none_or(|d| d.0 == Action::Allow))
+        .collect();
+    match eval(&config.never_direct) {
+        Some((Action::Allow, rule)) => Route::ParentsOnly(eligible, rule),
+        _ if eligible.is_empty() => Route::Direct(None),
+        _ => Route::DirectFirst(eligible),
+    }
+}
+
+/// `allow all`: a rule of any list without its directive name.
+fn words(config: &Config, rule: &Rule) -> String {
+    let acls: Vec<String> = rule
+        .acls
+        .iter()
+        .map(|r| format!("{}{}", if r.negated { "!" } else { "" }, config.acls.get(r.acl).name))
+        .collect();
+    format!("{} {}", action_word(rule.action), acls.join(" "))
+}
+
+fn list_rule_text(config: &Config, rule: &Rule) -> String {
+    format!("{} (line {})", words(config, rule), rule.origin.line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_str;
+    use std::path::Path;
+
+    fn rows(text: &str) -> Vec<Row> {
+        let loaded = parse_str(text, Path::new("t.conf")).expect("valid");
+        access_rows(&loaded.config)
+    }
+
+    fn brief(r: &Row) -> String {
+        if r.everything_else {
+            return format!("{} everything else", r.action);
+        }
+        if r.never_decides {
+            return format!("{} never", r.action);
+        }
+        format!(
+            "{} {} → {} | {} | {} @{}",
+            r.action,
+            r.clients.as_deref().unwrap_or(""),
+            r.hosts.as_deref().unwrap_or(""),
+            r.ports.as_deref().unwrap_or(""),
+            r.methods.as_deref().unwrap_or(""),
+            r.line
+        )
+    }
+
+    #[test]
+    fn seed_reading() {
+        let text = "http_port 8080\nacl SSL_ports port 443\nacl Safe_ports port 443\n\
+            acl CONNECT method CONNECT\nacl allowed_https_sites dstdomain ingress-orange-saas.instana.io\n\
+            acl client_net src 127.0.0.5\n\
+            http_access allow client_net allowed_https_sites\nhttp_access allow CONNECT SSL_ports\n\
+            http_access allow Safe_ports\nhttp_access deny all\n";
+        let got: Vec<String> = rows(text).iter().map(brief).collect();
+        assert_eq!(
+            got,
+            vec![
+                "allow clients 127.0.0.5 → ingress-orange-saas.instana.io | any port | any method @7",
+                "allow any client → any host | port 443 | CONNECT @8",
+                "allow any client → any host | port 443 | other methods @9",
+                "deny everything else",
+            ]
+        );
+    }
+}
