@@ -681,7 +681,7 @@ enum Label {
 }
 
 /// The shortest honest wording for a subset of one dimension: everything, a short list,
-/// a named ACL (or its complement), "everything except" a short list, or the full list.
+/// "everything except" a short list, a named ACL (or its complement), or the full list.
 fn choose(
     set: &BTreeSet<usize>,
     size: usize,
@@ -693,19 +693,23 @@ fn choose(
         return Label::Any;
     }
     let listed = pieces(set);
+    let rest: BTreeSet<usize> = (0..size).filter(|i| !set.contains(i)).collect();
+    let others = pieces(&rest);
+    // "any port except 443" reads better than "ports 1-442, 444-65535".
+    if others.len() <= SHORT && others.len() < listed.len() {
+        return Label::Except(others);
+    }
     if listed.len() <= SHORT {
         return Label::List(listed);
+    }
+    if others.len() <= SHORT {
+        return Label::Except(others);
     }
     if let Some((name, _)) = named.iter().find(|(_, s)| s == set) {
         return Label::Named(name.clone());
     }
-    let rest: BTreeSet<usize> = (0..size).filter(|i| !set.contains(i)).collect();
     if let Some((name, _)) = named.iter().find(|(_, s)| *s == rest) {
         return Label::NotNamed(name.clone());
-    }
-    let others = pieces(&rest);
-    if others.len() <= SHORT {
-        return Label::Except(others);
     }
     Label::List(listed)
 }
@@ -832,42 +836,88 @@ pub fn routing(config: &Config) -> Routing {
             ps.iter().map(name).collect::<Vec<_>>().join(", then ")
         }
     };
-    let line_of = |l: &RuleList, i: Option<usize>| match i {
-        Some(i) => format!("never_direct {}", words(config, &l.rules[i])),
-        None => "never_direct default".to_string(),
-    };
-    let mut summary = Vec::new();
-    let many = routes.len() > 1;
+    // One sentence per kind of route; the lines that choose it and the parents it may use
+    // are merged across classes (cache_peer_access limits are listed with the parents).
+    let mut direct_by: BTreeSet<Option<usize>> = BTreeSet::new();
+    let mut parents_by: BTreeSet<Option<usize>> = BTreeSet::new();
+    let mut parents_only: BTreeSet<usize> = BTreeSet::new();
+    let mut fallback: BTreeSet<usize> = BTreeSet::new();
+    let mut direct_first = false;
     for route in &routes {
-        let who = if many { "some requests" } else { "every request" };
-        summary.push(match route {
-            Route::Direct(rule) if config.peers.is_empty() && config.always_direct.is_empty() => {
-                let _ = rule;
-                format!("no cache_peer → {who} goes direct")
-            }
+        match route {
             Route::Direct(rule) => {
-                let by = rule.map_or(String::new(), |i| {
-                    format!(
-                        "always_direct {} (line {}) → ",
-                        words(config, &config.always_direct.rules[i]),
-                        config.always_direct.rules[i].origin.line
-                    )
-                });
-                format!("{by}{who} goes direct")
+                direct_by.insert(*rule);
             }
             Route::ParentsOnly(ps, rule) => {
-                let line = rule.map_or(0, |i| config.never_direct.rules[i].origin.line);
-                format!(
-                    "{} (line {line}) → {who} goes to a parent: {}, no direct fallback",
-                    line_of(&config.never_direct, *rule),
-                    list(ps)
-                )
+                parents_by.insert(*rule);
+                parents_only.extend(ps);
             }
-            Route::DirectFirst(ps) => format!(
-                "no never_direct → {who} goes direct first, then to the parents {} if direct fails",
-                list(ps)
-            ),
+            Route::DirectFirst(ps) => {
+                direct_first = true;
+                fallback.extend(ps);
+            }
+        }
+    }
+    let kinds = usize::from(!direct_by.is_empty()) + usize::from(!parents_by.is_empty()) + usize::from(direct_first);
+    let every = kinds == 1;
+    let lines = |list: &RuleList, name: &str, rules: &BTreeSet<Option<usize>>| -> String {
+        let named: Vec<String> = rules
+            .iter()
+            .flatten()
+            .map(|&i| {
+                format!(
+                    "{name} {} (line {})",
+                    words(config, &list.rules[i]),
+                    list.rules[i].origin.line
+                )
+            })
+            .collect();
+        named.join(", ")
+    };
+    let ordered = |ps: &BTreeSet<usize>| -> Vec<usize> { ps.iter().copied().collect() };
+    let mut summary = Vec::new();
+    if !direct_by.is_empty() {
+        let by = lines(&config.always_direct, "always_direct", &direct_by);
+        summary.push(if config.peers.is_empty() && by.is_empty() {
+            "no cache_peer → every request goes direct".to_string()
+        } else if by.is_empty() {
+            format!(
+                "no eligible parent → {} direct",
+                if every {
+                    "every request goes"
+                } else {
+                    "some requests go"
+                }
+            )
+        } else {
+            format!(
+                "{by} → {} direct",
+                if every {
+                    "every request goes"
+                } else {
+                    "the requests it matches go"
+                }
+            )
         });
+    }
+    if !parents_by.is_empty() {
+        let by = lines(&config.never_direct, "never_direct", &parents_by);
+        summary.push(format!(
+            "{by} → {} to a parent: {}, no direct fallback",
+            if every {
+                "every request goes"
+            } else {
+                "the requests it matches go"
+            },
+            list(&ordered(&parents_only))
+        ));
+    }
+    if direct_first {
+        summary.push(format!(
+            "no never_direct → {} direct first, then to a parent if direct fails: {}",
+            if every { "every request goes" } else { "the rest go" },
+            list(&ordered(&fallback))
+        ));
     }
     if summary.is_empty() {
         summary.push("nothing is allowed, so nothing is routed".to_string());
