@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::model::defaults;
 use super::{Config, LogTarget, load_or_unreadable};
-use crate::policy::explain::{Routing, Row, access_rows, routing};
+use crate::policy::explain::{Routing, Row, analyse};
 
 #[derive(clap::Args, Debug)]
 pub struct ExplainArgs {
@@ -47,7 +47,7 @@ pub struct Setting {
 }
 
 pub fn explain(config: &Config) -> Explanation {
-    let rows = access_rows(config);
+    let (rows, routing) = analyse(config);
     let no_match = match rows.iter().find(|r| r.implicit) {
         Some(r) => Some(r.action),
         None if rows.is_empty() => Some("deny"),
@@ -57,7 +57,7 @@ pub fn explain(config: &Config) -> Explanation {
         config: config.source.display().to_string(),
         no_match,
         http_access: rows,
-        routing: routing(config),
+        routing,
         listening: config
             .http_ports
             .iter()
@@ -228,17 +228,15 @@ fn table(rows: &[Row], config_file: &str) -> String {
     let full = width[0] + 3 + width[1] + 3 + width[2] + 3 + width[3];
     let mut out = String::new();
     let mut why = Vec::new();
-    for r in rows {
+    for (i, r) in rows.iter().enumerate() {
         let mark = if r.warning.is_some() { '!' } else { ' ' };
         let body = if r.everything_else {
-            pad(
-                if r.implicit {
-                    "everything else (no line matched)"
-                } else {
-                    "everything else"
-                },
-                full,
-            )
+            let what = match (r.implicit, i) {
+                (true, _) => "everything else (no line matched)",
+                (false, 0) => "everything",
+                (false, _) => "everything else",
+            };
+            pad(what, full)
         } else if r.never_decides {
             pad("nothing: earlier lines decide everything it matches", full)
         } else {

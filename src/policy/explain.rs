@@ -63,12 +63,17 @@ pub struct ParentInfo {
     pub access: Vec<String>,
 }
 
-/// The `http_access` reading: rows in first-match order.
-pub fn access_rows(config: &Config) -> Vec<Row> {
+/// The `http_access` reading (rows in first-match order) and the routing of what it allows.
+pub fn analyse(config: &Config) -> (Vec<Row>, Routing) {
+    let grid = Grid::new(config);
+    (access_rows(&grid), routing(&grid))
+}
+
+fn access_rows(grid: &Grid<'_>) -> Vec<Row> {
+    let config = grid.config;
     if config.http_access.is_empty() {
         return Vec::new();
     }
-    let grid = Grid::new(config);
     let warnings = lint_warnings(config);
     let mut rows = Vec::new();
     for (index, rule) in config.http_access.rules.iter().enumerate() {
@@ -170,6 +175,19 @@ struct Kind {
     manager: bool,
 }
 
+/// A list's decision per class, indexed by [`Grid::at`].
+type Decisions = Vec<(Action, Option<usize>)>;
+
+/// For each value, the first value with the same signature.
+fn representatives(signatures: &[usize]) -> Vec<usize> {
+    let mut first: BTreeMap<usize, usize> = BTreeMap::new();
+    signatures
+        .iter()
+        .enumerate()
+        .map(|(i, sig)| *first.entry(*sig).or_insert(i))
+        .collect()
+}
+
 /// A set of cells of one dimension.
 type Indices = BTreeSet<usize>;
 
@@ -192,11 +210,28 @@ struct Grid<'c> {
     dests: Vec<Dest>,
     /// Decision per class, indexed by [`Grid::at`].
     decided: Vec<(Action, Option<usize>)>,
+    acl_table: BTreeMap<usize, (Dim, Vec<bool>)>,
+    /// Per who (dest): the first who (dest) every ACL treats alike; shapes are built on
+    /// these representatives and expanded at the end.
+    who_rep: Vec<usize>,
+    dest_rep: Vec<usize>,
+}
+
+/// The one dimension an ACL looks at.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dim {
+    Port,
+    Kind,
+    Who,
+    Dest,
 }
 
 impl<'c> Grid<'c> {
     fn new(config: &'c Config) -> Grid<'c> {
-        let used = used_acls(&[&config.http_access]);
+        // Routing's lists too, so one grid serves the access reading and the routing.
+        let mut lists: Vec<&RuleList> = vec![&config.http_access, &config.never_direct, &config.always_direct];
+        lists.extend(config.peers.iter().map(|p| &p.access));
+        let used = used_acls(&lists);
         let space = Space::build(config, |i| used.contains(&i), true);
         let mut kinds = Vec::new();
         for method in &space.methods {
@@ -263,8 +298,16 @@ impl<'c> Grid<'c> {
             whos,
             dests,
             decided: Vec::new(),
+            acl_table: BTreeMap::new(),
+            who_rep: Vec::new(),
+            dest_rep: Vec::new(),
         };
-        grid.decided = grid.evaluate_all(&config.http_access);
+        grid.build_acl_table(&used);
+        grid.who_rep = representatives(&grid.signatures(Dim::Who, grid.whos.len()));
+        grid.dest_rep = representatives(&grid.signatures(Dim::Dest, grid.dests.len()));
+        if !config.http_access.is_empty() {
+            grid.decided = grid.evaluate_all(&config.http_access);
+        }
         grid
     }
 
@@ -292,15 +335,20 @@ impl<'c> Grid<'c> {
         }
     }
 
-    /// The decision for every class, in [`Grid::at`] order; the fixed-dimension shortcut
-    /// settles whole (port, kind, listener) slices at once where it can.
+    /// The decision for every class, in [`Grid::at`] order, from the real
+    /// [`RuleList::evaluate`]. The fixed-dimension shortcut settles whole (port, kind,
+    /// listener) slices at once where it can; elsewhere clients (and hosts) that every ACL
+    /// treats alike share one evaluation, which keeps big domain and network lists cheap.
     fn evaluate_all(&self, list: &RuleList) -> Vec<(Action, Option<usize>)> {
         let acls = &self.config.acls;
+        let who_sig = self.signatures(Dim::Who, self.whos.len());
+        let dest_sig = self.signatures(Dim::Dest, self.dests.len());
         let total = self.ports.len() * self.kinds.len() * self.whos.len() * self.dests.len();
         let mut out = vec![(Action::Deny, None); total];
         for port in 0..self.ports.len() {
             for kind in 0..self.kinds.len() {
                 let mut fixed: BTreeMap<u16, Option<(Action, Option<usize>)>> = BTreeMap::new();
+                let mut seen: BTreeMap<(usize, usize), (Action, Option<usize>)> = BTreeMap::new();
                 for who in 0..self.whos.len() {
                     let probe = self.probe(port, kind, who);
                     let shortcut = *fixed
@@ -308,8 +356,10 @@ impl<'c> Grid<'c> {
                         .or_insert_with(|| Space::fixed_decision_in(list, acls, &probe, &self.kinds[kind].proto, true));
                     for dest in 0..self.dests.len() {
                         out[self.at(port, kind, who, dest)] = shortcut.unwrap_or_else(|| {
-                            Space::decide_in(list, acls, &probe, &self.point(kind, who, dest))
-                                .expect("list is not empty")
+                            *seen.entry((who_sig[who], dest_sig[dest])).or_insert_with(|| {
+                                Space::decide_in(list, acls, &probe, &self.point(kind, who, dest))
+                                    .expect("list is not empty")
+                            })
                         });
                     }
                 }
@@ -318,13 +368,71 @@ impl<'c> Grid<'c> {
         out
     }
 
+    /// For each value of `dim`, the number of its class of values that every ACL of that
+    /// dimension treats alike (same match result for each).
+    fn signatures(&self, dim: Dim, size: usize) -> Vec<usize> {
+        let tables: Vec<&Vec<bool>> = self
+            .acl_table
+            .values()
+            .filter(|(d, _)| *d == dim)
+            .map(|(_, t)| t)
+            .collect();
+        let mut ids: BTreeMap<Vec<bool>, usize> = BTreeMap::new();
+        (0..size)
+            .map(|v| {
+                let key: Vec<bool> = tables.iter().map(|t| t[v]).collect();
+                let next = ids.len();
+                *ids.entry(key).or_insert(next)
+            })
+            .collect()
+    }
+
+    /// Whether a line matches a class, from the per-dimension tables (each ACL reads one
+    /// dimension only), so widening stays cheap on big domain and network lists.
     fn rule_matches(&self, rule: &Rule, port: usize, kind: usize, who: usize, dest: usize) -> bool {
-        let probe = self.probe(port, kind, who);
-        let point = self.point(kind, who, dest);
-        let facts = point.facts(&probe);
-        rule.acls
-            .iter()
-            .all(|r| self.config.acls.get(r.acl).kind.matches(&facts) != r.negated)
+        rule.acls.iter().all(|r| {
+            let (dim, table) = &self.acl_table[&r.acl];
+            let at = match dim {
+                Dim::Port => port,
+                Dim::Kind => kind,
+                Dim::Who => who,
+                Dim::Dest => dest,
+            };
+            table[at] != r.negated
+        })
+    }
+
+    /// Per ACL the rules use: which values of its dimension it matches.
+    fn build_acl_table(&mut self, used: &BTreeSet<usize>) {
+        for &acl in used {
+            let kind = &self.config.acls.get(acl).kind;
+            let dim = match kind {
+                AclKind::Src(_) | AclKind::LocalPort(_) | AclKind::ProxyAuth(_) | AclKind::All => Dim::Who,
+                AclKind::Dst(_) | AclKind::DstDomain(_) => Dim::Dest,
+                AclKind::Port(_) => Dim::Port,
+                AclKind::Method(_) | AclKind::Proto(_) | AclKind::Manager => Dim::Kind,
+            };
+            let size = match dim {
+                Dim::Port => self.ports.len(),
+                Dim::Kind => self.kinds.len(),
+                Dim::Who => self.whos.len(),
+                Dim::Dest => self.dests.len(),
+            };
+            let table = (0..size)
+                .map(|i| {
+                    let (p, k, w, d) = match dim {
+                        Dim::Port => (i, 0, 0, 0),
+                        Dim::Kind => (0, i, 0, 0),
+                        Dim::Who => (0, 0, i, 0),
+                        Dim::Dest => (0, 0, 0, i),
+                    };
+                    let probe = self.probe(p, k, w);
+                    let point = self.point(k, w, d);
+                    kind.matches(&point.facts(&probe))
+                })
+                .collect();
+            self.acl_table.insert(acl, (dim, table));
+        }
     }
 
     /// The line matches every class (`deny all`, `allow all`).
@@ -333,27 +441,40 @@ impl<'c> Grid<'c> {
         self.cells().all(|(p, k, w, d)| self.rule_matches(rule, p, k, w, d))
     }
 
+    /// One class per (port, kind, who representative, dest representative).
     fn cells(&self) -> impl Iterator<Item = (usize, usize, usize, usize)> + '_ {
         (0..self.ports.len()).flat_map(move |p| {
             (0..self.kinds.len()).flat_map(move |k| {
-                (0..self.whos.len()).flat_map(move |w| (0..self.dests.len()).map(move |d| (p, k, w, d)))
+                self.reps(&self.who_rep)
+                    .flat_map(move |w| self.reps(&self.dest_rep).map(move |d| (p, k, w, d)))
             })
         })
     }
 
-    /// A class this line may show: it decides it, or an earlier line decided it the same way
-    /// and this line matches it too.
-    fn showable(&self, index: usize, p: usize, k: usize, w: usize, d: usize) -> bool {
+    fn reps<'a>(&self, rep: &'a [usize]) -> impl Iterator<Item = usize> + 'a {
+        (0..rep.len()).filter(move |&i| rep[i] == i)
+    }
+
+    /// The classes this line may show: it decides them, or an earlier line decided them the
+    /// same way and this line matches them too. Indexed like [`Grid::at`].
+    fn showable(&self, index: usize) -> Vec<bool> {
         let rule = &self.config.http_access.rules[index];
-        match self.decided[self.at(p, k, w, d)] {
-            (_, Some(j)) if j == index => true,
-            (action, Some(j)) if j < index && action == rule.action => self.rule_matches(rule, p, k, w, d),
-            _ => false,
+        let mut show = vec![false; self.decided.len()];
+        for (p, k, w, d) in self.cells() {
+            let at = self.at(p, k, w, d);
+            show[at] = match self.decided[at] {
+                (_, Some(j)) if j == index => true,
+                (action, Some(j)) if j < index && action == rule.action => self.rule_matches(rule, p, k, w, d),
+                _ => false,
+            };
         }
+        show
     }
 
     /// Rectangles covering the classes `rule` decides, widened over showable classes.
     fn shapes_for(&self, index: usize) -> Vec<Shape> {
+        let show = self.showable(index);
+        let showable = |p, k, w, d| show[self.at(p, k, w, d)];
         // (port, kind) → the (who, dest) pairs decided by this rule there.
         let mut by_slice: BTreeMap<(usize, usize), BTreeSet<(usize, usize)>> = BTreeMap::new();
         for (p, k, w, d) in self.cells() {
@@ -365,9 +486,9 @@ impl<'c> Grid<'c> {
         let mut products: BTreeMap<(Indices, Indices), BTreeSet<(usize, usize)>> = BTreeMap::new();
         for (&(p, k), _) in by_slice.iter() {
             let mut dests_of: BTreeMap<usize, BTreeSet<usize>> = BTreeMap::new();
-            for w in 0..self.whos.len() {
-                for d in 0..self.dests.len() {
-                    if self.showable(index, p, k, w, d) {
+            for w in self.reps(&self.who_rep) {
+                for d in self.reps(&self.dest_rep) {
+                    if showable(p, k, w, d) {
                         dests_of.entry(w).or_default().insert(d);
                     }
                 }
@@ -398,16 +519,38 @@ impl<'c> Grid<'c> {
                     whos: whos.clone(),
                     dests: dests.clone(),
                 };
-                shapes.insert(self.widen(index, shape));
+                shapes.insert(self.widen(&show, shape));
             }
         }
+        // Rows that differ only in methods become one row.
+        let mut merged: BTreeMap<(Indices, Indices, Indices), Indices> = BTreeMap::new();
+        for s in shapes {
+            merged.entry((s.ports, s.whos, s.dests)).or_default().extend(s.kinds);
+        }
         // Drop rows another row of this line contains.
-        let all: Vec<Shape> = shapes.into_iter().collect();
+        let all: Vec<Shape> = merged
+            .into_iter()
+            .map(|((ports, whos, dests), kinds)| Shape {
+                ports,
+                kinds,
+                whos,
+                dests,
+            })
+            .collect();
         let mut kept: Vec<Shape> = all
             .iter()
             .filter(|s| !all.iter().any(|o| o != *s && o.contains(s)))
             .cloned()
             .collect();
+        // Back from representatives to every who and dest they stand for.
+        for shape in &mut kept {
+            shape.whos = (0..self.whos.len())
+                .filter(|&w| shape.whos.contains(&self.who_rep[w]))
+                .collect();
+            shape.dests = (0..self.dests.len())
+                .filter(|&d| shape.dests.contains(&self.dest_rep[d]))
+                .collect();
+        }
         kept.sort_by_key(|s| {
             (
                 s.kinds.first().copied(),
@@ -421,13 +564,13 @@ impl<'c> Grid<'c> {
     /// Grows the ports, then the clients, then the hosts of a rectangle as far as every added
     /// class stays showable (methods are kept: "CONNECT" and "other methods" read better than
     /// one merged row).
-    fn widen(&self, index: usize, mut s: Shape) -> Shape {
+    fn widen(&self, show: &[bool], mut s: Shape) -> Shape {
         let ok = |s: &Shape| {
             s.ports.iter().all(|&p| {
                 s.kinds.iter().all(|&k| {
                     s.whos
                         .iter()
-                        .all(|&w| s.dests.iter().all(|&d| self.showable(index, p, k, w, d)))
+                        .all(|&w| s.dests.iter().all(|&d| show[self.at(p, k, w, d)]))
                 })
             })
         };
@@ -442,7 +585,7 @@ impl<'c> Grid<'c> {
                 }
             }
         }
-        for w in 0..self.whos.len() {
+        for w in self.reps(&self.who_rep) {
             if !s.whos.contains(&w) {
                 let trial = Shape {
                     whos: [w].into(),
@@ -453,7 +596,7 @@ impl<'c> Grid<'c> {
                 }
             }
         }
-        for d in 0..self.dests.len() {
+        for d in self.reps(&self.dest_rep) {
             if !s.dests.contains(&d) {
                 let trial = Shape {
                     dests: [d].into(),
@@ -468,14 +611,7 @@ impl<'c> Grid<'c> {
     }
 
     fn port_label(&self, set: &BTreeSet<usize>) -> String {
-        let named = self.named(|kind| match kind {
-            AclKind::Port(ranges) => Some(
-                (0..self.ports.len())
-                    .filter(|&p| ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&self.ports[p].0)))
-                    .collect(),
-            ),
-            _ => None,
-        });
+        let named = self.named(Dim::Port);
         let pieces = |s: &BTreeSet<usize>| merge_ranges(s.iter().map(|&p| self.ports[p]));
         match choose(set, self.ports.len(), &named, pieces) {
             Label::Any => "any port".into(),
@@ -529,14 +665,19 @@ impl<'c> Grid<'c> {
         let reps: Vec<IpAddr> = (0..self.addr_count())
             .map(|a| self.whos[a * self.space.users.len()].addr)
             .collect();
-        let named = self.named(|kind| match kind {
-            AclKind::Src(list) => Some(
-                (0..reps.len())
-                    .filter(|&a| list.iter().any(|m| m.contains(reps[a])))
-                    .collect(),
-            ),
-            _ => None,
-        });
+        // Src tables are per who; the who of (first listener, address a, first user) is a * users.
+        let users = self.space.users.len();
+        let named: Vec<(String, BTreeSet<usize>)> = self
+            .named(Dim::Who)
+            .into_iter()
+            .filter(|(name, _)| {
+                self.config
+                    .acls
+                    .index_of(name)
+                    .is_some_and(|i| matches!(self.config.acls.get(i).kind, AclKind::Src(_)))
+            })
+            .map(|(name, whos)| (name, (0..reps.len()).filter(|a| whos.contains(&(a * users))).collect()))
+            .collect();
         let pieces = |s: &BTreeSet<usize>| ip_ranges(s.iter().map(|&a| self.space.source_cell(reps[a])));
         match choose(addrs, reps.len(), &named, pieces) {
             Label::Any => "any client".into(),
@@ -548,14 +689,7 @@ impl<'c> Grid<'c> {
     }
 
     fn dest_label(&self, set: &BTreeSet<usize>) -> String {
-        let named = self.named(|kind| match kind {
-            AclKind::DstDomain(patterns) => Some(
-                (0..self.dests.len())
-                    .filter(|&d| patterns.iter().any(|p| p.matches(&self.dests[d].host)))
-                    .collect(),
-            ),
-            _ => None,
-        });
+        let named = self.named(Dim::Dest);
         let pieces = |s: &BTreeSet<usize>| self.dest_pieces(s);
         match choose(set, self.dests.len(), &named, pieces) {
             Label::Any => "any host".into(),
@@ -566,39 +700,66 @@ impl<'c> Grid<'c> {
         }
     }
 
-    /// Host names (`.example.com` when the name and its subdomains are all in), each with
-    /// the address cells it is limited to when not all of them.
+    /// Host names (`.example.com` when the name and its subdomains are all in), address
+    /// cells every name is in (`hosts at 10.0.0.0/8`), and names limited to some cells.
     fn dest_pieces(&self, set: &BTreeSet<usize>) -> Vec<String> {
-        let mut by_host: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-        for &d in set {
-            by_host.entry(&self.dests[d].host).or_default().push(d);
-        }
-        let per_host = self.dests.len() / self.space.hosts.len();
+        let hosts = &self.space.hosts;
+        let per_host = self.dests.len() / hosts.len();
+        let index = |h: usize, j: usize| h * per_host + j;
+        let full_host = |h: usize| (0..per_host).all(|j| set.contains(&index(h, j)));
+        let position = |name: &str| hosts.iter().position(|h| h == name);
+        let mut covered: BTreeSet<usize> = BTreeSet::new();
         let mut pieces = Vec::new();
-        let mut done: BTreeSet<&str> = BTreeSet::new();
-        for host in &self.space.hosts {
-            let Some(ds) = by_host.get(host.as_str()) else { continue };
-            if done.contains(host.as_str()) {
+        // Whole names first, parents before their "hopproxy-lint." subdomain cell.
+        let (subs, names): (Vec<usize>, Vec<usize>) =
+            (0..hosts.len()).partition(|&h| hosts[h].starts_with("hopproxy-lint.") && hosts[h] != NOBODY_HOST);
+        for h in names.into_iter().chain(subs) {
+            if !full_host(h) || covered.contains(&index(h, 0)) {
                 continue;
             }
-            let full = ds.len() == per_host;
-            let sub = format!("hopproxy-lint.{host}");
-            let mut name = if host == NOBODY_HOST {
+            covered.extend((0..per_host).map(|j| index(h, j)));
+            let host = &hosts[h];
+            let sub = position(&format!("hopproxy-lint.{host}")).filter(|&s| full_host(s));
+            pieces.push(if host == NOBODY_HOST {
                 "other hosts".to_string()
+            } else if let Some(s) = sub {
+                covered.extend((0..per_host).map(|j| index(s, j)));
+                format!(".{host}")
             } else if let Some(parent) = host.strip_prefix("hopproxy-lint.") {
                 format!("*.{parent}")
             } else {
                 host.clone()
-            };
-            if full && by_host.get(sub.as_str()).is_some_and(|s| s.len() == per_host) {
-                name = format!(".{host}");
-                done.insert(self.space.hosts.iter().find(|h| **h == sub).map_or("", String::as_str));
-            }
-            if full || self.dests[ds[0]].dst.is_empty() {
-                pieces.push(name);
-            } else {
-                let cells = ip_ranges(ds.iter().map(|&d| self.space.dst_cell(self.dests[d].dst[0])));
-                pieces.push(format!("{name} at {}", cells.join(", ")));
+            });
+        }
+        if self.dests[0].dst.is_empty() {
+            return pieces;
+        }
+        let cell = |d: usize| self.space.dst_cell(self.dests[d].dst[0]);
+        let columns: Vec<usize> = (0..per_host)
+            .filter(|&j| (0..hosts.len()).all(|h| set.contains(&index(h, j))))
+            .collect();
+        if !columns.is_empty() {
+            covered.extend(columns.iter().flat_map(|&j| (0..hosts.len()).map(move |h| index(h, j))));
+            pieces.push(format!(
+                "hosts at {}",
+                ip_ranges(columns.iter().map(|&j| cell(j))).join(", ")
+            ));
+        }
+        for (h, host) in hosts.iter().enumerate() {
+            let rest: Vec<usize> = (0..per_host)
+                .map(|j| index(h, j))
+                .filter(|d| set.contains(d) && !covered.contains(d))
+                .collect();
+            if !rest.is_empty() {
+                let name = match host.strip_prefix("hopproxy-lint.") {
+                    _ if host == NOBODY_HOST => "other hosts".to_string(),
+                    Some(parent) => format!("*.{parent}"),
+                    None => host.clone(),
+                };
+                pieces.push(format!(
+                    "{name} at {}",
+                    ip_ranges(rest.iter().map(|&d| cell(d))).join(", ")
+                ));
             }
         }
         pieces
@@ -627,6 +788,21 @@ impl<'c> Grid<'c> {
         if core == plain {
             return "other methods".into();
         }
+        // Every non-CONNECT method, for some schemes only: "other methods (https)".
+        let protos_of = |m: &str| -> BTreeSet<&str> {
+            core.iter()
+                .filter(|&&k| self.kinds[k].method == m)
+                .map(|&k| self.kinds[k].proto.as_str())
+                .collect()
+        };
+        if core.is_subset(&plain) {
+            let methods: BTreeSet<&str> = plain.iter().map(|&k| self.kinds[k].method.as_str()).collect();
+            let first = protos_of(methods.first().copied().unwrap_or_default());
+            if !first.is_empty() && methods.iter().all(|m| protos_of(m) == first) {
+                let list: Vec<&str> = first.into_iter().collect();
+                return format!("other methods ({})", list.join(", ").to_lowercase());
+            }
+        }
         let mut names: Vec<String> = Vec::new();
         let methods: BTreeSet<&str> = core.iter().map(|&k| self.kinds[k].method.as_str()).collect();
         for method in methods {
@@ -651,13 +827,16 @@ impl<'c> Grid<'c> {
         names.join(", ")
     }
 
-    /// ACLs referenced by `http_access`, with the cells of one dimension each matches.
-    fn named(&self, cells: impl Fn(&AclKind) -> Option<BTreeSet<usize>>) -> Vec<(String, BTreeSet<usize>)> {
-        let used = used_acls(&[&self.config.http_access]);
-        used.iter()
-            .filter_map(|&i| {
-                let acl = self.config.acls.get(i);
-                cells(&acl.kind).map(|set| (acl.name.clone(), set))
+    /// ACLs referenced by `http_access` that look at `dim`, with the values they match.
+    fn named(&self, dim: Dim) -> Vec<(String, BTreeSet<usize>)> {
+        used_acls(&[&self.config.http_access])
+            .into_iter()
+            .filter_map(|i| {
+                let (d, table) = self.acl_table.get(&i)?;
+                (*d == dim && !matches!(self.config.acls.get(i).kind, AclKind::All)).then(|| {
+                    let set = (0..table.len()).filter(|&v| table[v]).collect();
+                    (self.config.acls.get(i).name.clone(), set)
+                })
             })
             .collect()
     }
@@ -722,7 +901,8 @@ fn user_label(users: &BTreeSet<Option<&str>>) -> String {
         return "authenticated users".into();
     }
     let named: Vec<&str> = users.iter().flatten().filter(|u| **u != SOME_USER).copied().collect();
-    format!("users {}", named.join(", "))
+    let noun = if named.len() == 1 { "user" } else { "users" };
+    format!("{noun} {}", named.join(", "))
 }
 
 /// `443`, `1025-65535`, merging adjacent cells.
@@ -803,7 +983,8 @@ enum Route {
 }
 
 /// Where the requests `http_access` allows go, per class, summarised.
-pub fn routing(config: &Config) -> Routing {
+fn routing(grid: &Grid<'_>) -> Routing {
+    let config = grid.config;
     let parents: Vec<ParentInfo> = config
         .peers
         .iter()
@@ -819,7 +1000,7 @@ pub fn routing(config: &Config) -> Routing {
             access: p.access.rules.iter().map(|r| list_rule_text(config, r)).collect(),
         })
         .collect();
-    let routes = route_classes(config);
+    let routes = route_classes(grid);
     let name = |i: &usize| {
         let p = &parents[*i];
         let named = if p.name != config.peers[*i].host {
@@ -925,67 +1106,39 @@ pub fn routing(config: &Config) -> Routing {
     Routing { summary, parents }
 }
 
-/// The distinct routes of the classes `http_access` allows (all classes when it is empty).
-fn route_classes(config: &Config) -> BTreeSet<Route> {
-    let mut lists: Vec<&RuleList> = vec![&config.http_access, &config.never_direct, &config.always_direct];
-    lists.extend(config.peers.iter().map(|p| &p.access));
-    let used = used_acls(&lists);
-    let space = Space::build(config, |i| used.contains(&i), true);
-    let acls = &config.acls;
+/// The distinct routes of the classes `http_access` allows.
+fn route_classes(grid: &Grid<'_>) -> BTreeSet<Route> {
+    let config = grid.config;
+    let decide = |list: &RuleList| (!list.is_empty()).then(|| grid.evaluate_all(list));
+    let always = decide(&config.always_direct);
+    let never = decide(&config.never_direct);
+    let access: Vec<Option<Decisions>> = config.peers.iter().map(|p| decide(&p.access)).collect();
     let mut routes = BTreeSet::new();
-    let mut kinds: Vec<(&str, &str)> = Vec::new();
-    for m in &space.methods {
-        if m == "CONNECT" {
-            kinds.push((m, "AUTHORITY"));
-        } else {
-            kinds.extend(space.protos.iter().map(|p| (m.as_str(), p.as_str())));
+    for (cell, &(action, _)) in grid.decided.iter().enumerate() {
+        if action == Action::Deny {
+            continue;
         }
-    }
-    let dst_sets: &[Vec<IpAddr>] = if space.dst_sets.len() > 1 {
-        &space.dst_sets[1..]
-    } else {
-        &space.dst_sets
-    };
-    for &(lo, _) in &space.port_cells {
-        for &(method, proto) in &kinds {
-            for &local_port in &space.local_ports {
-                let probe = Probe::new(method, lo, local_port);
-                for client in space.v4_sources.iter().chain(&space.v6_sources) {
-                    for host in &space.hosts {
-                        for dst in dst_sets {
-                            for user in &space.users {
-                                let point = Point {
-                                    proto,
-                                    client: *client,
-                                    host,
-                                    dst,
-                                    user: user.as_deref(),
-                                };
-                                let eval = |l: &RuleList| Space::decide_in(l, acls, &probe, &point);
-                                if eval(&config.http_access).is_some_and(|d| d.0 == Action::Deny) {
-                                    continue;
-                                }
-                                routes.insert(route_of(config, eval));
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        let at = |d: &Option<Decisions>| d.as_ref().map(|v| v[cell]);
+        routes.insert(route_of(at(&always), at(&never), access.iter().map(at).collect()));
     }
     routes
 }
 
 /// The same choice as `route::select::plan`, without health: always_direct, then
 /// never_direct, else direct first.
-fn route_of(config: &Config, eval: impl Fn(&RuleList) -> Option<(Action, Option<usize>)>) -> Route {
-    if let Some((Action::Allow, rule)) = eval(&config.always_direct) {
+fn route_of(
+    always: Option<(Action, Option<usize>)>,
+    never: Option<(Action, Option<usize>)>,
+    access: Vec<Option<(Action, Option<usize>)>>,
+) -> Route {
+    if let Some((Action::Allow, rule)) = always {
         return Route::Direct(rule);
     }
-    let eligible: Vec<usize> = (0..config.peers.len())
-        .filter(|&i| eval(&config.peers[i].access).is_none_or(|d| d.0 == Action::Allow))
+    // A parent without cache_peer_access takes every request.
+    let eligible: Vec<usize> = (0..access.len())
+        .filter(|&i| access[i].is_none_or(|d| d.0 == Action::Allow))
         .collect();
-    match eval(&config.never_direct) {
+    match never {
         Some((Action::Allow, rule)) => Route::ParentsOnly(eligible, rule),
         _ if eligible.is_empty() => Route::Direct(None),
         _ => Route::DirectFirst(eligible),
@@ -1014,7 +1167,7 @@ mod tests {
 
     fn rows(text: &str) -> Vec<Row> {
         let loaded = parse_str(text, Path::new("t.conf")).expect("valid");
-        access_rows(&loaded.config)
+        analyse(&loaded.config).0
     }
 
     fn brief(r: &Row) -> String {
