@@ -1188,6 +1188,11 @@ mod tests {
         )
     }
 
+    const SEED: &str = "acl SSL_ports port 443\nacl Safe_ports port 443\n\
+        acl allowed_https_sites dstdomain ingress-orange-saas.instana.io\nacl client_net src 127.0.0.5\n\
+        http_access allow client_net allowed_https_sites\nhttp_access allow CONNECT SSL_ports\n\
+        http_access allow Safe_ports\nhttp_access deny all";
+
     #[test]
     fn seed_reading() {
         let text = "http_port 8080\nacl SSL_ports port 443\nacl Safe_ports port 443\n\
@@ -1205,5 +1210,110 @@ mod tests {
                 "deny everything else",
             ]
         );
+    }
+
+    /// The rows, read in order as a first-match list, give every class its real decision:
+    /// the first row containing a class has that class's action ("everything" rows contain
+    /// all classes; rows of lines that never decide contain none).
+    fn assert_faithful(text: &str) {
+        let loaded = parse_str(text, Path::new("t.conf")).expect("valid");
+        let grid = Grid::new(&loaded.config);
+        let rules = &loaded.config.http_access.rules;
+        let (rules_list, acls) = (&loaded.config.http_access, &loaded.config.acls);
+        let mut table: Vec<(Action, Option<Shape>)> = Vec::new();
+        for (i, rule) in rules.iter().enumerate() {
+            if grid.matches_everything(i) {
+                table.push((rule.action, None));
+            } else {
+                table.extend(grid.shapes_for(i).into_iter().map(|s| (rule.action, Some(s))));
+            }
+        }
+        let last = rules.last().unwrap().action.opposite();
+        for p in 0..grid.ports.len() {
+            for k in 0..grid.kinds.len() {
+                for w in 0..grid.whos.len() {
+                    for d in 0..grid.dests.len() {
+                        let cell = Shape {
+                            ports: [p].into(),
+                            kinds: [k].into(),
+                            whos: [w].into(),
+                            dests: [d].into(),
+                        };
+                        let shown = table
+                            .iter()
+                            .find(|(_, s)| s.as_ref().is_none_or(|s| s.contains(&cell)))
+                            .map_or(last, |(a, _)| *a);
+                        // The grid's shortcuts agree with evaluating this very class.
+                        let probe = grid.probe(p, k, w);
+                        let real = Space::decide_in(rules_list, acls, &probe, &grid.point(k, w, d)).unwrap();
+                        assert_eq!(grid.decided[grid.at(p, k, w, d)], real, "{text}: {p} {k} {w} {d}");
+                        assert_eq!(shown, real.0, "{text}: {p} {k} {w} {d}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rows_are_faithful() {
+        for rules in [
+            SEED,
+            "acl localnet src 10.0.0.0/8 192.168.0.0/16\nacl SSL_ports port 443\nacl Safe_ports port 80 443 1025-65535\n\
+             http_access deny !Safe_ports\nhttp_access deny CONNECT !SSL_ports\nhttp_access allow localhost manager\n\
+             http_access deny manager\nhttp_access allow localnet\nhttp_access allow localhost\nhttp_access deny all",
+            "acl bad src 192.0.2.0/24\nhttp_access deny bad",
+            "acl net dst 10.0.0.0/8\nacl d dstdomain .example.com other.org\nhttp_access deny CONNECT net\n\
+             http_access allow net\nhttp_access allow CONNECT d\nhttp_access deny all",
+            "auth_param basic program /usr/lib/squid/basic_ncsa_auth /dev/null\nacl u proxy_auth REQUIRED\n\
+             acl boss proxy_auth alice\nacl localnet src 10.0.0.0/8\nhttp_access allow boss\nhttp_access deny !localnet\n\
+             http_access allow u\nhttp_access deny all",
+            "http_port 8080\nacl p myport 8080\nacl h proto HTTPS\nhttp_access allow p !CONNECT\nhttp_access allow h\nhttp_access deny all",
+        ] {
+            let text = if rules.starts_with("http_port") {
+                rules.to_string()
+            } else {
+                format!("http_port 3128\n{rules}\n")
+            };
+            assert_faithful(&text);
+        }
+    }
+
+    #[test]
+    fn wording_of_users_addresses_and_unused_lines() {
+        let auth = "http_port 3128\nauth_param basic program /usr/lib/squid/basic_ncsa_auth /dev/null\n\
+            acl u proxy_auth REQUIRED\nacl boss proxy_auth alice\nacl localnet src 10.0.0.0/8\n\
+            http_access allow boss\nhttp_access allow localnet u\nhttp_access deny all\n";
+        let got: Vec<String> = rows(auth).iter().map(brief).collect();
+        assert_eq!(
+            got,
+            vec![
+                "allow user alice → any host | any port | any method @6",
+                "allow clients 10.0.0.0/8, authenticated users → any host | any port | any method @7",
+                "deny everything else",
+            ]
+        );
+        let dst = "http_port 3128\nacl net dst 10.0.0.0/8\nacl d dstdomain .example.com other.org\n\
+            http_access allow net\nhttp_access allow CONNECT d\nhttp_access deny all\n";
+        let got: Vec<String> = rows(dst).iter().map(brief).collect();
+        assert_eq!(
+            got,
+            vec![
+                "allow any client → hosts at 10.0.0.0/8 | any port | any method @4",
+                "allow any client → .example.com, other.org | any port | CONNECT @5",
+                "deny everything else",
+            ]
+        );
+        let shadowed = "http_port 3128\nacl bad src 192.0.2.0/24\nhttp_access deny bad\nhttp_access deny bad\n";
+        let got = rows(shadowed);
+        let got: Vec<String> = got.iter().map(brief).collect();
+        assert_eq!(
+            got,
+            vec![
+                "deny clients 192.0.2.0/24 → any host | any port | any method @3",
+                "deny never",
+                "allow everything else",
+            ]
+        );
+        assert!(rows(shadowed)[2].implicit && rows(shadowed)[2].warning.is_some());
     }
 }
