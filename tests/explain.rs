@@ -174,3 +174,38 @@ fn invalid_config_exits_1_with_diagnostics() {
     assert_eq!(first, format!("{}:2: error: ACL not found: nosuch", path.display()));
     assert!(!run.stdout.contains("http_access (first match wins"));
 }
+
+#[test]
+fn routing_with_always_direct_and_cache_peer_access() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "http_port 127.0.0.1:3128
+acl localnet src 10.0.0.0/8
+acl CONNECT method CONNECT
+acl internal dstdomain .corp.example
+http_access allow localnet
+http_access deny all
+cache_peer 10.1.1.1 parent 3128 0 no-query name=up1 connect-timeout=5
+cache_peer 10.1.1.2 parent 3128 0 no-query round-robin
+always_direct allow internal
+cache_peer_access up1 deny CONNECT
+access_log stdio:/tmp/hopproxy-explain-test.log squid
+";
+    let run = explain(&write_config(&dir, text), false);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let got = lines(&run.stdout);
+    let from = got
+        .iter()
+        .position(|l| l.starts_with("routing:"))
+        .expect("routing line");
+    assert_eq!(
+        got[from..],
+        [
+            "routing: always_direct allow internal (line 9) → the requests it matches go direct",
+            "         no never_direct → the rest go direct first, then to a parent if direct fails: 10.1.1.1:3128 name=up1 (FIRSTUP), then 10.1.1.2:3128 (round-robin)",
+            "  parent 10.1.1.1:3128 only for cache_peer_access deny CONNECT (line 10)",
+            "listening: 127.0.0.1:3128 (line 1)",
+            "access log: /tmp/hopproxy-explain-test.log (line 11)",
+            "differs from Squid's defaults: cache_peer connect-timeout 5 seconds for up1 (default peer_connect_timeout)",
+        ]
+    );
+}
