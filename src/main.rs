@@ -24,6 +24,8 @@ enum Command {
     Reload(hopproxy::serve::control::ReloadArgs),
     /// Validate a config without starting anything.
     Check(hopproxy::config::check::CheckArgs),
+    /// Explain a config's effective policy: who may reach what, and through which hops.
+    Explain(hopproxy::config::explain_cmd::ExplainArgs),
     /// Run the whole chain on this machine: endpoint, proxies and an agent-like client.
     Lab(hopproxy::lab::LabArgs),
     /// Connect like the monitoring agent does, from a Backend.cfg.
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
         Command::Run(args) => hopproxy::serve::run_command(args),
         Command::Reload(args) => hopproxy::serve::control::run_command(args),
         Command::Check(args) => hopproxy::config::check::run_command(args),
+        Command::Explain(args) => hopproxy::config::explain_cmd::run_command(args),
         Command::Lab(args) => hopproxy::lab::run_command(args),
         Command::Agent(args) => hopproxy::agent::run_command(args),
         Command::Trace(args) => hopproxy::trace::run_command(args),

@@ -8,6 +8,7 @@ pub mod acl_parse;
 pub mod check;
 pub mod diag;
 pub mod directives;
+pub mod explain_cmd;
 pub mod known;
 pub mod lexer;
 pub mod model;

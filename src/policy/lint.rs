@@ -11,25 +11,19 @@
 //!   its endpoint on any port, B4a), so `http_access allow localnet` configs stay quiet at
 //!   warning level.
 //!
-//! Method: symbolic, not sampled. Every ACL value is an interval (ports, addresses) or a
-//! domain pattern, so the space of requests splits into finitely many cells that every ACL
-//! treats alike: port and address intervals cut at each value's ends, host names taken as
-//! each pattern's domain, a subdomain of it, and a name nothing matches. Evaluating the real
+//! Method: symbolic, not sampled. The space of requests splits into finitely many cells that
+//! every ACL treats alike ([`super::space`], shared with `explain`). Evaluating the real
 //! first-match list once per cell decides the question exactly. "Exists" dimensions (port,
 //! method, listener) are enumerated outside; "for all" dimensions (client, host, resolved
 //! address) inside, starting with the cell that no ACL names, which settles most cases early.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 use super::access::{Action, Rule};
-use super::acl::{AclKind, IpMatch, RequestFacts};
+use super::acl::AclKind;
+use super::space::{NOBODY_HOST, OTHER_METHOD, Probe, Space};
 use crate::config::{Config, Diagnostic};
-
-/// A marker method no config names, standing for "any other method".
-const OTHER_METHOD: &str = "HOPPROXY-LINT-OTHER";
-/// A host name no pattern matches.
-const NOBODY_HOST: &str = "hopproxy-lint.invalid";
 
 pub fn lint(config: &Config) -> Vec<Diagnostic> {
     if config.http_access.is_empty() {
@@ -42,11 +36,7 @@ pub fn lint(config: &Config) -> Vec<Diagnostic> {
     for &(lo, hi) in &space.port_cells {
         for method in &space.methods {
             for &local_port in &space.local_ports {
-                let probe = Probe {
-                    method,
-                    port: lo,
-                    local_port,
-                };
+                let probe = Probe::new(method, lo, local_port);
                 // Open proxy: every client of one family reaches every host.
                 for family in [&space.v4_anyone, &space.v6_anyone] {
                     if let Some(deciders) = space.all_allowed(config, &probe, family) {
@@ -116,206 +106,7 @@ struct Finding {
     any_source: bool,
 }
 
-struct Probe<'a> {
-    method: &'a str,
-    port: u16,
-    local_port: u16,
-}
-
-/// Representative values: one per cell of each dimension.
-struct Space {
-    port_cells: Vec<(u16, u16)>,
-    methods: Vec<String>,
-    /// Schemes for non-CONNECT requests (CONNECT is always `AUTHORITY`).
-    protos: Vec<String>,
-    local_ports: Vec<u16>,
-    /// Every source cell, per family.
-    v4_sources: Vec<IpAddr>,
-    v6_sources: Vec<IpAddr>,
-    /// "Anyone": the source cells no `src` value names, per family (all cells when the
-    /// values cover the family). A blocklist (`deny bad`, `allow all`) is open to them.
-    v4_anyone: Vec<IpAddr>,
-    v6_anyone: Vec<IpAddr>,
-    /// Unmatched name first.
-    hosts: Vec<String>,
-    /// Resolved-address sets to try for `dst` ACLs; the empty set (not resolved) first.
-    dst_sets: Vec<Vec<IpAddr>>,
-    /// "Anywhere": the empty set plus the address cells no `dst` value names.
-    dst_anywhere: Vec<Vec<IpAddr>>,
-}
-
 impl Space {
-    fn new(config: &Config) -> Space {
-        let acls = &config.acls.acls;
-        let mut port_cuts: BTreeSet<u32> = [1, 443, 444, 65_536].into();
-        let mut methods: BTreeSet<String> = ["CONNECT", "GET", OTHER_METHOD].iter().map(|s| s.to_string()).collect();
-        let mut protos: BTreeSet<String> = ["HTTP".to_string()].into();
-        let mut local_cuts: BTreeSet<u32> = BTreeSet::new();
-        let mut src_v4 = Cuts::default();
-        let mut src_v6 = Cuts::default();
-        let mut dst_v4 = Cuts::default();
-        let mut dst_v6 = Cuts::default();
-        let mut hosts: BTreeSet<String> = BTreeSet::new();
-        for acl in acls {
-            match &acl.kind {
-                AclKind::Port(ranges) => {
-                    for &(lo, hi) in ranges {
-                        port_cuts.insert(u32::from(lo.max(1)));
-                        port_cuts.insert(u32::from(hi) + 1);
-                    }
-                }
-                AclKind::LocalPort(ranges) => {
-                    for &(lo, hi) in ranges {
-                        local_cuts.insert(u32::from(lo));
-                        local_cuts.insert(u32::from(hi) + 1);
-                    }
-                }
-                AclKind::Method(list) => methods.extend(list.iter().cloned()),
-                AclKind::Proto(list) => protos.extend(list.iter().filter(|p| *p != "AUTHORITY").cloned()),
-                AclKind::Src(list) => list.iter().for_each(|m| cut(m, &mut src_v4, &mut src_v6)),
-                AclKind::Dst(list) => list.iter().for_each(|m| cut(m, &mut dst_v4, &mut dst_v6)),
-                AclKind::DstDomain(patterns) => {
-                    for p in patterns {
-                        hosts.insert(p.domain.clone());
-                        hosts.insert(format!("hopproxy-lint.{}", p.domain));
-                    }
-                }
-                AclKind::All | AclKind::Manager | AclKind::ProxyAuth(_) => {}
-            }
-        }
-        let cuts: Vec<u32> = port_cuts.into_iter().collect();
-        let port_cells = cuts.windows(2).map(|w| (w[0] as u16, (w[1] - 1) as u16)).collect();
-        // The listeners are what clients can reach; LocalPort cuts only matter without them.
-        let mut local_ports: Vec<u16> = config.http_ports.iter().map(|p| p.port).collect();
-        local_ports.sort_unstable();
-        local_ports.dedup();
-        if local_ports.is_empty() {
-            local_ports = local_cuts.iter().filter_map(|&c| u16::try_from(c).ok()).collect();
-            local_ports.push(3128);
-        }
-        let mut host_list = vec![NOBODY_HOST.to_string()];
-        host_list.extend(hosts);
-        let mut dst_sets = vec![Vec::new()];
-        dst_sets.extend(dst_v4.reps(false).into_iter().chain(dst_v6.reps(true)).map(|a| vec![a]));
-        let src_values: Vec<&IpMatch> = acls
-            .iter()
-            .flat_map(|a| match &a.kind {
-                AclKind::Src(list) => list.as_slice(),
-                _ => &[],
-            })
-            .collect();
-        let dst_values: Vec<&IpMatch> = acls
-            .iter()
-            .flat_map(|a| match &a.kind {
-                AclKind::Dst(list) => list.as_slice(),
-                _ => &[],
-            })
-            .collect();
-        let (v4_sources, v6_sources) = (src_v4.reps(false), src_v6.reps(true));
-        let unnamed = |reps: &[IpAddr], values: &[&IpMatch]| -> Vec<IpAddr> {
-            reps.iter()
-                .copied()
-                .filter(|a| !values.iter().any(|m| m.contains(*a)))
-                .collect()
-        };
-        let anyone = |reps: &[IpAddr]| {
-            let free = unnamed(reps, &src_values);
-            if free.is_empty() { reps.to_vec() } else { free }
-        };
-        let mut dst_anywhere = vec![Vec::new()];
-        for family in [dst_v4.reps(false), dst_v6.reps(true)] {
-            dst_anywhere.extend(unnamed(&family, &dst_values).into_iter().map(|a| vec![a]));
-        }
-        Space {
-            port_cells,
-            methods: methods.into_iter().collect(),
-            protos: protos.into_iter().collect(),
-            local_ports,
-            v4_anyone: anyone(&v4_sources),
-            v6_anyone: anyone(&v6_sources),
-            v4_sources,
-            v6_sources,
-            hosts: host_list,
-            dst_sets,
-            dst_anywhere,
-        }
-    }
-
-    /// Evaluates the list for one point; returns the decision and the deciding rule.
-    fn decide(
-        config: &Config,
-        probe: &Probe<'_>,
-        proto: &str,
-        client: IpAddr,
-        host: &str,
-        dst: &[IpAddr],
-    ) -> (Action, Option<usize>) {
-        let facts = RequestFacts {
-            client,
-            method: probe.method,
-            proto,
-            host,
-            port: probe.port,
-            path: if probe.method == "CONNECT" { "" } else { "/" },
-            dst_addrs: dst,
-            host_aliases: &[],
-            local_port: probe.local_port,
-            user: None,
-        };
-        let decision = config
-            .http_access
-            .evaluate(&config.acls, &facts)
-            .expect("lint runs only on non-empty lists");
-        (decision.action, decision.rule)
-    }
-
-    /// When the first rule that can match this probe depends only on fixed dimensions
-    /// (port, method, scheme, listener), every point gets its decision: no enumeration.
-    /// This is the common case (`deny CONNECT !SSL_ports`, `deny all`) and keeps big
-    /// domain or network lists cheap.
-    fn fixed_decision(config: &Config, probe: &Probe<'_>, proto: &str) -> Option<(Action, Option<usize>)> {
-        let facts = RequestFacts {
-            client: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            method: probe.method,
-            proto,
-            host: NOBODY_HOST,
-            port: probe.port,
-            path: if probe.method == "CONNECT" { "" } else { "/" },
-            dst_addrs: &[],
-            host_aliases: &[],
-            local_port: probe.local_port,
-            user: None,
-        };
-        for (index, rule) in config.http_access.rules.iter().enumerate() {
-            let mut variable = false;
-            let mut fixed_ok = true;
-            for r in &rule.acls {
-                let kind = &config.acls.get(r.acl).kind;
-                if matches!(kind, AclKind::Src(_) | AclKind::Dst(_) | AclKind::DstDomain(_)) {
-                    variable = true;
-                } else if kind.matches(&facts) == r.negated {
-                    fixed_ok = false;
-                    break;
-                }
-            }
-            match (fixed_ok, variable) {
-                (false, _) => continue,
-                (true, false) => return Some((rule.action, Some(index))),
-                (true, true) => return None,
-            }
-        }
-        let last = config.http_access.rules.last()?;
-        Some((last.action.opposite(), None))
-    }
-
-    fn protos_for<'a>(&'a self, probe: &Probe<'_>) -> Vec<&'a str> {
-        if probe.method == "CONNECT" {
-            vec!["AUTHORITY"]
-        } else {
-            self.protos.iter().map(String::as_str).collect()
-        }
-    }
-
     /// If every (client in `sources`, unnamed host, unnamed resolved set) is allowed for
     /// some scheme, the deciding rules; `None` at the first denied point.
     fn all_allowed(&self, config: &Config, probe: &Probe<'_>, sources: &[IpAddr]) -> Option<BTreeSet<Option<usize>>> {
@@ -385,50 +176,6 @@ impl Space {
     }
 }
 
-/// Interval cut points of one address family, as integers.
-#[derive(Default)]
-struct Cuts(BTreeSet<u128>);
-
-impl Cuts {
-    /// One address per cell: the start of each interval between cuts, plus 0.
-    fn reps(&self, v6: bool) -> Vec<IpAddr> {
-        let max: u128 = if v6 { u128::MAX } else { u128::from(u32::MAX) };
-        let mut starts: BTreeSet<u128> = self.0.iter().copied().filter(|c| *c <= max).collect();
-        starts.insert(0);
-        // The cell no value names comes first: it is the most likely to be denied.
-        let mut reps: Vec<u128> = starts.into_iter().collect();
-        reps.sort_by_key(|s| self.0.contains(s));
-        reps.into_iter()
-            .map(|s| {
-                if v6 {
-                    IpAddr::V6(Ipv6Addr::from(s))
-                } else {
-                    IpAddr::V4(Ipv4Addr::from(s as u32))
-                }
-            })
-            .collect()
-    }
-}
-
-fn cut(m: &IpMatch, v4: &mut Cuts, v6: &mut Cuts) {
-    let (is_v4, lo, hi) = match m {
-        IpMatch::Net(net) => (net.addr().is_ipv4(), bits(net.network()), bits(net.broadcast())),
-        IpMatch::Range(lo, hi) => (lo.is_ipv4(), bits(*lo), bits(*hi)),
-    };
-    let cuts = if is_v4 { v4 } else { v6 };
-    cuts.0.insert(lo);
-    if let Some(next) = hi.checked_add(1) {
-        cuts.0.insert(next);
-    }
-}
-
-fn bits(a: IpAddr) -> u128 {
-    match a {
-        IpAddr::V4(v4) => u128::from(u32::from(v4)),
-        IpAddr::V6(v6) => u128::from(v6),
-    }
-}
-
 /// Among the rules that decided an open cell, the ones that restrict neither who nor where:
 /// those are what makes it open. (A restricted rule such as `allow client_net
 /// allowed_https_sites` only decides the cells it names.) All deciders if none qualifies.
@@ -475,7 +222,7 @@ fn describe(config: &Config, rule: Option<usize>) -> (crate::policy::Origin, Str
     }
 }
 
-fn rule_text(config: &Config, rule: &Rule) -> String {
+pub(crate) fn rule_text(config: &Config, rule: &Rule) -> String {
     let action = match rule.action {
         Action::Allow => "allow",
         Action::Deny => "deny",
@@ -570,6 +317,8 @@ impl FixHint {
 mod tests {
     use super::*;
     use crate::config::{Severity, parse_str};
+    use crate::policy::RequestFacts;
+    use std::net::Ipv4Addr;
     use std::path::Path;
 
     fn lint_text(text: &str) -> Vec<String> {

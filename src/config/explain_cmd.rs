@@ -1,0 +1,299 @@
+//! `hopproxy explain`: a valid config's effective policy in plain words (or one JSON object
+//! with `--json`): the `http_access` reading, routing, listeners, logs and the settings that
+//! differ from Squid's defaults. Exit 0; 1 invalid (diagnostics as `check` prints them);
+//! 2 unreadable.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::model::defaults;
+use super::{Config, LogTarget, load_or_unreadable};
+use crate::policy::explain::{Routing, Row, analyse};
+
+#[derive(clap::Args, Debug)]
+pub struct ExplainArgs {
+    /// The squid.conf-style file to explain.
+    #[arg(short = 'c', long = "config", visible_short_alias = 'f')]
+    pub config: PathBuf,
+    /// Print the same facts as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Everything `explain` says about a config.
+#[derive(Debug, Serialize)]
+pub struct Explanation {
+    pub config: String,
+    /// What happens when no line matches (the opposite of the last line, `deny` with no
+    /// lines); `None` when every request matches some line.
+    pub no_match: Option<&'static str>,
+    pub http_access: Vec<Row>,
+    pub routing: Routing,
+    pub listening: Vec<String>,
+    pub access_logs: Vec<String>,
+    pub non_default: Vec<Setting>,
+}
+
+/// A setting whose value differs from Squid's default.
+#[derive(Debug, Serialize)]
+pub struct Setting {
+    pub directive: &'static str,
+    pub value: String,
+    pub default: String,
+}
+
+pub fn explain(config: &Config) -> Explanation {
+    let (rows, routing) = analyse(config);
+    let no_match = match rows.iter().find(|r| r.implicit) {
+        Some(r) => Some(r.action),
+        None if rows.is_empty() => Some("deny"),
+        None => None,
+    };
+    Explanation {
+        config: config.source.display().to_string(),
+        no_match,
+        http_access: rows,
+        routing,
+        listening: config
+            .http_ports
+            .iter()
+            .map(|p| match p.addr {
+                Some(addr) => format!("{} (line {})", std::net::SocketAddr::new(addr, p.port), p.origin.line),
+                None => format!("port {} on all addresses (line {})", p.port, p.origin.line),
+            })
+            .collect(),
+        access_logs: access_logs(config),
+        non_default: non_default(config),
+    }
+}
+
+fn access_logs(config: &Config) -> Vec<String> {
+    if config.access_logs.is_empty() {
+        return vec!["/var/log/squid/access.log (Squid's default)".to_string()];
+    }
+    config
+        .access_logs
+        .iter()
+        .map(|l| {
+            let what = match &l.target {
+                LogTarget::File(p) => p.display().to_string(),
+                LogTarget::None => "none".to_string(),
+            };
+            let only = if l.acls.is_empty() {
+                ""
+            } else {
+                ", only matching requests"
+            };
+            format!("{what} (line {}{only})", l.origin.line)
+        })
+        .collect()
+}
+
+fn non_default(config: &Config) -> Vec<Setting> {
+    let mut out = Vec::new();
+    let mut time = |directive, value: Duration, default: Duration| {
+        if value != default {
+            out.push(Setting {
+                directive,
+                value: duration(value),
+                default: duration(default),
+            });
+        }
+    };
+    time("connect_timeout", config.connect_timeout, defaults::CONNECT_TIMEOUT);
+    time(
+        "peer_connect_timeout",
+        config.peer_connect_timeout,
+        defaults::PEER_CONNECT_TIMEOUT,
+    );
+    time("read_timeout", config.read_timeout, defaults::READ_TIMEOUT);
+    time(
+        "request_start_timeout",
+        config.request_start_timeout,
+        defaults::REQUEST_START_TIMEOUT,
+    );
+    time("client_lifetime", config.client_lifetime, defaults::CLIENT_LIFETIME);
+    time(
+        "shutdown_lifetime",
+        config.shutdown_lifetime,
+        defaults::SHUTDOWN_LIFETIME,
+    );
+    if config.request_header_max_size != defaults::REQUEST_HEADER_MAX_SIZE {
+        out.push(Setting {
+            directive: "request_header_max_size",
+            value: format!("{} KB", config.request_header_max_size / 1024),
+            default: format!("{} KB", defaults::REQUEST_HEADER_MAX_SIZE / 1024),
+        });
+    }
+    for peer in &config.peers {
+        if let Some(t) = peer.connect_timeout {
+            out.push(Setting {
+                directive: "cache_peer connect-timeout",
+                value: format!("{} for {}", duration(t), peer.name),
+                default: "peer_connect_timeout".to_string(),
+            });
+        }
+    }
+    out
+}
+
+/// `30 seconds`, `15 minutes`, `1 day`, or milliseconds when not whole seconds.
+fn duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    let plural = |n: u64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
+    if d.subsec_millis() != 0 {
+        format!("{} ms", d.as_millis())
+    } else if secs != 0 && secs.is_multiple_of(86_400) {
+        plural(secs / 86_400, "day")
+    } else if secs != 0 && secs.is_multiple_of(3600) {
+        plural(secs / 3600, "hour")
+    } else if secs != 0 && secs.is_multiple_of(60) {
+        plural(secs / 60, "minute")
+    } else {
+        plural(secs, "second")
+    }
+}
+
+/// The plain-text form: one table for `http_access`, then one line per other fact.
+pub fn render(e: &Explanation) -> String {
+    let mut out = String::new();
+    if e.http_access.is_empty() {
+        out.push_str("http_access: no lines → every request is denied\n");
+    } else {
+        match e.no_match {
+            Some(action) => out.push_str(&format!("http_access (first match wins; no match = {action}):\n")),
+            None => out.push_str("http_access (first match wins):\n"),
+        }
+        out.push_str(&table(&e.http_access, &e.config));
+    }
+    for (i, line) in e.routing.summary.iter().enumerate() {
+        out.push_str(if i == 0 { "routing: " } else { "         " });
+        out.push_str(line);
+        out.push('\n');
+    }
+    for p in &e.routing.parents {
+        if !p.access.is_empty() {
+            out.push_str(&format!(
+                "  parent {} only for cache_peer_access {}\n",
+                p.address,
+                p.access.join(", ")
+            ));
+        }
+    }
+    out.push_str(&format!("listening: {}\n", or_none(&e.listening)));
+    out.push_str(&format!("access log: {}\n", or_none(&e.access_logs)));
+    if e.non_default.is_empty() {
+        out.push_str("timeouts and limits: Squid's defaults\n");
+    } else {
+        let list: Vec<String> = e
+            .non_default
+            .iter()
+            .map(|s| format!("{} {} (default {})", s.directive, s.value, s.default))
+            .collect();
+        out.push_str(&format!("differs from Squid's defaults: {}\n", list.join("; ")));
+    }
+    out
+}
+
+fn or_none(list: &[String]) -> String {
+    if list.is_empty() {
+        "none".to_string()
+    } else {
+        list.join(", ")
+    }
+}
+
+/// Aligned rows; `!` in the margin marks a row the lint warns about, explained below.
+fn table(rows: &[Row], config_file: &str) -> String {
+    let cells = |r: &Row| -> [String; 4] {
+        [
+            r.clients.clone().unwrap_or_default(),
+            r.hosts.clone().unwrap_or_default(),
+            r.ports.clone().unwrap_or_default(),
+            r.methods.clone().unwrap_or_default(),
+        ]
+    };
+    let mut width = [0usize; 4];
+    for r in rows {
+        for (w, c) in width.iter_mut().zip(cells(r)) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let pad = |s: &str, w: usize| format!("{s}{}", " ".repeat(w.saturating_sub(s.chars().count())));
+    // "clients → hosts   ports   methods"
+    let full = width[0] + 3 + width[1] + 3 + width[2] + 3 + width[3];
+    let mut out = String::new();
+    let mut why = Vec::new();
+    for (i, r) in rows.iter().enumerate() {
+        let mark = if r.warning.is_some() { '!' } else { ' ' };
+        let body = if r.everything_else {
+            let what = match (r.implicit, i) {
+                (true, _) => "everything else (no line matched)",
+                (false, 0) => "everything",
+                (false, _) => "everything else",
+            };
+            pad(what, full)
+        } else if r.never_decides {
+            pad("nothing: earlier lines decide everything it matches", full)
+        } else {
+            let c = cells(r);
+            format!(
+                "{} → {}   {}   {}",
+                pad(&c[0], width[0]),
+                pad(&c[1], width[1]),
+                pad(&c[2], width[2]),
+                pad(&c[3], width[3])
+            )
+        };
+        let action = r.action.to_uppercase();
+        // Lines of included files need their file name.
+        let place = if r.origin == format!("{config_file}:{}", r.line) {
+            format!("line {}", r.line)
+        } else {
+            r.origin.clone()
+        };
+        out.push_str(&format!("{mark} {action:<6} {body}   ({place})\n"));
+        if let Some(w) = &r.warning
+            && !why.iter().any(|(l, m): &(u32, String)| *l == r.line && m == w)
+        {
+            why.push((r.line, w.clone()));
+        }
+    }
+    for (line, message) in why {
+        out.push_str(&format!("  ! line {line}: {message}\n"));
+    }
+    out
+}
+
+pub fn run_command(args: ExplainArgs) -> ExitCode {
+    let path = args.config.display();
+    match load_or_unreadable(&args.config) {
+        Err(unreadable) => {
+            eprintln!("{path}: error: {unreadable}");
+            ExitCode::from(2)
+        }
+        Ok(Err(diagnostics)) => {
+            for d in &diagnostics {
+                println!("{d}");
+            }
+            let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+            println!("{path}: {errors} error{}", if errors == 1 { "" } else { "s" });
+            ExitCode::from(1)
+        }
+        Ok(Ok(loaded)) => {
+            let e = explain(&loaded.config);
+            let text = if args.json {
+                serde_json::to_string_pretty(&e).expect("plain data serializes") + "\n"
+            } else {
+                render(&e)
+            };
+            // A closed pipe (`| head`) is the reader's choice, not a failure to report.
+            let _ = std::io::stdout().write_all(text.as_bytes());
+            ExitCode::SUCCESS
+        }
+    }
+}
