@@ -31,10 +31,30 @@ pub fn report(loaded: &Loaded) -> Vec<Diagnostic> {
 }
 
 pub fn run_command(args: CheckArgs) -> ExitCode {
-    let path = args.config.display();
-    match load_or_unreadable(&args.config) {
+    with_valid_config(&args.config, |loaded| {
+        let path = args.config.display();
+        let diagnostics = report(loaded);
+        for d in &diagnostics {
+            println!("{d}");
+        }
+        let warnings = diagnostics.iter().filter(|d| d.severity == Severity::Warning).count();
+        let ignored = loaded.config.ignored.len();
+        println!(
+            "{path}: OK ({warnings} warning{}, {ignored} directive{} ignored)",
+            if warnings == 1 { "" } else { "s" },
+            if ignored == 1 { "" } else { "s" }
+        );
+        ExitCode::SUCCESS
+    })
+}
+
+/// Loads `path` and runs `then` on a valid config. An unreadable file exits 2; an invalid one
+/// prints every diagnostic and a count, and exits 1 (shared by `check` and `explain`).
+pub fn with_valid_config(path: &std::path::Path, then: impl FnOnce(&super::Loaded) -> ExitCode) -> ExitCode {
+    let shown = path.display();
+    match load_or_unreadable(path) {
         Err(unreadable) => {
-            eprintln!("{path}: error: {unreadable}");
+            eprintln!("{shown}: error: {unreadable}");
             ExitCode::from(2)
         }
         Ok(Err(diagnostics)) => {
@@ -42,22 +62,9 @@ pub fn run_command(args: CheckArgs) -> ExitCode {
                 println!("{d}");
             }
             let errors = diagnostics.iter().filter(|d| d.is_error()).count();
-            println!("{path}: {errors} error{}", if errors == 1 { "" } else { "s" });
+            println!("{shown}: {errors} error{}", if errors == 1 { "" } else { "s" });
             ExitCode::from(1)
         }
-        Ok(Ok(loaded)) => {
-            let diagnostics = report(&loaded);
-            for d in &diagnostics {
-                println!("{d}");
-            }
-            let warnings = diagnostics.iter().filter(|d| d.severity == Severity::Warning).count();
-            let ignored = loaded.config.ignored.len();
-            println!(
-                "{path}: OK ({warnings} warning{}, {ignored} directive{} ignored)",
-                if warnings == 1 { "" } else { "s" },
-                if ignored == 1 { "" } else { "s" }
-            );
-            ExitCode::SUCCESS
-        }
+        Ok(Ok(loaded)) => then(&loaded),
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::model::defaults;
-use super::{Config, LogTarget, load_or_unreadable};
+use super::{Config, LogTarget};
 use crate::policy::explain::{Routing, Row, analyse};
 
 #[derive(clap::Args, Debug)]
@@ -270,30 +270,15 @@ fn table(rows: &[Row], config_file: &str) -> String {
 }
 
 pub fn run_command(args: ExplainArgs) -> ExitCode {
-    let path = args.config.display();
-    match load_or_unreadable(&args.config) {
-        Err(unreadable) => {
-            eprintln!("{path}: error: {unreadable}");
-            ExitCode::from(2)
-        }
-        Ok(Err(diagnostics)) => {
-            for d in &diagnostics {
-                println!("{d}");
-            }
-            let errors = diagnostics.iter().filter(|d| d.is_error()).count();
-            println!("{path}: {errors} error{}", if errors == 1 { "" } else { "s" });
-            ExitCode::from(1)
-        }
-        Ok(Ok(loaded)) => {
-            let e = explain(&loaded.config);
-            let text = if args.json {
-                serde_json::to_string_pretty(&e).expect("plain data serializes") + "\n"
-            } else {
-                render(&e)
-            };
-            // A closed pipe (`| head`) is the reader's choice, not a failure to report.
-            let _ = std::io::stdout().write_all(text.as_bytes());
-            ExitCode::SUCCESS
-        }
-    }
+    super::check::with_valid_config(&args.config, |loaded| {
+        let e = explain(&loaded.config);
+        let text = if args.json {
+            serde_json::to_string_pretty(&e).expect("plain data serializes") + "\n"
+        } else {
+            render(&e)
+        };
+        // A closed pipe (`| head`) is the reader's choice, not a failure to report.
+        let _ = std::io::stdout().write_all(text.as_bytes());
+        ExitCode::SUCCESS
+    })
 }
