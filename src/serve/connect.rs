@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use super::client::{ClientCtx, Outcome, close_gracefully};
 use super::failure;
 use super::headers::{client_proxy_auth, write_forwarded};
-use super::policy::{Verdict, auth_required, check_access};
+use super::policy::{check_access, refuse_unless_allowed};
 use super::reply::{ErrorType, ProxyError, reason_phrase, sf_identifier, sf_string};
 use super::target::{authority, parse_connect};
 use crate::http1::head::response_body_kind;
@@ -102,34 +102,8 @@ async fn establish(
     let verdict = check_access(ctx, "CONNECT", &target, client_proxy_auth(&head.headers)).await;
     let user = verdict.user.clone();
     let facts = verdict.facts();
-    match verdict.verdict {
-        Verdict::Allowed => {}
-        Verdict::AuthRequired => {
-            let bytes = ctx.refuse(&mut client, &auth_required(ctx)).await;
-            ctx.log(
-                start,
-                "CONNECT",
-                &url,
-                Outcome::local(ResultCode::Denied, 407, bytes).with_user(user),
-            );
-            return Err(client);
-        }
-        Verdict::Denied { .. } => {
-            let error = ProxyError::new(
-                403,
-                ErrorType::HttpRequestDenied,
-                format!("access to {url} denied by policy"),
-            )
-            .with_hint("the proxy's http_access rules do not allow this client, destination or port");
-            let bytes = ctx.refuse(&mut client, &error).await;
-            ctx.log(
-                start,
-                "CONNECT",
-                &url,
-                Outcome::local(ResultCode::Denied, 403, bytes).with_user(user),
-            );
-            return Err(client);
-        }
+    if refuse_unless_allowed(ctx, &mut client, &verdict, start, "CONNECT", &url).await {
+        return Err(client);
     }
     let attempts = plan(generation, &facts);
 

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use super::client::{ClientCtx, Outcome};
 use super::failure;
 use super::headers::{existing_via, push_header, write_forwarded, write_via};
-use super::policy::{Verdict, auth_required, check_access};
+use super::policy::{check_access, refuse_unless_allowed};
 use super::reply::{ErrorType, ProxyError, reason_phrase};
 use super::target::{Target, absolute_url, authority, host_field_matches, parse_absolute};
 use crate::http1::body::BodyError;
@@ -111,34 +111,8 @@ pub async fn handle(
 
     let check = check_access(ctx, &method, &target, super::headers::client_proxy_auth(&head.headers)).await;
     let user = check.user.clone();
-    match check.verdict {
-        Verdict::Allowed => {}
-        Verdict::AuthRequired => {
-            let bytes = ctx.refuse(client, &auth_required(ctx)).await;
-            ctx.log(
-                start,
-                &method,
-                &url,
-                Outcome::local(ResultCode::Denied, 407, bytes).with_user(user),
-            );
-            return Next::Close;
-        }
-        Verdict::Denied { .. } => {
-            let error = refuse(
-                403,
-                ErrorType::HttpRequestDenied,
-                format!("access to {url} denied by policy"),
-            )
-            .with_hint("the proxy's http_access rules do not allow this client, destination, port or method");
-            let bytes = ctx.refuse(client, &error).await;
-            ctx.log(
-                start,
-                &method,
-                &url,
-                Outcome::local(ResultCode::Denied, 403, bytes).with_user(user),
-            );
-            return Next::Close;
-        }
+    if refuse_unless_allowed(ctx, client, &check, start, &method, &url).await {
+        return Next::Close;
     }
     let facts = check.facts();
     let generation = &ctx.generation;

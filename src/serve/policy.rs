@@ -3,9 +3,14 @@
 
 use std::net::IpAddr;
 
-use super::client::ClientCtx;
+use tokio::time::Instant;
+
+use super::client::{ClientCtx, Outcome};
+use super::reply::{ErrorType, ProxyError};
 use super::target::Target;
 use crate::auth::{AuthResult, challenge_on_deny, needs_user};
+use crate::http1::BufConn;
+use crate::log::ResultCode;
 use crate::policy::{Action, Decision, Origin, RequestFacts};
 
 pub enum Verdict {
@@ -119,19 +124,48 @@ pub async fn check_access<'a>(
     check
 }
 
+/// Answers and logs a request the policy refused: 407 with a challenge when credentials are
+/// needed, 403 otherwise. Returns false (and does nothing) when the request is allowed.
+pub async fn refuse_unless_allowed(
+    ctx: &ClientCtx,
+    client: &mut BufConn,
+    check: &AccessCheck<'_>,
+    start: Instant,
+    method: &str,
+    url: &str,
+) -> bool {
+    let (status, error) = match check.verdict {
+        Verdict::Allowed => return false,
+        Verdict::AuthRequired => (407, auth_required(ctx)),
+        Verdict::Denied { .. } => (
+            403,
+            ProxyError::new(
+                403,
+                ErrorType::HttpRequestDenied,
+                format!("access to {url} denied by policy"),
+            )
+            .with_hint("the proxy's http_access rules do not allow this client, destination, port or method"),
+        ),
+    };
+    let bytes = ctx.refuse(client, &error).await;
+    ctx.log(
+        start,
+        method,
+        url,
+        Outcome::local(ResultCode::Denied, status, bytes).with_user(check.user.clone()),
+    );
+    true
+}
+
 /// The 407 reply for [`Verdict::AuthRequired`].
-pub fn auth_required(ctx: &ClientCtx) -> super::reply::ProxyError {
+fn auth_required(ctx: &ClientCtx) -> ProxyError {
     let challenge = ctx
         .generation
         .auth
         .as_ref()
         .map(|a| a.challenge())
         .unwrap_or_else(|| "Basic".to_string());
-    super::reply::ProxyError::new(
-        407,
-        super::reply::ErrorType::HttpRequestDenied,
-        "proxy authentication required",
-    )
-    .with_header("Proxy-Authenticate", challenge)
-    .with_hint("send Proxy-Authorization: Basic with a user of this proxy's auth_param password file")
+    ProxyError::new(407, ErrorType::HttpRequestDenied, "proxy authentication required")
+        .with_header("Proxy-Authenticate", challenge)
+        .with_hint("send Proxy-Authorization: Basic with a user of this proxy's auth_param password file")
 }
