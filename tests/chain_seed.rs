@@ -5,9 +5,8 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, TcpStream};
+use std::net::IpAddr;
 use std::path::Path;
-use std::time::Duration;
 
 use common::{ENDPOINT_NAME, Hop, curl, header, parse_log_line, seed_config, write_hosts};
 use hopproxy::lab::certs::Pki;
@@ -337,7 +336,7 @@ fn plain_http_get_and_post_through_the_chain() {
 fn early_bytes_and_half_close_survive_the_chain() {
     let chain = seed_chain();
     let _echo = common::origin::echo_tcp("127.0.0.20:7".parse().unwrap());
-    let mut stream = connect_from(AGENT, PROXY1);
+    let mut stream = common::connect_from(ip(AGENT), PROXY1.parse().unwrap());
     let payload = b"early bytes behind the head";
     let mut request = format!("CONNECT {ENDPOINT_NAME}:7 HTTP/1.1\r\nHost: {ENDPOINT_NAME}:7\r\n\r\n").into_bytes();
     request.extend_from_slice(payload);
@@ -353,22 +352,4 @@ fn early_bytes_and_half_close_survive_the_chain() {
         (l.code.as_str(), l.bytes),
         ("TCP_TUNNEL/200", (39 + payload.len()) as u64)
     );
-}
-
-/// A blocking TCP connection from a chosen source address (std cannot bind before connect;
-/// tokio's TcpSocket can).
-fn connect_from(source: &str, dest: &str) -> TcpStream {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let stream = runtime.block_on(async {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
-        socket.connect(dest.parse().unwrap()).await.unwrap()
-    });
-    let std_stream = stream.into_std().unwrap();
-    std_stream.set_nonblocking(false).unwrap();
-    std_stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    std_stream
 }

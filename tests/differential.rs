@@ -497,23 +497,6 @@ fn squid_and_hopproxy_agree_on_the_request_matrix() {
     }
 }
 
-/// A blocking connection from `source` to `dest` (std cannot bind before connect).
-fn connect_from(source: IpAddr, dest: SocketAddr) -> std::net::TcpStream {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let stream = runtime.block_on(async {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.bind(SocketAddr::new(source, 0)).unwrap();
-        socket.connect(dest).await.unwrap()
-    });
-    let stream = stream.into_std().unwrap();
-    stream.set_nonblocking(false).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    stream
-}
-
 /// Reads one reply (head and, when it has a Content-Length, its body); `None` on EOF or error
 /// before a whole head.
 fn read_reply(stream: &mut std::net::TcpStream) -> Option<String> {
@@ -582,7 +565,7 @@ fn deliberate_differences_hold() {
     );
     let client = b(5);
     let connect = |to: SocketAddr, target: &str| {
-        let mut s = connect_from(client, to);
+        let mut s = common::connect_from(client, to);
         s.write_all(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes())
             .unwrap();
         let reply = read_reply(&mut s).unwrap_or_default();
@@ -621,8 +604,8 @@ fn deliberate_differences_hold() {
     drop((_s, _h));
 
     // 4. A connection that never sends a byte: Squid logs it, hopproxy does not.
-    drop(connect_from(b(7), squid_addr));
-    drop(connect_from(b(7), hop_addr));
+    drop(common::connect_from(b(7), squid_addr));
+    drop(common::connect_from(b(7), hop_addr));
 
     let squid_lines: Vec<common::LogLine> = wait_lines(&squid.access_log, 5)
         .iter()

@@ -260,3 +260,26 @@ pub fn exchange(addr: &str, request: &[u8]) -> String {
     let _ = stream.read_to_end(&mut out);
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// A blocking TCP connection from a chosen source address (std cannot bind before connect;
+/// tokio's TcpSocket can), with a 10 s read timeout.
+pub fn connect_from(source: IpAddr, dest: SocketAddr) -> std::net::TcpStream {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let stream = runtime.block_on(async {
+        let socket = if source.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()
+        } else {
+            tokio::net::TcpSocket::new_v6()
+        };
+        let socket = socket.unwrap();
+        socket.bind(SocketAddr::new(source, 0)).unwrap();
+        socket.connect(dest).await.unwrap()
+    });
+    let stream = stream.into_std().unwrap();
+    stream.set_nonblocking(false).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+}
