@@ -141,6 +141,16 @@ pub fn connection_tokens(headers: &[Header]) -> Vec<String> {
         .collect()
 }
 
+/// The framing field a `Connection` (or `Proxy-Connection`) field names, if any. Such a
+/// request is refused: removing the field as hop-by-hop while the body is still sent would let
+/// the next hop read the body as a second request, and no honest client asks for it.
+pub fn framing_named_in_connection(headers: &[Header]) -> Option<&'static str> {
+    let tokens = connection_tokens(headers);
+    ["content-length", "transfer-encoding"]
+        .into_iter()
+        .find(|framing| tokens.iter().any(|t| t == framing))
+}
+
 /// Whether the client wants the connection kept open after this exchange.
 pub fn wants_keep_alive(version: u8, headers: &[Header]) -> bool {
     let tokens = connection_tokens(headers);
@@ -277,6 +287,22 @@ mod tests {
                 .is_some()
         );
         assert!(parse_request(b"CONNECT a:443 HTTP/1.1\nHost: a\n\n").unwrap().is_some());
+    }
+
+    #[test]
+    fn framing_fields_named_in_connection_are_found() {
+        assert_eq!(
+            framing_named_in_connection(&headers(&[("Connection", "keep-alive, Content-Length")])),
+            Some("content-length")
+        );
+        assert_eq!(
+            framing_named_in_connection(&headers(&[("Proxy-Connection", "transfer-encoding")])),
+            Some("transfer-encoding")
+        );
+        assert_eq!(
+            framing_named_in_connection(&headers(&[("Connection", "keep-alive")])),
+            None
+        );
     }
 
     #[test]

@@ -108,7 +108,9 @@ async fn establish(
     let attempts = plan(generation, &facts);
 
     let mut parent_head = format!("CONNECT {url} HTTP/1.1\r\nHost: {url}\r\n").into_bytes();
-    write_forwarded(&mut parent_head, generation, ctx.client_ip, &head.headers, &["host"]);
+    // A CONNECT's bytes after the head are tunnel data: framing fields must not reach the parent.
+    let skip = ["host", "content-length", "transfer-encoding"];
+    write_forwarded(&mut parent_head, generation, ctx.client_ip, &head.headers, &skip);
     let request = ParentRequest {
         head: &parent_head,
         client_proxy_auth: client_proxy_auth(&head.headers),

@@ -14,7 +14,8 @@ use super::reply::{ErrorType, ProxyError, reason_phrase};
 use super::target::{Target, absolute_url, authority, host_field_matches, parse_absolute};
 use crate::http1::body::BodyError;
 use crate::http1::head::{
-    connection_tokens, is_hop_by_hop, parse_response, request_body_kind, response_body_kind, wants_keep_alive,
+    connection_tokens, framing_named_in_connection, is_hop_by_hop, parse_response, request_body_kind,
+    response_body_kind, wants_keep_alive,
 };
 use crate::http1::{BodyKind, BufConn, HeadError, RequestHead, ResponseHead, copy_body};
 use crate::log::ResultCode;
@@ -98,7 +99,8 @@ pub async fn handle(
         ([_, _, ..], _) => Some("more than one Host field".to_string()),
         ([one], _) if !host_field_matches(&target, one) => Some(format!("Host '{one}' disagrees with the URL")),
         (_, Err(e)) => Some(e.to_string()),
-        _ => None,
+        _ => framing_named_in_connection(&head.headers)
+            .map(|field| format!("Connection names the framing field {field}")),
     };
     if let Some(details) = problem {
         let bytes = ctx
@@ -174,14 +176,23 @@ pub async fn handle(
         Some(host) => push_header(&mut out, "Host", host.as_bytes()),
         None => push_header(&mut out, "Host", authority_for_host(&target).as_bytes()),
     }
-    write_forwarded(&mut out, generation, ctx.client_ip, &head.headers, &["host", "expect"]);
+    write_forwarded(
+        &mut out,
+        generation,
+        ctx.client_ip,
+        &head.headers,
+        &["host", "expect", "content-length"],
+    );
     if let Some(i) = via_parent {
         let auth = super::headers::client_proxy_auth(&head.headers);
         append_peer_login(&mut out, generation.config.peers[i].login.as_ref(), auth);
     }
-    if body_kind == BodyKind::Chunked {
-        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
-    }
+    let declared_length = head
+        .headers
+        .iter()
+        .find(|h| h.is("content-length"))
+        .map(|h| h.value.as_slice());
+    write_framing(&mut out, body_kind, declared_length);
     out.extend_from_slice(b"Connection: keep-alive\r\n\r\n");
 
     let expects_continue = head
@@ -381,6 +392,20 @@ fn authority_for_host(target: &Target) -> String {
     }
 }
 
+/// Writes the framing this hop itself uses for the body that follows, never a copy of the
+/// peer's fields: `Connection: Content-Length` must not be able to strip a length while the
+/// body is still sent (the next hop would read the body as another message). With no body,
+/// a declared length is kept (a HEAD or 304 answer describes the representation; `0` on a
+/// POST); a close-delimited body needs no field.
+fn write_framing(out: &mut Vec<u8>, kind: BodyKind, declared_length: Option<&[u8]>) {
+    match (kind, declared_length) {
+        (BodyKind::Length(n), _) => push_header(out, "Content-Length", n.to_string().as_bytes()),
+        (BodyKind::Chunked, _) => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+        (BodyKind::None, Some(declared)) => push_header(out, "Content-Length", declared),
+        (BodyKind::None | BodyKind::UntilClose, _) => {}
+    }
+}
+
 /// The response head for the client: the origin's fields minus hop-by-hop ones, our `Via`
 /// entry, and our own connection management.
 fn response_head(ctx: &ClientCtx, answer: &ResponseHead, kind: BodyKind, keep_alive: bool) -> Vec<u8> {
@@ -392,14 +417,18 @@ fn response_head(ctx: &ClientCtx, answer: &ResponseHead, kind: BodyKind, keep_al
     let mut out = format!("HTTP/1.1 {} {reason}\r\n", answer.status).into_bytes();
     let tokens = connection_tokens(&answer.headers);
     for h in &answer.headers {
-        if h.is("via") || (is_hop_by_hop(&h.name, &tokens) && !h.is("proxy-authenticate")) {
+        let hop_by_hop = is_hop_by_hop(&h.name, &tokens) && !h.is("proxy-authenticate");
+        if h.is("via") || h.is("content-length") || hop_by_hop {
             continue;
         }
         push_header(&mut out, &h.name, &h.value);
     }
-    if kind == BodyKind::Chunked {
-        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
-    }
+    let declared_length = answer
+        .headers
+        .iter()
+        .find(|h| h.is("content-length"))
+        .map(|h| h.value.as_slice());
+    write_framing(&mut out, kind, declared_length);
     write_via(&mut out, &ctx.generation, existing_via(&answer.headers));
     out.extend_from_slice(if keep_alive {
         b"Connection: keep-alive\r\n\r\n"

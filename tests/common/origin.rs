@@ -3,8 +3,8 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub struct Server {
@@ -20,7 +20,8 @@ impl Drop for Server {
     }
 }
 
-fn serve(addr: SocketAddr, handler: fn(TcpStream)) -> Server {
+fn serve(addr: SocketAddr, handler: impl Fn(TcpStream) + Send + Sync + 'static) -> Server {
+    let handler = Arc::new(handler);
     let listener = TcpListener::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}"));
     let addr = listener.local_addr().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
@@ -32,6 +33,7 @@ fn serve(addr: SocketAddr, handler: fn(TcpStream)) -> Server {
             }
             if let Ok(stream) = stream {
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                let handler = Arc::clone(&handler);
                 std::thread::spawn(move || handler(stream));
             }
         }
@@ -116,4 +118,47 @@ pub fn echo_tcp(addr: SocketAddr) -> Server {
         }
         let _ = stream.shutdown(Shutdown::Write);
     })
+}
+
+/// A peer that records every byte it receives, per connection, and answers each connection
+/// with `reply` once its first bytes arrive (then keeps reading until the peer closes or is
+/// idle for 2 s). For asserting exactly what reached a parent or an origin, or that nothing did.
+pub struct Recorder {
+    pub server: Server,
+    connections: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl Recorder {
+    /// What each accepted connection received so far, in accept order.
+    pub fn received(&self) -> Vec<Vec<u8>> {
+        self.connections.lock().unwrap().clone()
+    }
+}
+
+pub fn recorder(addr: SocketAddr, reply: &'static [u8]) -> Recorder {
+    let connections = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&connections);
+    let server = serve(addr, move |mut stream| {
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+        let index = {
+            let mut all = log.lock().unwrap();
+            all.push(Vec::new());
+            all.len() - 1
+        };
+        let mut buf = [0u8; 16384];
+        let mut replied = false;
+        for _ in 0..1000 {
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    log.lock().unwrap()[index].extend_from_slice(&buf[..n]);
+                    if !replied {
+                        replied = true;
+                        let _ = stream.write_all(reply);
+                    }
+                }
+            }
+        }
+    });
+    Recorder { server, connections }
 }

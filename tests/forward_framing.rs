@@ -1,0 +1,84 @@
+//! Plain-HTTP framing a hostile peer cannot bend: a `Connection` field that names a framing
+//! field (Content-Length, Transfer-Encoding) must never strip that field while the body is
+//! still sent, or the next hop reads the body as a second request (request smuggling).
+//! Loopback block 127.0.60.0/24.
+
+mod common;
+
+use common::origin::recorder;
+use common::{Hop, exchange, header, hop_config, parse_log_line};
+
+const SMUGGLED: &str = "GET http://denied.invalid/ HTTP/1.1\r\nHost: denied.invalid\r\n\r\n";
+
+/// A request whose `Connection` names its framing is refused with 400 and reaches nobody:
+/// neither the parent nor any origin sees a byte of it.
+#[test]
+fn a_request_whose_connection_names_its_framing_reaches_nobody() {
+    let dir = tempfile::tempdir().unwrap();
+    let parent = recorder(
+        "127.0.60.12:0".parse().unwrap(),
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+    );
+    let rules = format!(
+        "cache_peer {} parent {} 0 no-query default\nnever_direct allow all\nhttp_access allow all",
+        parent.server.addr.ip(),
+        parent.server.addr.port()
+    );
+    let hop = Hop::start(
+        "p1",
+        dir.path(),
+        "127.0.60.11:3128".parse().unwrap(),
+        &hop_config(dir.path(), "p1", "127.0.60.11:3128", &rules),
+    );
+    let length = SMUGGLED.len();
+    let chunked_body = format!("{length:x}\r\n{SMUGGLED}\r\n0\r\n\r\n");
+    let shapes = [
+        format!("Content-Length: {length}\r\nConnection: Content-Length\r\n\r\n{SMUGGLED}"),
+        format!("Content-Length: {length}\r\nConnection: keep-alive, content-length\r\n\r\n{SMUGGLED}"),
+        format!("Content-Length: {length}\r\nProxy-Connection: Content-Length\r\n\r\n{SMUGGLED}"),
+        format!("Transfer-Encoding: chunked\r\nConnection: Transfer-Encoding\r\n\r\n{chunked_body}"),
+    ];
+    for shape in &shapes {
+        let request = format!("POST http://allowed.invalid/form HTTP/1.1\r\nHost: allowed.invalid\r\n{shape}");
+        let reply = exchange("127.0.60.11:3128", request.as_bytes());
+        assert!(reply.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{shape:?} → {reply}");
+        let status = header(&reply, "Proxy-Status").unwrap();
+        assert!(status.starts_with("p1.test; error=http_request_error"), "{status}");
+        assert!(status.contains("framing field"), "{status}");
+    }
+    let lines = hop.wait_for_lines(shapes.len());
+    for line in &lines {
+        let fields = parse_log_line(line);
+        assert_eq!(fields.code, "NONE_NONE/400", "{line}");
+    }
+    // The refusal comes before any next hop is chosen, so once every line is logged the parent
+    // can have received nothing (its connections, if any, are hopproxy's empty health probes).
+    let received = parent.received();
+    assert!(received.iter().all(|c| c.is_empty()), "parent received {received:?}");
+}
+
+/// An origin answer whose `Connection` names Content-Length reaches the client with its
+/// length intact, so the client (or the next proxy) cannot mistake the body's end.
+#[test]
+fn a_response_whose_connection_names_its_length_keeps_its_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = recorder(
+        "127.0.60.20:0".parse().unwrap(),
+        b"HTTP/1.1 200 OK\r\nConnection: Content-Length\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\nhello",
+    );
+    let _hop = Hop::start(
+        "h",
+        dir.path(),
+        "127.0.60.13:3128".parse().unwrap(),
+        &hop_config(dir.path(), "h", "127.0.60.13:3128", "http_access allow all"),
+    );
+    let request = format!(
+        "GET http://{0}/x HTTP/1.1\r\nHost: {0}\r\nConnection: close\r\n\r\n",
+        origin.server.addr
+    );
+    let reply = exchange("127.0.60.13:3128", request.as_bytes());
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
+    assert_eq!(header(head, "Content-Length"), Some("5"), "{reply}");
+    assert_eq!(body, "hello");
+}
