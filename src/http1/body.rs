@@ -95,7 +95,7 @@ async fn copy_until_close<W: AsyncWrite + Unpin>(
     }
 }
 
-/// Reads one CRLF- (or LF-) terminated line and removes it from the buffer, line ending included.
+/// Reads one LF-terminated line (callers insist on CRLF) and removes it from the buffer, line ending included.
 async fn take_line(src: &mut BufConn, idle: Duration) -> Result<bytes::BytesMut, BodyError> {
     loop {
         if let Some(at) = src.buf.iter().position(|&b| b == b'\n') {
@@ -110,16 +110,21 @@ async fn take_line(src: &mut BufConn, idle: Duration) -> Result<bytes::BytesMut,
     }
 }
 
-/// Parses the hex size at the start of a chunk-size line (extensions after `;` are allowed).
+/// Parses a chunk-size line: hex digits, optional `;` extensions, CRLF. Stricter than the
+/// grammar's tolerance on purpose: no white space around the size, no bare CR or LF and no
+/// control bytes in the line, as Squid 5.7 requires. Two hops that read a lenient line
+/// differently could disagree on where the body ends, which is request smuggling.
 pub fn parse_chunk_size(line: &[u8]) -> Result<u64, BodyError> {
     let line = line
-        .strip_suffix(b"\n")
-        .ok_or(BodyError::BadChunk("missing line end"))?;
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
+        .strip_suffix(b"\r\n")
+        .ok_or(BodyError::BadChunk("chunk-size line does not end with CRLF"))?;
     let end = line.iter().position(|&b| b == b';').unwrap_or(line.len());
-    let digits = trim_ows(&line[..end]);
+    let (digits, extensions) = line.split_at(end);
     if digits.is_empty() || digits.len() > 16 {
         return Err(BodyError::BadChunk("chunk size missing or too long"));
+    }
+    if extensions.iter().any(|&b| is_forbidden_in_line(b)) {
+        return Err(BodyError::BadChunk("control byte in chunk extension"));
     }
     let mut size: u64 = 0;
     for &b in digits {
@@ -134,14 +139,20 @@ pub fn parse_chunk_size(line: &[u8]) -> Result<u64, BodyError> {
     Ok(size)
 }
 
-fn trim_ows(mut s: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = s {
-        s = rest;
+/// CR, LF and other control bytes (tab is field white space) inside a line.
+fn is_forbidden_in_line(b: u8) -> bool {
+    (b < 0x20 && b != b'\t') || b == 0x7f
+}
+
+/// A trailer line, or the empty line that ends a chunked body: CRLF-terminated, no bare CR.
+fn check_trailer_line(line: &[u8]) -> Result<(), BodyError> {
+    let content = line
+        .strip_suffix(b"\r\n")
+        .ok_or(BodyError::BadChunk("trailer line does not end with CRLF"))?;
+    if content.iter().any(|&b| is_forbidden_in_line(b)) {
+        return Err(BodyError::BadChunk("control byte in trailer"));
     }
-    while let [rest @ .., b' ' | b'\t'] = s {
-        s = rest;
-    }
-    s
+    Ok(())
 }
 
 async fn copy_chunked<W: AsyncWrite + Unpin>(src: &mut BufConn, dst: &mut W, idle: Duration) -> Result<u64, BodyError> {
@@ -155,17 +166,18 @@ async fn copy_chunked<W: AsyncWrite + Unpin>(src: &mut BufConn, dst: &mut W, idl
             // Trailer fields, then the empty line that ends the message.
             loop {
                 let trailer = take_line(src, idle).await?;
+                check_trailer_line(&trailer)?;
                 dst.write_all(&trailer).await.map_err(BodyError::Write)?;
                 written += trailer.len() as u64;
-                if trailer.as_ref() == b"\r\n" || trailer.as_ref() == b"\n" {
+                if trailer.as_ref() == b"\r\n" {
                     return Ok(written);
                 }
             }
         }
         written += copy_exact(src, dst, size, idle).await?;
         let end = take_line(src, idle).await?;
-        if end.as_ref() != b"\r\n" && end.as_ref() != b"\n" {
-            return Err(BodyError::BadChunk("chunk data longer than its size"));
+        if end.as_ref() != b"\r\n" {
+            return Err(BodyError::BadChunk("chunk data not followed by CRLF"));
         }
         dst.write_all(&end).await.map_err(BodyError::Write)?;
         written += end.len() as u64;
@@ -181,8 +193,22 @@ mod tests {
         assert_eq!(parse_chunk_size(b"1a\r\n").unwrap(), 26);
         assert_eq!(parse_chunk_size(b"0\r\n").unwrap(), 0);
         assert_eq!(parse_chunk_size(b"FF;name=value\r\n").unwrap(), 255);
-        assert_eq!(parse_chunk_size(b"10\n").unwrap(), 16);
-        for bad in [&b"\r\n"[..], b"zz\r\n", b"-1\r\n", b"11111111111111111\r\n", b"1a"] {
+        assert_eq!(parse_chunk_size(b"FF;name=\"a b\"\r\n").unwrap(), 255);
+        let bad_lines: &[&[u8]] = &[
+            b"\r\n",
+            b"zz\r\n",
+            b"-1\r\n",
+            b"11111111111111111\r\n",
+            b"1a",
+            b"10\n",
+            b" 10\r\n",
+            b"10 \r\n",
+            b"10\t\r\n",
+            b"10;a\rb\r\n",
+            b"10;a\0\r\n",
+            b"10\r\r\n",
+        ];
+        for bad in bad_lines {
             assert!(parse_chunk_size(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
     }
