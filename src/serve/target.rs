@@ -103,19 +103,29 @@ fn split_host_port(authority: &str) -> Result<(&str, Option<u16>), TargetError> 
     Ok((host, port))
 }
 
+/// Lower-cases the host and drops one trailing dot. A name must be made of labels of letters,
+/// digits, `-` and `_`, none empty and none longer than 63: `.api.example.com` or `a..b` would
+/// otherwise pass a `dstdomain .example.com` check and reach DNS (Squid answers 400).
 fn normalize_host(host: &str) -> Result<String, TargetError> {
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
-    if host.is_empty() {
+    let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
+    if host.is_empty() || host.len() > 253 {
         return Err(TargetError::BadHost);
     }
     if host.contains(':') {
         host.parse::<std::net::Ipv6Addr>().map_err(|_| TargetError::BadHost)?;
         return Ok(host);
     }
-    let valid = host
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
-    if valid { Ok(host) } else { Err(TargetError::BadHost) }
+    let valid_label = |label: &str| {
+        (1..=63).contains(&label.len())
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if host.split('.').all(valid_label) {
+        Ok(host)
+    } else {
+        Err(TargetError::BadHost)
+    }
 }
 
 /// The authority to log and to send: `host:port`, IPv6 in brackets.
@@ -165,9 +175,25 @@ mod tests {
             ("::1:443", TargetError::BadAuthority),
             ("exa mple.com:443", TargetError::BadHost),
             (":443", TargetError::BadHost),
+            (".api.example.com:443", TargetError::BadHost),
+            ("api..example.com:443", TargetError::BadHost),
+            ("api.example.com..:443", TargetError::BadHost),
+            (".:443", TargetError::BadHost),
         ] {
             assert_eq!(parse_connect(bad), Err(err), "{bad}");
         }
+    }
+
+    #[test]
+    fn host_labels_are_checked_in_absolute_urls_too() {
+        assert_eq!(parse_absolute("http://.example.com/"), Err(TargetError::BadHost));
+        assert_eq!(parse_absolute("http://a..example.com/"), Err(TargetError::BadHost));
+        let long_label = format!("http://{}.example.com/", "a".repeat(64));
+        assert_eq!(parse_absolute(&long_label), Err(TargetError::BadHost));
+        assert_eq!(
+            parse_absolute("http://under_score.example.com./").unwrap().host,
+            "under_score.example.com"
+        );
     }
 
     #[test]
