@@ -10,7 +10,9 @@ use std::time::Duration;
 use bytes::BytesMut;
 use hopproxy::http1::body::{BodyKind, copy_body, parse_chunk_size};
 use hopproxy::http1::conn::BufConn;
-use hopproxy::http1::head::{connection_tokens, parse_request, request_body_kind, wants_keep_alive};
+use hopproxy::http1::head::{
+    connection_tokens, parse_request, parse_response, request_body_kind, response_body_kind, wants_keep_alive,
+};
 use hopproxy::serve::target::{absolute_url, authority, host_field_matches, parse_absolute, parse_connect};
 
 /// Request-head parser, framing and target parsing (what serve does with a client's head).
@@ -92,6 +94,22 @@ pub fn chunked_body(data: &[u8]) {
         }
         conn.buf.clear();
     });
+}
+
+/// What a forwarding hop does with a next hop's answer: the response-head parser, the framing
+/// decision for a GET and a HEAD, and, for a chunked answer, the chunked decoder over the bytes
+/// behind the head (the same pass-through oracle as `chunked_body`).
+pub fn response_head(data: &[u8]) {
+    let Ok(Some((head, len))) = parse_response(data) else {
+        return;
+    };
+    assert!(len <= data.len(), "head length {len} beyond input {}", data.len());
+    let _ = connection_tokens(&head.headers);
+    let head_kind = response_body_kind("HEAD", head.status, &head.headers);
+    assert_eq!(head_kind, Ok(BodyKind::None), "a HEAD answer never has a body");
+    if let Ok(BodyKind::Chunked) = response_body_kind("GET", head.status, &head.headers) {
+        chunked_body(&data[len..]);
+    }
 }
 
 /// Where fuzzed configs pretend to live: a directory that does not exist, so relative

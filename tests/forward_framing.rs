@@ -82,3 +82,93 @@ fn a_response_whose_connection_names_its_length_keeps_its_length() {
     assert_eq!(header(head, "Content-Length"), Some("5"), "{reply}");
     assert_eq!(body, "hello");
 }
+
+/// Chunk lines two hops could read differently (white space around the size, bare LF line
+/// ends, a bare CR in an extension) are refused with 400 before the body reaches the origin.
+#[test]
+fn lenient_chunk_lines_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = recorder(
+        "127.0.60.21:0".parse().unwrap(),
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+    );
+    let hop = Hop::start(
+        "c",
+        dir.path(),
+        "127.0.60.14:3128".parse().unwrap(),
+        &hop_config(dir.path(), "c", "127.0.60.14:3128", "http_access allow all"),
+    );
+    let bodies = [
+        " 5\r\nhello\r\n0\r\n\r\n",
+        "5 \r\nhello\r\n0\r\n\r\n",
+        "5\nhello\n0\n\n",
+        "5;a\rb\r\nhello\r\n0\r\n\r\n",
+        "5\r\nhello\r\n0\r\nX: y\n\r\n",
+    ];
+    for body in bodies {
+        let request = format!(
+            "POST http://{0}/upload HTTP/1.1\r\nHost: {0}\r\nTransfer-Encoding: chunked\r\n\r\n{body}",
+            origin.server.addr
+        );
+        let reply = exchange("127.0.60.14:3128", request.as_bytes());
+        assert!(reply.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{body:?} → {reply}");
+    }
+    let lines = hop.wait_for_lines(bodies.len());
+    assert!(
+        lines.iter().all(|l| parse_log_line(l).code == "NONE_NONE/400"),
+        "{lines:#?}"
+    );
+    // Chunks before the bad line may already be on their way (a body is streamed), but the bad
+    // line is never forwarded, so the origin never holds a complete message: it sees a request
+    // cut short, never one it could answer.
+    for received in origin.received() {
+        let text = String::from_utf8_lossy(&received);
+        let bad_line_forwarded = [" 5\r\n", "5 \r\n", "5\nhello", "a\rb", "X: y\n"]
+            .iter()
+            .any(|bad| text.split("\r\n\r\n").nth(1).is_some_and(|body| body.contains(bad)));
+        assert!(!bad_line_forwarded, "origin received a bad chunk line: {text:?}");
+        assert!(
+            !text.ends_with("0\r\n\r\n"),
+            "origin received a whole message: {text:?}"
+        );
+    }
+}
+
+/// Host names with empty labels or a leading dot are refused (400) for CONNECT and absolute
+/// URLs alike, before any `dstdomain` check or DNS lookup.
+#[test]
+fn malformed_host_names_are_400() {
+    let dir = tempfile::tempdir().unwrap();
+    let hop = Hop::start(
+        "n",
+        dir.path(),
+        "127.0.60.15:3128".parse().unwrap(),
+        &hop_config(
+            dir.path(),
+            "n",
+            "127.0.60.15:3128",
+            "acl ok dstdomain .example.invalid\nhttp_access allow ok\nhttp_access deny all",
+        ),
+    );
+    let requests = [
+        "CONNECT .api.example.invalid:443 HTTP/1.1\r\nHost: .api.example.invalid:443\r\n\r\n",
+        "CONNECT api..example.invalid:443 HTTP/1.1\r\n\r\n",
+        "GET http://.api.example.invalid/ HTTP/1.1\r\nHost: .api.example.invalid\r\n\r\n",
+    ];
+    for request in requests {
+        let reply = exchange("127.0.60.15:3128", request.as_bytes());
+        assert!(
+            reply.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+            "{request:?} → {reply}"
+        );
+        assert!(
+            header(&reply, "Proxy-Status").unwrap().contains("invalid host name"),
+            "{reply}"
+        );
+    }
+    let lines = hop.wait_for_lines(requests.len());
+    assert!(
+        lines.iter().all(|l| parse_log_line(l).code == "NONE_NONE/400"),
+        "{lines:#?}"
+    );
+}

@@ -24,6 +24,11 @@ fn request_head_seeds() {
 }
 
 #[test]
+fn response_head_seeds() {
+    replay_seeds("response_head", harness::response_head);
+}
+
+#[test]
 fn chunked_body_seeds() {
     replay_seeds("chunked_body", harness::chunked_body);
 }
