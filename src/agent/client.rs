@@ -14,8 +14,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use super::backend_cfg::BackendCfg;
-use super::connect::{self, ConnectError, ConnectReply, ProxyAuth};
-use super::tls::{self, TlsSetupError};
+use crate::client::connect::{self, ConnectError, ConnectReply, ProxyAuth};
+use crate::client::tls::{self, TlsSetupError};
 
 /// How the agent run behaves beyond what Backend.cfg says.
 #[derive(Debug, Clone)]
@@ -68,7 +68,7 @@ pub enum AgentError {
         target: String,
         source: ConnectError,
     },
-    #[error("proxy {proxy} answered CONNECT {target} with {} {}{}", reply.status, reply.reason, describe_reply(reply))]
+    #[error("proxy {proxy} answered CONNECT {target} with {} {}{}", reply.status, reply.reason, reply.origin_headers())]
     ProxyRefused {
         proxy: String,
         target: String,
@@ -86,16 +86,6 @@ pub enum AgentError {
     KeyRejected { host: String, status: u16, body: String },
     #[error("{host} answered {status}: {body}")]
     Backend { host: String, status: u16, body: String },
-}
-
-fn describe_reply(reply: &ConnectReply) -> String {
-    let mut s = String::new();
-    for name in ["Proxy-Status", "X-Squid-Error", "Via"] {
-        if let Some(v) = reply.header(name) {
-            s.push_str(&format!("; {name}: {v}"));
-        }
-    }
-    s
 }
 
 impl AgentError {

@@ -2,9 +2,7 @@
 
 pub mod backend_cfg;
 pub mod client;
-pub mod connect;
 pub mod properties;
-pub mod tls;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

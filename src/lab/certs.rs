@@ -10,6 +10,8 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsage
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
+use crate::client::tls::provider;
+
 /// Why a lab PKI could not be made or used.
 #[derive(Debug, thiserror::Error)]
 pub enum CertError {
@@ -17,6 +19,8 @@ pub enum CertError {
     Generate(#[from] rcgen::Error),
     #[error("building a TLS config: {0}")]
     Tls(#[from] rustls::Error),
+    #[error(transparent)]
+    ClientTls(#[from] crate::client::tls::TlsSetupError),
     #[error("writing {path}: {source}")]
     Write { path: PathBuf, source: std::io::Error },
 }
@@ -117,18 +121,8 @@ impl Pki {
     pub fn client_config(&self, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>, CertError> {
         let mut roots = RootCertStore::empty();
         roots.add(self.ca_der.clone())?;
-        let mut config = ClientConfig::builder_with_provider(provider())
-            .with_protocol_versions(rustls::DEFAULT_VERSIONS)?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-        Ok(Arc::new(config))
+        Ok(Arc::new(crate::client::tls::client_config(roots, alpn)?))
     }
-}
-
-/// The crate builds rustls with ring only; naming it avoids depending on a process default.
-pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use super::process::{ChildGuard, wait_until_listening};
 use super::topology::{Hop, Topology};
 use crate::agent::backend_cfg::{BACKEND_CFG_NAME, BackendCfg, render};
 use crate::agent::{AgentError, AgentOptions, run_agent};
-use crate::trace::proxy_status::{describe, error_origin};
+use crate::client::proxy_status::{describe, error_origin};
 
 /// What to build.
 #[derive(Debug, Clone)]

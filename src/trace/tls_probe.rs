@@ -20,7 +20,7 @@ pub struct RecordingVerifier {
 
 impl RecordingVerifier {
     pub fn new(roots: rustls::RootCertStore) -> Result<Arc<Self>, String> {
-        let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), crate::lab::certs::provider())
+        let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), crate::client::tls::provider())
             .build()
             .map_err(|e| e.to_string())?;
         Ok(Arc::new(RecordingVerifier {

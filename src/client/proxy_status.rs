@@ -5,7 +5,7 @@
 //! `Via` entry (the proxy closest to the origin that handled the answer), and the
 //! "Generated … by NAME (squid/…)" footer and "Connection to IP failed" line of Squid's pages.
 
-use crate::agent::connect::ConnectReply;
+use super::connect::ConnectReply;
 
 /// One member of a Proxy-Status list.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]

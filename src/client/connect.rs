@@ -1,4 +1,5 @@
-//! The client side of `CONNECT`: send the request, read the proxy's answer with httparse.
+//! The client side of `CONNECT`: send the request, read the proxy's answer with httparse;
+//! one proxy, or a chain of them tunnelled one through the other.
 //!
 //! The head is read one byte at a time on purpose: after a `200` the same socket carries the
 //! tunnel, and no byte past the blank line may be swallowed (a chained CONNECT or TLS follows).
@@ -45,6 +46,18 @@ impl ConnectReply {
 
     pub fn body_text(&self) -> String {
         String::from_utf8_lossy(&self.body).to_string()
+    }
+
+    /// `; Proxy-Status: …; X-Squid-Error: …; Via: …` for the headers present: what an error
+    /// answer says about where it came from, to append to a one-line description.
+    pub fn origin_headers(&self) -> String {
+        let mut s = String::new();
+        for name in ["Proxy-Status", "X-Squid-Error", "Via"] {
+            if let Some(v) = self.header(name) {
+                s.push_str(&format!("; {name}: {v}"));
+            }
+        }
+        s
     }
 }
 
@@ -108,6 +121,55 @@ where
         let _ = tokio::time::timeout(budget, read_body(stream, want, &mut reply.body)).await;
     }
     Ok(reply)
+}
+
+/// Where a chain of CONNECTs stopped; `hop` is the index into the list of targets.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    #[error("CONNECT {target}: {source}")]
+    Io {
+        hop: usize,
+        target: String,
+        source: ConnectError,
+    },
+    #[error("CONNECT {target}: {} {}", reply.status, reply.reason)]
+    Refused {
+        hop: usize,
+        target: String,
+        reply: Box<ConnectReply>,
+    },
+}
+
+/// Client-side chaining: asks the proxy at the other end of `stream` for a tunnel to
+/// `targets[0]`, then, through that tunnel, asks `targets[0]` for one to `targets[1]`, and so
+/// on. `auth` goes to the first proxy only. On success `stream` carries a tunnel to the last target.
+pub async fn connect_through<S>(
+    stream: &mut S,
+    targets: &[String],
+    auth: Option<&ProxyAuth>,
+    timeout: Duration,
+) -> Result<(), ChainError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    for (hop, target) in targets.iter().enumerate() {
+        let auth = if hop == 0 { auth } else { None };
+        let reply = send_connect(stream, target, auth, timeout)
+            .await
+            .map_err(|source| ChainError::Io {
+                hop,
+                target: target.clone(),
+                source,
+            })?;
+        if reply.status != 200 {
+            return Err(ChainError::Refused {
+                hop,
+                target: target.clone(),
+                reply: Box::new(reply),
+            });
+        }
+    }
+    Ok(())
 }
 
 async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Vec<u8>, ConnectError> {
@@ -217,5 +279,52 @@ mod tests {
         assert_eq!(reply.header("VIA").unwrap(), "1.1 p1");
         assert_eq!(reply.body_text(), "gone");
         assert_eq!(authority("::1", 443), "[::1]:443");
+        assert_eq!(
+            reply.origin_headers(),
+            "; Proxy-Status: p1; error=connection_refused; Via: 1.1 p1"
+        );
+    }
+
+    #[tokio::test]
+    async fn chain_sends_auth_to_the_first_proxy_only_and_stops_at_a_refusal() {
+        let (mut client, mut server) = tokio::io::duplex(4096);
+        let srv = tokio::spawn(async move {
+            let mut requests = Vec::new();
+            for answer in [
+                "HTTP/1.1 200 OK\r\n\r\n",
+                "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n",
+            ] {
+                let mut buf = [0u8; 1024];
+                let n = server.read(&mut buf).await.unwrap();
+                requests.push(String::from_utf8_lossy(&buf[..n]).to_string());
+                server.write_all(answer.as_bytes()).await.unwrap();
+            }
+            requests
+        });
+        let auth = ProxyAuth {
+            user: "u".into(),
+            password: "p".into(),
+        };
+        let targets = ["p2:3128".to_string(), "end:443".to_string(), "never:1".to_string()];
+        let err = connect_through(&mut client, &targets, Some(&auth), Duration::from_secs(2))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, ChainError::Refused { hop: 1, reply, .. } if reply.status == 403),
+            "{err}"
+        );
+        let requests = srv.await.unwrap();
+        assert!(
+            requests[0].starts_with("CONNECT p2:3128 HTTP/1.1\r\n"),
+            "{}",
+            requests[0]
+        );
+        assert!(requests[0].contains("Proxy-Authorization: Basic dTpw\r\n"));
+        assert!(
+            requests[1].starts_with("CONNECT end:443 HTTP/1.1\r\n"),
+            "{}",
+            requests[1]
+        );
+        assert!(!requests[1].contains("Proxy-Authorization"));
     }
 }

@@ -1,11 +1,11 @@
-//! TLS client settings shared by the agent and trace: trust a CA file, or the system roots.
+//! TLS client settings: one crypto provider, and trust in a CA file or the system roots.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use rustls::{ClientConfig, RootCertStore};
+use rustls::{ClientConfig, ConfigBuilder, RootCertStore, WantsVerifier};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsSetupError {
@@ -50,12 +50,20 @@ pub fn root_store(ca_file: Option<&Path>) -> Result<RootCertStore, TlsSetupError
     Ok(roots)
 }
 
+/// The crate builds rustls with ring only; naming it avoids depending on a process default.
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A client config builder with [`provider`] and rustls' default protocol versions, waiting
+/// for its certificate verifier (roots, or a custom verifier as trace uses).
+pub fn client_builder() -> Result<ConfigBuilder<ClientConfig, WantsVerifier>, TlsSetupError> {
+    Ok(ClientConfig::builder_with_provider(provider()).with_protocol_versions(rustls::DEFAULT_VERSIONS)?)
+}
+
 /// A client config with the given roots and ALPN offer.
 pub fn client_config(roots: RootCertStore, alpn: &[&[u8]]) -> Result<ClientConfig, TlsSetupError> {
-    let mut config = ClientConfig::builder_with_provider(crate::lab::certs::provider())
-        .with_protocol_versions(rustls::DEFAULT_VERSIONS)?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let mut config = client_builder()?.with_root_certificates(roots).with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(config)
 }
