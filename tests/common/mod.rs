@@ -142,6 +142,24 @@ impl Hop {
         }
     }
 
+    /// Waits (bounded) until some access-log line `matches`; returns every line, parsed.
+    pub fn wait_for_match(&self, what: &str, matches: impl Fn(&LogLine) -> bool) -> Vec<LogLine> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let lines: Vec<LogLine> = self.log_lines().iter().map(|l| parse_log_line(l)).collect();
+            if lines.iter().any(&matches) {
+                return lines;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: no log line for {what} within 10 s: {lines:#?}\nstderr:\n{}",
+                self.name,
+                self.stderr_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id().expect("running")
     }
