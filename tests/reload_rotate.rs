@@ -156,6 +156,10 @@ fn reload_changes_policy_for_new_connections_only() {
         .unwrap();
     let mut head = [0u8; 39];
     open.read_exact(&mut head).unwrap();
+    assert_eq!(
+        &head, b"HTTP/1.1 200 Connection established\r\n\r\n",
+        "allowed before the reload"
+    );
 
     std::fs::write(&hop.config, config(dir.path(), PROXY, "http_access deny all")).unwrap();
     let reload = std::process::Command::new(common::hopproxy_bin())
@@ -164,11 +168,14 @@ fn reload_changes_policy_for_new_connections_only() {
         .output()
         .unwrap();
     assert!(reload.status.success(), "{}", String::from_utf8_lossy(&reload.stderr));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !hop.stderr_text().contains("reloaded:") && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(!tunnel_round_trip(PROXY, echo.addr), "new connections are denied now");
+    hop.wait_for_stderr("reloaded: new connections use the new config");
+    // Denied by the new rules, and said so by this proxy: not just any failure.
+    let reply = common::exchange(PROXY, format!("CONNECT {} HTTP/1.1\r\n\r\n", echo.addr).as_bytes());
+    assert!(reply.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{reply}");
+    let status = common::header(&reply, "Proxy-Status").unwrap_or_default();
+    assert!(status.starts_with("r.test; error=http_request_denied"), "{status}");
+    let target = echo.addr.to_string();
+    hop.wait_for_match("the denial", |l| l.code == "TCP_DENIED/403" && l.url == target);
     // The tunnel opened before the reload still carries bytes both ways.
     open.write_all(b"still open").unwrap();
     let mut back = [0u8; 10];
