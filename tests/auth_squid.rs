@@ -2,7 +2,9 @@
 //! and in hopproxy's [`Authenticator`]: for every fixture user, right and wrong passwords,
 //! both must agree. Proves the fixtures are what Squid reads, and that hopproxy reads them as
 //! Squid does (including Squid's lower-casing of user names with `casesensitive off`).
-//! Skipped, with a message, when squid or curl is not installed.
+//! Skipped (a `SKIPPED:` line, counted by .ci/run) when squid or curl is not installed.
+
+mod common;
 
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
@@ -40,7 +42,7 @@ fn status_through(proxy: SocketAddr, user: &str, password: &str) -> u16 {
 fn squid_and_hopproxy_agree_on_the_fixture_files() {
     if squid_binary().is_err() || !Path::new(HELPER).exists() || Command::new("curl").arg("--version").output().is_err()
     {
-        eprintln!("squid, basic_ncsa_auth or curl missing: skipped");
+        common::skip("squid, basic_ncsa_auth or curl is missing");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -59,7 +61,9 @@ fn squid_and_hopproxy_agree_on_the_fixture_files() {
          acl users proxy_auth REQUIRED\nhttp_access allow users\nhttp_access deny all",
         file.display()
     );
-    let addr: SocketAddr = "127.0.9.41:3128".parse().unwrap();
+    // A free port, not Squid's 3128: a packaged Squid may hold *:3128.
+    let ip: std::net::IpAddr = "127.0.9.41".parse().unwrap();
+    let addr = SocketAddr::new(ip, hopproxy::lab::process::free_port(ip).unwrap());
     let squid = match Squid::start("auth-squid", addr, &auth_lines, dir.path()) {
         Ok(squid) => squid,
         Err(e) => panic!("squid did not start: {e}"),

@@ -1,6 +1,8 @@
 //! `hopproxy explain` as an operator runs it: the seed's proxy1 (reference section 3.1),
 //! a guarded Debian-like policy, `--json`, and an invalid config.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -141,7 +143,10 @@ fn json_has_the_same_decisions() {
 fn stock_debian_config_explains_in_a_few_lines() {
     let stock = Path::new("/etc/squid/squid.conf");
     if !stock.exists() {
-        eprintln!("skipped: {} is not installed", stock.display());
+        common::skip(&format!(
+            "{} is not installed (Debian's squid package)",
+            stock.display()
+        ));
         return;
     }
     let run = explain(stock, false);

@@ -29,7 +29,7 @@ fn endpoint_serves_h2_and_http1_and_checks_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::generate(ENDPOINT_NAME, "endpoint test CA").unwrap();
     let files = pki.write(dir.path(), "endpoint").unwrap();
-    let ep = Endpoint::start("127.0.0.31:0".parse().unwrap(), &pki, EndpointOptions::default()).unwrap();
+    let ep = Endpoint::start("127.0.65.31:0".parse().unwrap(), &pki, EndpointOptions::default()).unwrap();
     let addr = ep.local_addr();
 
     let (code, body, version) = curl(addr, &files.ca_cert, &["--http2"]);
@@ -62,7 +62,7 @@ fn endpoint_without_h2_negotiates_http1() {
         h2: false,
         ..EndpointOptions::default()
     };
-    let ep = Endpoint::start("127.0.0.32:0".parse().unwrap(), &pki, options).unwrap();
+    let ep = Endpoint::start("127.0.65.32:0".parse().unwrap(), &pki, options).unwrap();
     let (code, _, version) = curl(ep.local_addr(), &files.ca_cert, &["--http2"]);
     assert_eq!((code.as_str(), version.as_str()), ("200", "1.1"));
 }

@@ -177,7 +177,7 @@ fn wait_for_log(path: &Path, count: usize) -> Vec<String> {
 #[test]
 fn agent_reaches_the_endpoint_only_through_the_chain() {
     if let Some(reason) = skip_reason() {
-        eprintln!("SKIPPED agent_reaches_the_endpoint_only_through_the_chain: {reason}");
+        common::skip(&reason);
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -36,6 +36,33 @@ fn tunnel_round_trip(proxy: &str, target: std::net::SocketAddr) -> bool {
     got == b"HTTP/1.1 200 Connection established\r\n\r\nping"
 }
 
+/// Waits (bounded) until `path` holds at least `count` lines: the load has made progress.
+fn wait_for_log_lines(path: &std::path::Path, count: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let have = std::fs::read_to_string(path).unwrap_or_default().lines().count();
+        if have >= count {
+            return have;
+        }
+        assert!(Instant::now() < deadline, "{}: {have} of {count} lines", path.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits (bounded) until `hop`'s stderr holds `count` reload outcomes (applied or rejected).
+fn wait_for_reloads(hop: &Hop, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stderr = hop.stderr_text();
+        let done = stderr.matches("reloaded: new connections").count() + stderr.matches("reload rejected").count();
+        if done >= count {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{done} of {count} reloads done:\n{stderr}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Runs `workers` threads of round trips until `stop`; returns (ok, failed) counts.
 fn load(
     proxy: &'static str,
@@ -70,7 +97,7 @@ fn load(
 
 #[test]
 fn reload_under_load_fails_no_request() {
-    const PROXY: &str = "127.0.10.11:3128";
+    const PROXY: &str = "127.0.10.11:31280";
     let dir = tempfile::tempdir().unwrap();
     let echo = common::origin::echo_tcp("127.0.10.20:0".parse().unwrap());
     let hop = Hop::start(
@@ -81,8 +108,10 @@ fn reload_under_load_fails_no_request() {
     );
     let stop = Arc::new(AtomicBool::new(false));
     let runner = load(PROXY, echo.addr, 4, Arc::clone(&stop));
+    let mut logged = 0;
     for i in 0..6 {
-        std::thread::sleep(Duration::from_millis(250));
+        // Each reload lands while requests are flowing: wait for fresh log lines first.
+        logged = wait_for_log_lines(&hop.access_log, logged + 10);
         // Alternate between two valid configs, and once a broken one that must be rejected.
         let rules = match i % 3 {
             0 => "acl here src 127.0.0.0/8\nhttp_access allow here\nhttp_access deny all".to_string(),
@@ -91,8 +120,9 @@ fn reload_under_load_fails_no_request() {
         };
         std::fs::write(&hop.config, config(dir.path(), PROXY, &rules)).unwrap();
         hop.signal("HUP");
+        wait_for_reloads(&hop, i + 1);
     }
-    std::thread::sleep(Duration::from_millis(250));
+    wait_for_log_lines(&hop.access_log, logged + 10);
     stop.store(true, Ordering::Relaxed);
     let (ok, failed) = runner.join().unwrap();
     assert_eq!(failed, 0, "{ok} ok, {failed} failed\n{}", hop.stderr_text());
@@ -111,7 +141,7 @@ fn reload_under_load_fails_no_request() {
 
 #[test]
 fn reload_changes_policy_for_new_connections_only() {
-    const PROXY: &str = "127.0.11.11:3128";
+    const PROXY: &str = "127.0.11.11:31280";
     let dir = tempfile::tempdir().unwrap();
     let echo = common::origin::echo_tcp("127.0.11.20:0".parse().unwrap());
     let hop = Hop::start(
@@ -126,6 +156,10 @@ fn reload_changes_policy_for_new_connections_only() {
         .unwrap();
     let mut head = [0u8; 39];
     open.read_exact(&mut head).unwrap();
+    assert_eq!(
+        &head, b"HTTP/1.1 200 Connection established\r\n\r\n",
+        "allowed before the reload"
+    );
 
     std::fs::write(&hop.config, config(dir.path(), PROXY, "http_access deny all")).unwrap();
     let reload = std::process::Command::new(common::hopproxy_bin())
@@ -134,11 +168,14 @@ fn reload_changes_policy_for_new_connections_only() {
         .output()
         .unwrap();
     assert!(reload.status.success(), "{}", String::from_utf8_lossy(&reload.stderr));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !hop.stderr_text().contains("reloaded:") && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(!tunnel_round_trip(PROXY, echo.addr), "new connections are denied now");
+    hop.wait_for_stderr("reloaded: new connections use the new config");
+    // Denied by the new rules, and said so by this proxy: not just any failure.
+    let reply = common::exchange(PROXY, format!("CONNECT {} HTTP/1.1\r\n\r\n", echo.addr).as_bytes());
+    assert!(reply.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{reply}");
+    let status = common::header(&reply, "Proxy-Status").unwrap_or_default();
+    assert!(status.starts_with("r.test; error=http_request_denied"), "{status}");
+    let target = echo.addr.to_string();
+    hop.wait_for_match("the denial", |l| l.code == "TCP_DENIED/403" && l.url == target);
     // The tunnel opened before the reload still carries bytes both ways.
     open.write_all(b"still open").unwrap();
     let mut back = [0u8; 10];
@@ -148,7 +185,7 @@ fn reload_changes_policy_for_new_connections_only() {
 
 #[test]
 fn rotation_under_load_keeps_every_line() {
-    const PROXY: &str = "127.0.12.11:3128";
+    const PROXY: &str = "127.0.12.11:31280";
     let dir = tempfile::tempdir().unwrap();
     let echo = common::origin::echo_tcp("127.0.12.20:0".parse().unwrap());
     let hop = Hop::start(
@@ -161,14 +198,15 @@ fn rotation_under_load_keeps_every_line() {
     let runner = load(PROXY, echo.addr, 4, Arc::clone(&stop));
     let mut rotated = Vec::new();
     for i in 0..3 {
-        std::thread::sleep(Duration::from_millis(300));
+        // Rotate while requests flow: wait for fresh lines in the current file first.
+        wait_for_log_lines(&hop.access_log, 10);
         // What logrotate does: move the file away, then tell the daemon to reopen.
         let moved = dir.path().join(format!("r.access.log.{i}"));
         std::fs::rename(&hop.access_log, &moved).unwrap();
         hop.signal("USR1");
         rotated.push(moved);
     }
-    std::thread::sleep(Duration::from_millis(300));
+    wait_for_log_lines(&hop.access_log, 10);
     stop.store(true, Ordering::Relaxed);
     let (ok, failed) = runner.join().unwrap();
     assert_eq!(failed, 0);

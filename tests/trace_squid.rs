@@ -265,7 +265,7 @@ async fn endpoint_without_h2() {
 
 #[test]
 fn cli_json_and_exit_status() {
-    let chain = chain(60, EndpointOptions::default(), false, true, false);
+    let chain = chain(59, EndpointOptions::default(), false, true, false);
     let run = |target: String| {
         std::process::Command::new(env!("CARGO_BIN_EXE_hopproxy"))
             .args([

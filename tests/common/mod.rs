@@ -2,6 +2,7 @@
 //! a real TLS endpoint, a small echo origin, and curl as the client.
 #![allow(dead_code)]
 
+pub mod blocks;
 pub mod origin;
 
 use std::net::{IpAddr, SocketAddr};
@@ -9,9 +10,22 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hopproxy::lab::process::{ChildGuard, wait_until_listening};
+use hopproxy::lab::process::ChildGuard;
 
 pub const ENDPOINT_NAME: &str = "ingress-orange-saas.instana.io";
+
+/// Reports that the calling test cannot run here and why, as `SKIPPED: <crate>::<test>: <reason>`;
+/// the test then returns early. `.ci/run` counts these lines as skipped, not passed. Written
+/// straight to the process's stderr, past the test harness's capture (which only takes
+/// `print!`/`eprint!`), so the line shows even when the test passes.
+pub fn skip(reason: &str) {
+    use std::io::Write;
+    let thread = std::thread::current();
+    // libtest runs each test on a thread named after it.
+    let test = thread.name().unwrap_or("unnamed");
+    let line = format!("SKIPPED: {}::{test}: {reason}\n", env!("CARGO_CRATE_NAME"));
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
 
 pub fn hopproxy_bin() -> &'static str {
     env!("CARGO_BIN_EXE_hopproxy")
@@ -28,8 +42,10 @@ pub struct Hop {
 }
 
 impl Hop {
-    /// Writes `config` to `dir/NAME.conf`, starts hopproxy on it and waits until `addr` listens.
-    /// The config must log to [`Hop::log_path`] to be read back by the helpers.
+    /// Writes `config` to `dir/NAME.conf`, starts hopproxy on it and waits until the process
+    /// itself reports `listening on ADDR` on its stderr. Not a connect probe: any other service
+    /// listening there (a packaged Squid on `*:3128`) would answer a probe, while hopproxy
+    /// could not bind and exits. The config must log to [`Hop::log_path`] to be read back.
     pub fn start(name: &str, dir: &Path, addr: SocketAddr, config: &str) -> Hop {
         let config_path = dir.join(format!("{name}.conf"));
         std::fs::write(&config_path, config).unwrap();
@@ -42,9 +58,8 @@ impl Hop {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stderr).unwrap());
-        let mut child = ChildGuard::spawn(name, &mut command).unwrap();
-        let up = wait_until_listening(addr, Duration::from_secs(10), || child.try_status().is_none());
-        let hop = Hop {
+        let child = ChildGuard::spawn(name, &mut command).unwrap();
+        let mut hop = Hop {
             name: name.into(),
             addr,
             config: config_path,
@@ -52,8 +67,45 @@ impl Hop {
             stderr,
             child,
         };
-        assert!(up, "{name} did not listen on {addr}; stderr:\n{}", hop.stderr_text());
+        let listening = format!("listening on {addr}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !hop.stderr_text().contains(&listening) {
+            if let Some(status) = hop.child.try_status() {
+                panic!(
+                    "{name} exited ({status}) before {listening}; stderr:\n{}",
+                    hop.stderr_text()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} did not report {listening} within 10 s; stderr:\n{}",
+                hop.stderr_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
         hop
+    }
+
+    /// Waits (bounded, 10 s) until the process's stderr contains `needle` and returns it whole.
+    pub fn wait_for_stderr(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = self.stderr_text();
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: no {needle:?} on stderr within 10 s:\n{text}",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether the process has exited (its status, once it has).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_status()
     }
 
     pub fn log_path(dir: &Path, name: &str) -> PathBuf {
@@ -86,6 +138,24 @@ impl Hop {
                 );
                 return lines;
             }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits (bounded) until some access-log line `matches`; returns every line, parsed.
+    pub fn wait_for_match(&self, what: &str, matches: impl Fn(&LogLine) -> bool) -> Vec<LogLine> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let lines: Vec<LogLine> = self.log_lines().iter().map(|l| parse_log_line(l)).collect();
+            if lines.iter().any(&matches) {
+                return lines;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: no log line for {what} within 10 s: {lines:#?}\nstderr:\n{}",
+                self.name,
+                self.stderr_text()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -228,6 +298,15 @@ pub fn parse_log_line(line: &str) -> LogLine {
         hierarchy: fields[7].into(),
         content_type: fields[8].into(),
     }
+}
+
+/// The one line of `lines` that `matches`, asserting there is exactly one. Tests match log lines
+/// by content, never by position: a tunnel is logged when it closes, so the log's order need
+/// not be the order the requests were sent in.
+pub fn the_line<'a>(lines: &'a [LogLine], what: &str, matches: impl Fn(&LogLine) -> bool) -> &'a LogLine {
+    let found: Vec<&LogLine> = lines.iter().filter(|l| matches(l)).collect();
+    assert_eq!(found.len(), 1, "exactly one log line for {what} in {lines:#?}");
+    found[0]
 }
 
 /// The value of header `name` in a raw HTTP head (case-insensitive), if present.

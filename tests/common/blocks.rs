@@ -1,0 +1,50 @@
+//! The one table of loopback blocks. Every test file that binds addresses does so only inside
+//! its own `127.0.N.0/24` blocks, so test binaries running in parallel never collide; `N` is
+//! listed here, once. `tests/harness.rs` checks that no two entries share a block and that
+//! the addresses written in each test file lie in that file's blocks.
+//!
+//! Block 0 (`127.0.0.0/24`) holds the seed's own addresses (`chain_seed.rs`) and addresses
+//! that appear only in config text and are never bound. Listening ports are fixed ones no
+//! packaged service uses (31280), or free ports picked at run time.
+
+/// `tests/chain_seed.rs`: the seed's addresses (agent .5, proxies .11/.12, endpoint .20).
+pub const CHAIN_SEED: &[u8] = &[0];
+pub const PROXY_BEHAVIOUR: &[u8] = &[1, 2, 3, 4, 5, 6, 7, 8];
+pub const AUTH_SQUID: &[u8] = &[9];
+pub const RELOAD_ROTATE: &[u8] = &[10, 11, 12];
+pub const HARDENING: &[u8] = &[13, 14, 15, 17];
+pub const AUTH_CHAIN: &[u8] = &[16, 18];
+pub const AGENT_SQUID: &[u8] = &[41, 42];
+pub const INTEROP_SQUID: &[u8] = &[43, 44, 45];
+pub const DIFFERENTIAL: &[u8] = &[46, 47];
+pub const TRACE_SQUID: &[u8] = &[51, 52, 53, 54, 55, 56, 57, 58, 59];
+pub const FORWARD_FRAMING: &[u8] = &[60];
+pub const LAB_ENDPOINT: &[u8] = &[65];
+
+/// Each test file and its blocks.
+pub const FILES: &[(&str, &[u8])] = &[
+    ("chain_seed.rs", CHAIN_SEED),
+    ("proxy_behaviour.rs", PROXY_BEHAVIOUR),
+    ("auth_squid.rs", AUTH_SQUID),
+    ("reload_rotate.rs", RELOAD_ROTATE),
+    ("hardening.rs", HARDENING),
+    ("auth_chain.rs", AUTH_CHAIN),
+    ("agent_squid.rs", AGENT_SQUID),
+    ("interop_squid.rs", INTEROP_SQUID),
+    ("differential.rs", DIFFERENTIAL),
+    ("trace_squid.rs", TRACE_SQUID),
+    ("forward_framing.rs", FORWARD_FRAMING),
+    ("lab_endpoint.rs", LAB_ENDPOINT),
+];
+
+/// Blocks taken for test files being written (owner, blocks): give each file its own entry in
+/// [`FILES`] when it lands.
+pub const RESERVED: &[(&str, &[u8])] = &[
+    ("serve tests", &[61]),
+    ("route and DNS tests", &[62]),
+    ("access log on a full disk", &[63]),
+    ("packaging and CLI tests", &[64]),
+    ("spare", &[66, 67]),
+    ("timeout, reload and failover tests", &[68, 69]),
+    ("plain-HTTP forwarding tests", &[70, 71, 72, 73, 74, 75, 76, 77, 78, 79]),
+];

@@ -1,0 +1,87 @@
+//! Checks on the test harness itself: the loopback-block table in `tests/common/blocks.rs`
+//! is the one place blocks are handed out, and the test files keep to it.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use common::blocks::{FILES, RESERVED};
+
+#[test]
+fn no_two_test_files_share_a_loopback_block() {
+    let mut owner: BTreeMap<u8, &str> = BTreeMap::new();
+    for (name, blocks) in FILES.iter().chain(RESERVED) {
+        for block in *blocks {
+            if let Some(previous) = owner.insert(*block, name) {
+                panic!("127.0.{block}.0/24 is given to both {previous} and {name}");
+            }
+        }
+    }
+}
+
+/// The `N` of every `127.0.N.` and `[127, 0, N` written in `text`. Addresses built at run time
+/// (`format!("127.0.{block}.…")`) are not seen; those files keep their block in one constant.
+fn literal_blocks(text: &str) -> BTreeSet<u8> {
+    let mut found = BTreeSet::new();
+    for prefix in ["127.0.", "[127, 0, "] {
+        for (at, _) in text.match_indices(prefix) {
+            let rest = &text[at + prefix.len()..];
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            let terminated = rest[digits.len()..].starts_with(['.', ',']);
+            if let (Ok(block), true) = (digits.parse::<u8>(), terminated) {
+                found.insert(block);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn test_files_bind_only_inside_their_blocks() {
+    let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&tests).unwrap() {
+        let path = entry.unwrap().path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if !name.ends_with(".rs") || name == "harness.rs" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        // Block 0 is the seed's and config text's (see blocks.rs).
+        let used: BTreeSet<u8> = literal_blocks(&text).into_iter().filter(|b| *b != 0).collect();
+        match FILES.iter().find(|(file, _)| *file == name) {
+            Some((_, own)) => {
+                let outside: Vec<u8> = used.iter().copied().filter(|b| !own.contains(b)).collect();
+                assert!(
+                    outside.is_empty(),
+                    "{name} writes addresses in 127.0.{outside:?}.0/24, outside its blocks {own:?} (tests/common/blocks.rs)"
+                );
+            }
+            None => {
+                // A file not in the table yet must at least keep off every listed file's blocks.
+                for (file, own) in FILES {
+                    let shared: Vec<u8> = used.iter().copied().filter(|b| own.contains(b)).collect();
+                    assert!(
+                        shared.is_empty(),
+                        "{name} uses 127.0.{shared:?}.0/24, which belongs to {file}; give {name} its own entry in tests/common/blocks.rs"
+                    );
+                }
+            }
+        }
+        checked += 1;
+    }
+    assert!(
+        checked >= FILES.len(),
+        "only {checked} test files found in {}",
+        tests.display()
+    );
+}
+
+#[test]
+fn literal_blocks_sees_both_spellings() {
+    let text = "\"127.0.16.11:31280\" IpAddr::from([127, 0, 47, host]) 127.0.0.1 127.0.{block}.20";
+    assert_eq!(literal_blocks(text), BTreeSet::from([0, 16, 47]));
+}
