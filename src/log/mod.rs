@@ -1,5 +1,8 @@
 //! Access logging in Squid's native format.
 
+mod append;
+mod losses;
+mod output;
 pub mod record;
 pub mod writer;
 
