@@ -27,8 +27,8 @@ fn a_request_whose_connection_names_its_framing_reaches_nobody() {
     let hop = Hop::start(
         "p1",
         dir.path(),
-        "127.0.60.11:3128".parse().unwrap(),
-        &hop_config(dir.path(), "p1", "127.0.60.11:3128", &rules),
+        "127.0.60.11:31280".parse().unwrap(),
+        &hop_config(dir.path(), "p1", "127.0.60.11:31280", &rules),
     );
     let length = SMUGGLED.len();
     let chunked_body = format!("{length:x}\r\n{SMUGGLED}\r\n0\r\n\r\n");
@@ -40,7 +40,7 @@ fn a_request_whose_connection_names_its_framing_reaches_nobody() {
     ];
     for shape in &shapes {
         let request = format!("POST http://allowed.invalid/form HTTP/1.1\r\nHost: allowed.invalid\r\n{shape}");
-        let reply = exchange("127.0.60.11:3128", request.as_bytes());
+        let reply = exchange("127.0.60.11:31280", request.as_bytes());
         assert!(reply.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{shape:?} → {reply}");
         let status = header(&reply, "Proxy-Status").unwrap();
         assert!(status.starts_with("p1.test; error=http_request_error"), "{status}");
@@ -69,14 +69,14 @@ fn a_response_whose_connection_names_its_length_keeps_its_length() {
     let _hop = Hop::start(
         "h",
         dir.path(),
-        "127.0.60.13:3128".parse().unwrap(),
-        &hop_config(dir.path(), "h", "127.0.60.13:3128", "http_access allow all"),
+        "127.0.60.13:31280".parse().unwrap(),
+        &hop_config(dir.path(), "h", "127.0.60.13:31280", "http_access allow all"),
     );
     let request = format!(
         "GET http://{0}/x HTTP/1.1\r\nHost: {0}\r\nConnection: close\r\n\r\n",
         origin.server.addr
     );
-    let reply = exchange("127.0.60.13:3128", request.as_bytes());
+    let reply = exchange("127.0.60.13:31280", request.as_bytes());
     let (head, body) = reply.split_once("\r\n\r\n").unwrap();
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
     assert_eq!(header(head, "Content-Length"), Some("5"), "{reply}");
@@ -95,8 +95,8 @@ fn lenient_chunk_lines_are_refused() {
     let hop = Hop::start(
         "c",
         dir.path(),
-        "127.0.60.14:3128".parse().unwrap(),
-        &hop_config(dir.path(), "c", "127.0.60.14:3128", "http_access allow all"),
+        "127.0.60.14:31280".parse().unwrap(),
+        &hop_config(dir.path(), "c", "127.0.60.14:31280", "http_access allow all"),
     );
     let bodies = [
         " 5\r\nhello\r\n0\r\n\r\n",
@@ -110,7 +110,7 @@ fn lenient_chunk_lines_are_refused() {
             "POST http://{0}/upload HTTP/1.1\r\nHost: {0}\r\nTransfer-Encoding: chunked\r\n\r\n{body}",
             origin.server.addr
         );
-        let reply = exchange("127.0.60.14:3128", request.as_bytes());
+        let reply = exchange("127.0.60.14:31280", request.as_bytes());
         assert!(reply.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{body:?} → {reply}");
     }
     let lines = hop.wait_for_lines(bodies.len());
@@ -142,11 +142,11 @@ fn malformed_host_names_are_400() {
     let hop = Hop::start(
         "n",
         dir.path(),
-        "127.0.60.15:3128".parse().unwrap(),
+        "127.0.60.15:31280".parse().unwrap(),
         &hop_config(
             dir.path(),
             "n",
-            "127.0.60.15:3128",
+            "127.0.60.15:31280",
             "acl ok dstdomain .example.invalid\nhttp_access allow ok\nhttp_access deny all",
         ),
     );
@@ -156,7 +156,7 @@ fn malformed_host_names_are_400() {
         "GET http://.api.example.invalid/ HTTP/1.1\r\nHost: .api.example.invalid\r\n\r\n",
     ];
     for request in requests {
-        let reply = exchange("127.0.60.15:3128", request.as_bytes());
+        let reply = exchange("127.0.60.15:31280", request.as_bytes());
         assert!(
             reply.starts_with("HTTP/1.1 400 Bad Request\r\n"),
             "{request:?} → {reply}"

@@ -20,6 +20,7 @@ pub const DIFFERENTIAL: &[u8] = &[46, 47];
 pub const TRACE_SQUID: &[u8] = &[51, 52, 53, 54, 55, 56, 57, 58, 59];
 pub const FORWARD_FRAMING: &[u8] = &[60];
 pub const LAB_ENDPOINT: &[u8] = &[65];
+pub const LOG_FULL_DISK: &[u8] = &[63];
 
 /// Each test file and its blocks.
 pub const FILES: &[(&str, &[u8])] = &[
@@ -35,6 +36,7 @@ pub const FILES: &[(&str, &[u8])] = &[
     ("trace_squid.rs", TRACE_SQUID),
     ("forward_framing.rs", FORWARD_FRAMING),
     ("lab_endpoint.rs", LAB_ENDPOINT),
+    ("log_full_disk.rs", LOG_FULL_DISK),
 ];
 
 /// Blocks taken for test files being written (owner, blocks): give each file its own entry in
@@ -42,7 +44,6 @@ pub const FILES: &[(&str, &[u8])] = &[
 pub const RESERVED: &[(&str, &[u8])] = &[
     ("serve tests", &[61]),
     ("route and DNS tests", &[62]),
-    ("access log on a full disk", &[63]),
     ("packaging and CLI tests", &[64]),
     ("spare", &[66, 67]),
     ("timeout, reload and failover tests", &[68, 69]),
