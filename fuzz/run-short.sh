@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Short, bounded fuzzing for CI (issue 6, item 6): each target for FUZZ_SECONDS (default 30)
+# Short, bounded fuzzing for CI: each target for FUZZ_SECONDS (default 30)
 # seconds, one job, seeded from fuzz/seeds/TARGET. Exits non-zero when a target crashes; the
 # crashing input is left in fuzz/artifacts/TARGET/ (turn it into a test in
 # tests/fuzz_regressions.rs). cargo-fuzz needs nightly features: RUSTC_BOOTSTRAP=1 lets the

@@ -338,7 +338,7 @@ fn plain_http_get_and_post_through_the_chain() {
 }
 
 /// Bytes sent right behind the CONNECT head are forwarded, and a half-close from the client
-/// does not cut the answer coming back (reference M15).
+/// does not cut the answer coming back (docs/squid-behaviour.md M15).
 #[test]
 fn early_bytes_and_half_close_survive_the_chain() {
     let chain = seed_chain();

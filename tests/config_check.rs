@@ -59,7 +59,7 @@ fn seed_configs_pass_with_the_open_proxy_warning() {
             "{}",
             run.stdout
         );
-        // The inline Japanese comments are dropped silently, as Squid does (reference A1).
+        // The inline Japanese comments are dropped silently, as Squid does (docs/squid-behaviour.md A1).
         assert!(!run.stdout.contains("error"), "{}", run.stdout);
         assert!(
             has_line(&run.stdout, &format!("{p}: OK (3 warnings, 0 directives ignored)")),

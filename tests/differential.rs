@@ -1,4 +1,4 @@
-//! Differential test (issue 4): the same squid.conf policy run by a real Squid 5.7 and by
+//! Differential test: the same squid.conf policy run by a real Squid 5.7 and by
 //! hopproxy, each a single hop going direct to local origins, fed the same generated matrix
 //! of requests (sources × methods × hosts × ports, CONNECT and plain HTTP). For every case the
 //! status the client got and the result code each one logged (`TCP_DENIED/403`,
@@ -49,7 +49,7 @@ fn hosts() -> Vec<(String, IpAddr)> {
         // both: Squid by its reverse lookup, which reads hosts_file; hopproxy by the alias).
         (ip(20).to_string(), ip(20)),
         // Case and a trailing dot do not matter to dstdomain, and are normalized in the log
-        // (reference section 4 and 5).
+        // (docs/squid-behaviour.md 4 and 5).
         ("WWW.Example.COM".to_string(), ip(21)),
         ("www.example.com.".to_string(), ip(21)),
         // An IP literal that only DNS names (PTR `ptr-only.example.com` from the stub); hosts_file
@@ -573,7 +573,7 @@ fn deliberate_differences_hold() {
     };
 
     // 1. dstdomain on an IP literal: Squid reverse-resolves it (PTR), hopproxy only uses
-    //    hosts_file aliases (reference section 5).
+    //    hosts_file aliases (docs/squid-behaviour.md 5).
     let (_s, squid_ptr) = connect(squid_addr, "127.0.47.23:443");
     let (_h, hop_ptr) = connect(hop_addr, "127.0.47.23:443");
     assert!(squid_ptr.starts_with("HTTP/1.1 200 "), "{squid_ptr}");

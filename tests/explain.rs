@@ -1,4 +1,4 @@
-//! `hopproxy explain` as an operator runs it: the seed's proxy1 (reference section 3.1),
+//! `hopproxy explain` as an operator runs it: the seed's proxy1 (docs/squid-behaviour.md 3.1),
 //! a guarded Debian-like policy, `--json`, and an invalid config.
 
 mod common;

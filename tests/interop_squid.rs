@@ -1,4 +1,4 @@
-//! Mixed chains with a real Squid 5.7 (issue 4): hopproxy in front of Squid, Squid in front of
+//! Mixed chains with a real Squid 5.7: hopproxy in front of Squid, Squid in front of
 //! hopproxy, and Squid in front of two hopproxy hops. Each chain carries a real TLS + HTTP/2
 //! session, plain GET and POST, a denial at the far hop and a stopped far hop; every case
 //! checks what curl saw and the access-log line of every hop, field by field.
@@ -50,7 +50,7 @@ impl Proxy {
             Proxy::Squid(s) => s.access_log_text(),
         };
         // The harness's readiness probes (connect from 127.0.0.1, send nothing): Squid logs
-        // them as `NONE_NONE/000 0 - error:transaction-end-before-headers` (reference M14).
+        // them as `NONE_NONE/000 0 - error:transaction-end-before-headers` (docs/squid-behaviour.md M14).
         text.lines()
             .filter(|l| {
                 !(l.contains(" 127.0.0.1 NONE_NONE/000 0 ") && l.contains("error:transaction-end-before-headers"))

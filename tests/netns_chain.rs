@@ -1,4 +1,4 @@
-//! Separated hosts (issue 4): four network namespaces joined by veth pairs,
+//! Separated hosts: four network namespaces joined by veth pairs,
 //!
 //! ```text
 //!  agent 10.201.1.1 ─── 10.201.1.2 proxy1 10.201.2.1 ─── 10.201.2.2 proxy2 10.201.3.1 ─── 10.201.3.2 endpoint

@@ -62,7 +62,7 @@ fn second_parent_carries_the_tunnel_when_the_first_is_down() {
     assert!(first.log_lines().is_empty(), "{:?}", first.log_lines());
 }
 
-/// Squid 5.7 counts a parent's 403 as a failure and declares it dead after ten (reference F9);
+/// Squid 5.7 counts a parent's 403 as a failure and declares it dead after ten (docs/squid-behaviour.md F9);
 /// hopproxy does not. A second parent that would let everything through is configured, so a
 /// 403 counted as a failure shows either as failover (a 200 from the second parent) or, after
 /// ten, as the first parent marked down (the twelfth request carried by the second).

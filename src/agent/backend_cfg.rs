@@ -227,7 +227,7 @@ pub fn select_backend_files(dir: &Path) -> Result<Vec<PathBuf>, BackendCfgError>
     Ok(numbered.into_iter().map(|(_, p)| p).collect())
 }
 
-/// Renders a Backend.cfg like the seed's section 4 (used by the lab).
+/// Renders a Backend.cfg like the example in the original how-to (used by the lab; see tests/fixtures/backend).
 pub fn render(host: &str, port: u16, key: &str, proxy_host: &str, proxy_port: u16) -> String {
     format!(
         "# Written by hopproxy lab: the agent's {BACKEND_CFG_NAME}\n\

@@ -3,7 +3,7 @@
 //! Java's rules: `#`/`!` comment lines, key ends at the first unescaped `=`, `:` or blank,
 //! backslash escapes (`\t \n \r \f \uXXXX`, others drop the backslash), a trailing backslash
 //! continues the line. One deliberate extension: an inline ` # comment` (blank, then `#`) ends
-//! the value, because operators write them (the seed's section 4 does) and a value with a
+//! the value, because operators write them (the original how-to's example does) and a value with a
 //! comment in it is never what they meant. Each such cut is reported so it is not silent.
 
 /// One `key=value` entry with the line it started on (1-based).

@@ -112,7 +112,7 @@ where
         .map_err(|_| ConnectError::Timeout(timeout))??;
     let mut reply = parse_head(&head)?;
     if reply.status != 200 {
-        // Error bodies are best effort: Squid relays a parent's head without its body (reference B7r).
+        // Error bodies are best effort: Squid relays a parent's head without its body (docs/squid-behaviour.md B7r).
         let len = reply
             .header("content-length")
             .and_then(|v| v.trim().parse::<usize>().ok());

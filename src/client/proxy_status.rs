@@ -118,7 +118,7 @@ pub struct ErrorOrigin {
     /// The address the proxy failed to connect to, when the answer names it.
     pub failed_address: Option<String>,
     /// A Squid error head whose body is missing although `Content-Length` announces one: Squid
-    /// relays a parent's CONNECT error that way (reference B7r), so the answer is not the
+    /// relays a parent's CONNECT error that way (docs/squid-behaviour.md B7r), so the answer is not the
     /// contacted proxy's own.
     pub relayed_from_parent: bool,
 }
@@ -193,7 +193,7 @@ fn squid_error_type(value: &str) -> Option<&'static str> {
         ("ERR_CONNECT_FAIL", "113") | ("ERR_CONNECT_FAIL", "101") => "destination_ip_unroutable",
         ("ERR_CONNECT_FAIL", _) => "connection_refused",
         ("ERR_DNS_FAIL", _) => "dns_error",
-        // For CONNECT, Squid 5.7 answers an unresolvable name with 500 ERR_CANNOT_FORWARD (reference B7).
+        // For CONNECT, Squid 5.7 answers an unresolvable name with 500 ERR_CANNOT_FORWARD (docs/squid-behaviour.md B7).
         ("ERR_CANNOT_FORWARD", _) => "destination_not_found",
         ("ERR_ACCESS_DENIED", _) => "http_request_denied",
         ("ERR_CACHE_ACCESS_DENIED", _) => "proxy_auth_required",

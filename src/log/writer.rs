@@ -1,7 +1,7 @@
 //! The access-log writer: a dedicated thread that receives finished lines and appends them in
 //! batches, so slow or full disks never stall a relaying task. Lines are whole strings and a
 //! record cut by a full disk is cut back off the file, so a record is never cut or glued to the
-//! next (Squid 5.7 cuts records at 8 KB: reference M12). Lost records are counted
+//! next (Squid 5.7 cuts records at 8 KB: docs/squid-behaviour.md M12). Lost records are counted
 //! ([`LogWriter::dropped`]) and reported on stderr once per episode.
 
 use std::path::PathBuf;
