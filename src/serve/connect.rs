@@ -22,7 +22,8 @@ use crate::route::tunnel::{self, ParentRequest, TunnelOutcome};
 pub const ESTABLISHED: &[u8] = b"HTTP/1.1 200 Connection established\r\n\r\n";
 
 /// A tunnel whose next hop said yes. Everything used to get here (heads, buffers, policy
-/// facts) is already freed, so a long-lived tunnel holds only its two sockets.
+/// facts) is already freed, so a long-lived tunnel holds only its two sockets and the fields
+/// of its log record.
 struct Established<'c> {
     tx: Transaction<'c>,
     client: BufConn,
@@ -140,14 +141,11 @@ async fn establish<'c>(
         }
         Err(error) => {
             let (reply, hop) = failure::describe(&error);
-            tx.fail(
-                &mut client,
-                Failure {
-                    hop,
-                    ..Failure::refused(reply)
-                },
-            )
-            .await;
+            let failure = Failure {
+                hop,
+                ..Failure::refused(reply)
+            };
+            tx.fail(&mut client, failure).await;
             Err(client)
         }
     }
