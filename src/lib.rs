@@ -8,6 +8,7 @@ pub mod config;
 pub mod http1;
 pub mod lab;
 pub mod log;
+pub mod metrics;
 pub mod policy;
 pub mod relay;
 pub mod route;

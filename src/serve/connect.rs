@@ -7,15 +7,14 @@ use std::net::SocketAddr;
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
-use super::client::{ClientCtx, Outcome, close_gracefully};
 use super::failure;
 use super::headers::{client_proxy_auth, write_forwarded};
-use super::policy::{check_access, refuse_unless_allowed};
+use super::policy::{admit, check_access};
 use super::reply::{ErrorType, ProxyError, reason_phrase, sf_identifier, sf_string};
 use super::target::{authority, parse_connect};
+use super::transaction::{ClientCtx, Failure, Outcome, Transaction, close_gracefully};
 use crate::http1::head::response_body_kind;
 use crate::http1::{BufConn, RequestHead, ResponseHead, copy_body};
-use crate::log::ResultCode;
 use crate::relay::relay;
 use crate::route::select::{Attempt, plan};
 use crate::route::tunnel::{self, ParentRequest, TunnelOutcome};
@@ -23,33 +22,34 @@ use crate::route::tunnel::{self, ParentRequest, TunnelOutcome};
 pub const ESTABLISHED: &[u8] = b"HTTP/1.1 200 Connection established\r\n\r\n";
 
 /// A tunnel whose next hop said yes. Everything used to get here (heads, buffers, policy
-/// facts) is already freed, so a long-lived tunnel holds only its two sockets.
-struct Established {
+/// facts) is already freed, so a long-lived tunnel holds only its two sockets and the fields
+/// of its log record.
+struct Established<'c> {
+    tx: Transaction<'c>,
     client: BufConn,
     upstream: BufConn,
     addr: SocketAddr,
     attempt: Attempt,
-    url: String,
-    user: Option<String>,
 }
 
 pub async fn handle(ctx: &ClientCtx, client: BufConn, head: RequestHead, start: Instant) {
-    match establish(ctx, client, head, start).await {
-        Ok(established) => run_tunnel(ctx, established, start).await,
+    let tx = Transaction::new(ctx, start, "CONNECT", &head.target);
+    match establish(tx, client, head).await {
+        Ok(established) => run_tunnel(established).await,
         Err(mut refused) => close_gracefully(&mut refused.stream).await,
     }
 }
 
 /// Answers 200, forwards the bytes either side sent early, relays, and logs the tunnel.
-async fn run_tunnel(ctx: &ClientCtx, established: Established, start: Instant) {
+async fn run_tunnel(established: Established<'_>) {
     let Established {
+        tx,
         client,
         upstream,
         addr,
         attempt,
-        url,
-        user,
     } = established;
+    let ctx = tx.ctx();
     let BufConn {
         stream: mut client_stream,
         buf: early_up,
@@ -59,52 +59,52 @@ async fn run_tunnel(ctx: &ClientCtx, established: Established, start: Instant) {
         buf: early_down,
     } = upstream;
     let mut bytes = 0u64;
+    let mut bytes_to_upstream = 0u64;
     let mut ready = client_stream.write_all(ESTABLISHED).await.is_ok();
     if ready {
         bytes += ESTABLISHED.len() as u64;
         ready =
             client_stream.write_all(&early_down).await.is_ok() && upstream_stream.write_all(&early_up).await.is_ok();
         bytes += early_down.len() as u64;
+        bytes_to_upstream += early_up.len() as u64;
     }
     drop((early_up, early_down));
     if ready {
         let read_timeout = ctx.generation.config.read_timeout;
         let stats = relay(client_stream, upstream_stream, read_timeout, ctx.shutdown.clone()).await;
         bytes += stats.server_to_client;
+        bytes_to_upstream += stats.client_to_server;
     }
-    ctx.log(start, "CONNECT", &url, Outcome::tunnel(200, bytes, attempt, addr, user));
+    tx.finish(Outcome {
+        bytes_to_upstream,
+        ..Outcome::tunnel(200, bytes, attempt, addr)
+    });
 }
 
 /// Checks policy and reaches the next hop. Refusals and parents' error answers are handled
 /// (answered and logged) here; then the client connection comes back to be closed.
-async fn establish(
-    ctx: &ClientCtx,
+async fn establish<'c>(
+    mut tx: Transaction<'c>,
     mut client: BufConn,
     head: RequestHead,
-    start: Instant,
-) -> Result<Established, BufConn> {
+) -> Result<Established<'c>, BufConn> {
+    let ctx = tx.ctx();
     let target = match parse_connect(&head.target) {
         Ok(t) => t,
         Err(e) => {
             let error = ProxyError::new(400, ErrorType::HttpRequestError, e.to_string());
-            let bytes = ctx.refuse(&mut client, &error).await;
-            ctx.log(
-                start,
-                "CONNECT",
-                &head.target,
-                Outcome::local(ResultCode::None, 400, bytes),
-            );
+            tx.fail(&mut client, Failure::refused(error)).await;
             return Err(client);
         }
     };
     let url = authority(&target);
+    tx.set_url(url.clone());
     let generation = &ctx.generation;
     let verdict = check_access(ctx, "CONNECT", &target, client_proxy_auth(&head.headers)).await;
-    let user = verdict.user.clone();
     let facts = verdict.facts();
-    if refuse_unless_allowed(ctx, &mut client, &verdict, start, "CONNECT", &url).await {
+    let Some(tx) = admit(tx, &mut client, &verdict).await else {
         return Err(client);
-    }
+    };
     let attempts = plan(generation, &facts);
 
     let mut parent_head = format!("CONNECT {url} HTTP/1.1\r\nHost: {url}\r\n").into_bytes();
@@ -122,12 +122,11 @@ async fn establish(
             addr,
             attempt,
         }) => Ok(Established {
+            tx,
             client,
             upstream,
             addr,
             attempt,
-            url,
-            user,
         }),
         Ok(TunnelOutcome::ParentAnswered {
             mut upstream,
@@ -137,23 +136,16 @@ async fn establish(
             ..
         }) => {
             let bytes = relay_parent_answer(ctx, &mut client, &mut upstream, &answer, addr.to_string()).await;
-            ctx.log(
-                start,
-                "CONNECT",
-                &url,
-                Outcome::tunnel(answer.status, bytes, attempt, addr, user),
-            );
+            tx.finish(Outcome::tunnel(answer.status, bytes, attempt, addr));
             Err(client)
         }
         Err(error) => {
-            let (reply, hierarchy, peer) = failure::describe(&error);
-            let bytes = ctx.refuse(&mut client, &reply).await;
-            let outcome = Outcome {
-                hierarchy,
-                peer,
-                ..Outcome::local(ResultCode::None, reply.status, bytes).with_user(user)
+            let (reply, hop) = failure::describe(&error);
+            let failure = Failure {
+                hop,
+                ..Failure::refused(reply)
             };
-            ctx.log(start, "CONNECT", &url, outcome);
+            tx.fail(&mut client, failure).await;
             Err(client)
         }
     }

@@ -1,20 +1,18 @@
 //! Turning a failure to reach the next hop into the reply and the log fields.
 
-use std::net::IpAddr;
-
 use super::reply::{ErrorType, ProxyError};
-use crate::log::Hierarchy;
+use super::transaction::HopSeen;
 use crate::route::dial::{ConnectFailure, FailureReason, HopFailure};
 use crate::route::dns::ResolveError;
 use crate::route::tunnel::TunnelError;
 
-/// The reply for a request that could not reach any next hop, and the hierarchy/peer to log.
-pub fn describe(error: &TunnelError) -> (ProxyError, Hierarchy, Option<IpAddr>) {
+/// The reply for a request that could not reach any next hop, and the hop to log.
+pub fn describe(error: &TunnelError) -> (ProxyError, HopSeen) {
     let failures = match error {
         TunnelError::NoRoute => {
             let e = ProxyError::new(503, ErrorType::DestinationUnavailable, "no next hop may be used for this request")
                 .with_hint("never_direct forbids going direct and no cache_peer is allowed for this request (check cache_peer_access)");
-            return (e, Hierarchy::None, None);
+            return (e, HopSeen::NONE);
         }
         TunnelError::Failed(failures) => failures,
     };
@@ -22,8 +20,7 @@ pub fn describe(error: &TunnelError) -> (ProxyError, Hierarchy, Option<IpAddr>) 
     let Some(first) = failures.first() else {
         return (
             ProxyError::new(503, ErrorType::DestinationUnavailable, "no next hop"),
-            Hierarchy::None,
-            None,
+            HopSeen::NONE,
         );
     };
     let summary = failures
@@ -37,11 +34,11 @@ pub fn describe(error: &TunnelError) -> (ProxyError, Hierarchy, Option<IpAddr>) 
     if let Some(addr) = first.addr {
         reply = reply.with_next_hop(addr.to_string());
     }
-    let (hierarchy, peer) = match first.addr {
-        Some(addr) => (first.attempt.hierarchy, Some(addr.ip())),
-        None => (Hierarchy::None, None),
+    let hop = match first.addr {
+        Some(addr) => HopSeen::at(first.attempt, addr),
+        None => HopSeen::NONE,
     };
-    (reply, hierarchy, peer)
+    (reply, hop)
 }
 
 fn classify(reason: &FailureReason) -> (u16, ErrorType, &'static str) {

@@ -9,12 +9,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::client::{self, ClientCtx, Outcome};
+use super::client;
 use super::limits::{Limits, Refusal};
 use super::reply::{ErrorType, ProxyError};
+use super::transaction::{ClientCtx, Failure, Transaction, close_gracefully};
 use crate::config::HttpPort;
 use crate::http1::BufConn;
-use crate::log::ResultCode;
+use crate::metrics::Metrics;
 use crate::state::Generation;
 
 /// Binds one `http_port`. Without an address, listens on `[::]` (which also accepts IPv4 on
@@ -33,6 +34,7 @@ pub struct Shared {
     pub generation: watch::Receiver<Arc<Generation>>,
     pub limits: Arc<Limits>,
     pub shutdown: watch::Receiver<bool>,
+    pub metrics: Arc<Metrics>,
 }
 
 /// Accepts until `stop` turns true.
@@ -58,6 +60,7 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: w
             client_ip,
             local_port,
             shutdown: shared.shutdown.clone(),
+            metrics: Arc::clone(&shared.metrics),
         };
         match shared.limits.acquire(client_ip) {
             Ok(slot) => {
@@ -81,12 +84,7 @@ async fn refuse_over_limit(ctx: ClientCtx, stream: tokio::net::TcpStream, refusa
     };
     let error = ProxyError::new(503, ErrorType::ConnectionLimitReached, details);
     let mut conn = BufConn::new(stream);
-    let bytes = ctx.refuse(&mut conn, &error).await;
-    ctx.log(
-        start,
-        "",
-        "error:connection-limit",
-        Outcome::local(ResultCode::None, 503, bytes),
-    );
-    client::close_gracefully(&mut conn.stream).await;
+    let tx = Transaction::new(&ctx, start, "", "error:connection-limit");
+    tx.fail(&mut conn, Failure::refused(error)).await;
+    close_gracefully(&mut conn.stream).await;
 }

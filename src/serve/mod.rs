@@ -12,6 +12,7 @@ pub mod listener;
 pub mod policy;
 pub mod reply;
 pub mod target;
+pub mod transaction;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::config::{Config, LogTarget};
 use crate::log::{LogSender, LogWriter};
+use crate::metrics::Metrics;
 use crate::policy::AclRef;
 use crate::route::health;
 use crate::state::{AccessLogOutput, Generation};
@@ -266,10 +268,13 @@ pub async fn run(config_path: PathBuf, config: Config) -> std::io::Result<()> {
     // A placeholder generation until the first real one is built (it needs the log writers).
     let (generation_tx, generation_rx) =
         watch::channel(Arc::new(Generation::new(Arc::clone(&config), None, Vec::new())?));
+    // Created once: reloads replace generations, never the counters.
+    let metrics = Arc::new(Metrics::new());
     let shared = Arc::new(listener::Shared {
         generation: generation_rx,
         limits: Arc::clone(&limits),
         shutdown: shutdown_rx,
+        metrics,
     });
     let mut daemon = Daemon {
         config_path,

@@ -3,14 +3,13 @@
 
 use std::net::IpAddr;
 
-use tokio::time::Instant;
-
-use super::client::{ClientCtx, Outcome};
 use super::reply::{ErrorType, ProxyError};
 use super::target::Target;
+use super::transaction::{ClientCtx, Failure, Transaction};
 use crate::auth::{AuthResult, challenge_on_deny, needs_user};
 use crate::http1::BufConn;
 use crate::log::ResultCode;
+use crate::metrics::Access;
 use crate::policy::{Action, Decision, Origin, RequestFacts};
 
 pub enum Verdict {
@@ -124,37 +123,36 @@ pub async fn check_access<'a>(
     check
 }
 
-/// Answers and logs a request the policy refused: 407 with a challenge when credentials are
-/// needed, 403 otherwise. Returns false (and does nothing) when the request is allowed.
-pub async fn refuse_unless_allowed(
-    ctx: &ClientCtx,
+/// Records the policy's decision in the transaction and, when it refused, answers 407 with a
+/// challenge (credentials needed) or 403 and logs. Returns the transaction only when the
+/// request is allowed.
+pub async fn admit<'c>(
+    mut tx: Transaction<'c>,
     client: &mut BufConn,
     check: &AccessCheck<'_>,
-    start: Instant,
-    method: &str,
-    url: &str,
-) -> bool {
-    let (status, error) = match check.verdict {
-        Verdict::Allowed => return false,
-        Verdict::AuthRequired => (407, auth_required(ctx)),
-        Verdict::Denied { .. } => (
-            403,
-            ProxyError::new(
-                403,
-                ErrorType::HttpRequestDenied,
-                format!("access to {url} denied by policy"),
-            )
-            .with_hint("the proxy's http_access rules do not allow this client, destination, port or method"),
-        ),
+) -> Option<Transaction<'c>> {
+    let access = match check.verdict {
+        Verdict::Allowed => Access::Allowed,
+        Verdict::AuthRequired => Access::AuthRequired,
+        Verdict::Denied { .. } => Access::Denied,
     };
-    let bytes = ctx.refuse(client, &error).await;
-    ctx.log(
-        start,
-        method,
-        url,
-        Outcome::local(ResultCode::Denied, status, bytes).with_user(check.user.clone()),
-    );
-    true
+    tx.decided(access, check.user.clone());
+    let error = match check.verdict {
+        Verdict::Allowed => return Some(tx),
+        Verdict::AuthRequired => auth_required(tx.ctx()),
+        Verdict::Denied { .. } => ProxyError::new(
+            403,
+            ErrorType::HttpRequestDenied,
+            format!("access to {} denied by policy", tx.url()),
+        )
+        .with_hint("the proxy's http_access rules do not allow this client, destination, port or method"),
+    };
+    let failure = Failure {
+        result: ResultCode::Denied,
+        ..Failure::refused(error)
+    };
+    tx.fail(client, failure).await;
+    None
 }
 
 /// The 407 reply for [`Verdict::AuthRequired`].
