@@ -71,11 +71,11 @@ async fn head_error(ctx: &ClientCtx, client: &mut BufConn, error: HeadError, sta
     let method = leading_token(&client.buf);
     let (status, url, details) = match &error {
         // A connection that never sent a byte is not a transaction: parents' health probes and
-        // port checks would otherwise fill the log (Squid logs them: reference M14, section 6).
+        // port checks would otherwise fill the log (Squid logs them: docs/squid-behaviour.md M14, section 6).
         HeadError::ClosedEarly { received: 0 } => return,
         HeadError::Timeout { received: 0 } if !first => return,
         HeadError::ClosedEarly { .. } | HeadError::Timeout { .. } | HeadError::Io(_) => {
-            // Squid logs every connection that ends before a complete head (reference M14).
+            // Squid logs every connection that ends before a complete head (docs/squid-behaviour.md M14).
             let tx = Transaction::new(ctx, start, "", "error:transaction-end-before-headers");
             tx.fail(client, Failure::unanswered(ResultCode::None, HopSeen::NONE))
                 .await;

@@ -1,6 +1,6 @@
 //! CONNECT: check policy, reach the next hop (directly or through a parent's own CONNECT),
 //! and only then answer 200 and relay. Bytes the client sent right behind its CONNECT head
-//! are kept and forwarded once the tunnel is up (reference M15).
+//! are kept and forwarded once the tunnel is up (docs/squid-behaviour.md M15).
 
 use std::net::SocketAddr;
 
@@ -153,7 +153,7 @@ async fn establish<'c>(
 
 /// Relays a parent's non-2xx answer to our CONNECT: its status line, its headers (with our
 /// `Proxy-Status` member and `Via` entry added) and its body, then closes. Squid 5.7 drops
-/// the body (reference B7r); the body often says what went wrong, so hopproxy keeps it.
+/// the body (docs/squid-behaviour.md B7r); the body often says what went wrong, so hopproxy keeps it.
 async fn relay_parent_answer(
     ctx: &ClientCtx,
     client: &mut BufConn,

@@ -1,5 +1,5 @@
 //! The header block a hop forwards: the client's end-to-end fields, then `Via` and
-//! `X-Forwarded-For` extended with this hop, as Squid does (reference 2.3).
+//! `X-Forwarded-For` extended with this hop, as Squid does (docs/squid-behaviour.md 2.3).
 
 use std::net::IpAddr;
 

@@ -29,7 +29,7 @@ pub enum TargetError {
     BadHost,
 }
 
-/// Parses a CONNECT authority. A missing port means 443, as Squid 5.7 does (reference M2).
+/// Parses a CONNECT authority. A missing port means 443, as Squid 5.7 does (docs/squid-behaviour.md M2).
 pub fn parse_connect(authority: &str) -> Result<Target, TargetError> {
     if authority.contains('@') {
         return Err(TargetError::UserInfo);
