@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod agent;
+pub mod analysis;
 pub mod auth;
 pub mod config;
 pub mod http1;
