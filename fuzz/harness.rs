@@ -139,6 +139,6 @@ pub fn config_parse(data: &[u8]) {
         return;
     }
     if let Ok(loaded) = hopproxy::config::parse_str(&text, Path::new(LABEL)) {
-        let _ = hopproxy::policy::lint::lint(&loaded.config);
+        let _ = hopproxy::analysis::lint::lint(&loaded.config);
     }
 }

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod agent;
+pub mod analysis;
 pub mod auth;
 pub mod client;
 pub mod config;

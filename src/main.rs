@@ -23,9 +23,9 @@ enum Command {
     /// Re-read the config of a running proxy (validates first, then sends SIGHUP).
     Reload(hopproxy::serve::control::ReloadArgs),
     /// Validate a config without starting anything.
-    Check(hopproxy::config::check::CheckArgs),
+    Check(hopproxy::analysis::check::CheckArgs),
     /// Explain a config's effective policy: who may reach what, and through which hops.
-    Explain(hopproxy::config::explain_cmd::ExplainArgs),
+    Explain(hopproxy::analysis::explain::command::ExplainArgs),
     /// Run the whole chain on this machine: endpoint, proxies and an agent-like client.
     Lab(hopproxy::lab::LabArgs),
     /// Connect like the monitoring agent does, from a Backend.cfg.
@@ -39,8 +39,8 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => hopproxy::serve::run_command(args),
         Command::Reload(args) => hopproxy::serve::control::run_command(args),
-        Command::Check(args) => hopproxy::config::check::run_command(args),
-        Command::Explain(args) => hopproxy::config::explain_cmd::run_command(args),
+        Command::Check(args) => hopproxy::analysis::check::run_command(args),
+        Command::Explain(args) => hopproxy::analysis::explain::command::run_command(args),
         Command::Lab(args) => hopproxy::lab::run_command(args),
         Command::Agent(args) => hopproxy::agent::run_command(args),
         Command::Trace(args) => hopproxy::trace::run_command(args),

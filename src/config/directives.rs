@@ -749,8 +749,10 @@ impl Builder {
     fn access_log(&mut self, line: &Line) {
         let origin = &line.origin;
         let Some(target) = line.args().first() else {
-            self.error(origin, "access_log needs a destination").hint =
-                Some("access_log stdio:/var/log/squid/access.log squid, or access_log none".into());
+            self.error(origin, "access_log needs a destination").hint = Some(format!(
+                "access_log stdio:{} squid, or access_log none",
+                defaults::ACCESS_LOG
+            ));
             return;
         };
         let target = match target.text.split_once(':') {
@@ -978,7 +980,10 @@ impl Builder {
             self.diags.push(
                 Diagnostic::note(
                     &top,
-                    "no access_log: transactions are logged to /var/log/squid/access.log, as Squid does",
+                    format!(
+                        "no access_log: transactions are logged to {}, as Squid does",
+                        defaults::ACCESS_LOG
+                    ),
                 )
                 .with_hint("set 'access_log stdio:PATH squid' to choose the file, or 'access_log none' to log nothing"),
             );

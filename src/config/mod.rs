@@ -5,10 +5,8 @@
 //! problem → a [`Config`] or the list of errors.
 
 pub mod acl_parse;
-pub mod check;
 pub mod diag;
 pub mod directives;
-pub mod explain_cmd;
 pub mod known;
 pub mod lexer;
 pub mod model;

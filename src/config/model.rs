@@ -20,6 +20,8 @@ pub mod defaults {
     pub const REQUEST_HEADER_MAX_SIZE: usize = 64 * 1024;
     pub const CONNECT_FAIL_LIMIT: u32 = 10;
     pub const HOSTS_FILE: &str = "/etc/hosts";
+    /// Where transactions are logged when a config has no `access_log` line.
+    pub const ACCESS_LOG: &str = "/var/log/squid/access.log";
     /// `auth_param basic realm` (Squid's `Auth::Basic::Config` constructor).
     pub const BASIC_REALM: &str = "Squid proxy-caching web server";
     /// `auth_param basic credentialsttl`: 2 hours in Squid 5.7's code, as its example says.

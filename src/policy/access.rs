@@ -65,6 +65,12 @@ impl AclSet {
     pub fn get(&self, index: usize) -> &Acl {
         &self.acls[index]
     }
+
+    /// Whether every ACL of one line matches (AND within a line, `!` inverts one ACL): the
+    /// one test behind `http_access`-style rules, `cache_peer_access` and `access_log` ACLs.
+    pub fn all_match(&self, refs: &[AclRef], facts: &RequestFacts<'_>) -> bool {
+        refs.iter().all(|r| self.get(r.acl).kind.matches(facts) != r.negated)
+    }
 }
 
 /// The result of evaluating a list: the action and the rule that decided it
@@ -90,11 +96,7 @@ impl RuleList {
     pub fn evaluate(&self, acls: &AclSet, facts: &RequestFacts<'_>) -> Option<Decision> {
         let last = self.rules.last()?;
         for (index, rule) in self.rules.iter().enumerate() {
-            let all_match = rule
-                .acls
-                .iter()
-                .all(|r| acls.get(r.acl).kind.matches(facts) != r.negated);
-            if all_match {
+            if acls.all_match(&rule.acls, facts) {
                 return Some(Decision {
                     action: rule.action,
                     rule: Some(index),

@@ -1,15 +1,15 @@
 //! Effective-policy lint for `check`: does `http_access` make an open proxy?
 //!
-//! Two findings (issue 6, item 5; reference section 3):
+//! Two findings (Squid's stock policy traps, docs/squid-behaviour.md 3):
 //! * **open proxy** (warning): some port on which *any* client reaches *any* host, for some
 //!   method. "Any client" means every IPv4 (or every IPv6) source that no `src` value names,
 //!   "any host" a name no `dstdomain` names and an address no `dst` names, so blocklists
 //!   (`deny bad_sites`, `allow all`) count as open. The seed's `allow CONNECT SSL_ports` and
-//!   `allow Safe_ports` lines do this on port 443 (reference 3.1, C1).
+//!   `allow Safe_ports` lines do this on port 443 (docs/squid-behaviour.md 3.1, C1).
 //! * **CONNECT beyond 443**: tunnels to other ports (SSH, SMTP, …). A warning when any
 //!   client can do it; a note when only some clients can (the seed's agent can CONNECT to
-//!   its endpoint on any port, B4a), so `http_access allow localnet` configs stay quiet at
-//!   warning level.
+//!   its endpoint on any port, docs/squid-behaviour.md B4a), so `http_access allow
+//!   localnet` configs stay quiet at warning level.
 //!
 //! Method: symbolic, not sampled. The space of requests splits into finitely many cells that
 //! every ACL treats alike ([`super::space`], shared with `explain`). Evaluating the real
@@ -20,10 +20,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use super::access::{Action, Rule};
-use super::acl::AclKind;
 use super::space::{NOBODY_HOST, OTHER_METHOD, Probe, Space};
 use crate::config::{Config, Diagnostic};
+use crate::policy::{AclKind, Action, Origin, Rule};
 
 pub fn lint(config: &Config) -> Vec<Diagnostic> {
     if config.http_access.is_empty() {
@@ -206,7 +205,7 @@ fn restricts_who_or_where(config: &Config, rule: &Rule) -> bool {
 }
 
 /// Where to point and how to name a deciding rule (`None` = the implicit default).
-fn describe(config: &Config, rule: Option<usize>) -> (crate::policy::Origin, String) {
+fn describe(config: &Config, rule: Option<usize>) -> (Origin, String) {
     match rule {
         Some(i) => {
             let r = &config.http_access.rules[i];
@@ -266,7 +265,7 @@ fn method_list(methods: &BTreeSet<String>) -> String {
     }
 }
 
-/// The fix from reference 3.2, spelled with this config's own names.
+/// The fix from docs/squid-behaviour.md 3.2, spelled with this config's own names.
 struct FixHint {
     guards: String,
     allows: String,

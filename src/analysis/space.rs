@@ -10,9 +10,8 @@
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::access::{AclSet, Action, RuleList};
-use super::acl::{AclKind, IpMatch, RequestFacts};
 use crate::config::Config;
+use crate::policy::{AclKind, AclSet, Action, IpMatch, RequestFacts, RuleList};
 
 /// A marker method no config names, standing for "any other method".
 pub(crate) const OTHER_METHOD: &str = "HOPPROXY-LINT-OTHER";

@@ -1,28 +1,14 @@
-//! `hopproxy explain`: a valid config's effective policy in plain words (or one JSON object
-//! with `--json`): the `http_access` reading, routing, listeners, logs and the settings that
-//! differ from Squid's defaults. Exit 0; 1 invalid (diagnostics as `check` prints them);
-//! 2 unreadable.
+//! The whole explanation of a valid config (the `http_access` reading, routing, listeners,
+//! logs and the settings that differ from Squid's defaults) as one serializable value, and
+//! its plain-text form.
 
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use super::model::defaults;
-use super::{Config, LogTarget};
-use crate::policy::explain::{Routing, Row, analyse};
-
-#[derive(clap::Args, Debug)]
-pub struct ExplainArgs {
-    /// The squid.conf-style file to explain.
-    #[arg(short = 'c', long = "config", visible_short_alias = 'f')]
-    pub config: PathBuf,
-    /// Print the same facts as one JSON object.
-    #[arg(long)]
-    pub json: bool,
-}
+use super::{Routing, Row, analyse};
+use crate::config::model::defaults;
+use crate::config::{Config, LogTarget};
 
 /// Everything `explain` says about a config.
 #[derive(Debug, Serialize)]
@@ -73,7 +59,7 @@ pub fn explain(config: &Config) -> Explanation {
 
 fn access_logs(config: &Config) -> Vec<String> {
     if config.access_logs.is_empty() {
-        return vec!["/var/log/squid/access.log (Squid's default)".to_string()];
+        return vec![format!("{} (Squid's default)", defaults::ACCESS_LOG)];
     }
     config
         .access_logs
@@ -267,18 +253,4 @@ fn table(rows: &[Row], config_file: &str) -> String {
         out.push_str(&format!("  ! line {line}: {message}\n"));
     }
     out
-}
-
-pub fn run_command(args: ExplainArgs) -> ExitCode {
-    super::check::with_valid_config(&args.config, |loaded| {
-        let e = explain(&loaded.config);
-        let text = if args.json {
-            serde_json::to_string_pretty(&e).expect("plain data serializes") + "\n"
-        } else {
-            render(&e)
-        };
-        // A closed pipe (`| head`) is the reader's choice, not a failure to report.
-        let _ = std::io::stdout().write_all(text.as_bytes());
-        ExitCode::SUCCESS
-    })
 }
