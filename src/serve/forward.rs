@@ -118,7 +118,7 @@ pub async fn handle(
     }
     let facts = check.facts();
     let generation = &ctx.generation;
-    let attempts = plan(generation, &facts);
+    let attempts = plan(&generation.egress, &generation.config, &facts);
 
     let reusable = match (&upstream.live, attempts.first()) {
         (Some(live), Some(first)) => live.key == key_of(first, &target),
@@ -130,7 +130,16 @@ pub async fn handle(
     let mut failures: Vec<HopFailure> = Vec::new();
     if upstream.live.is_none() {
         for &attempt in &attempts {
-            match connect_hop(generation, &facts, attempt, &target.host, target.port).await {
+            match connect_hop(
+                &generation.egress,
+                &generation.config,
+                &facts,
+                attempt,
+                &target.host,
+                target.port,
+            )
+            .await
+            {
                 Ok(c) => {
                     let key = key_of(&attempt, &target);
                     upstream.live = Some(Live {

@@ -69,6 +69,7 @@ pub async fn check_access<'a>(
         .any(|list| list.needs_dst_addrs(&config.acls));
     let dst_addrs = if needs_dst {
         generation
+            .egress
             .resolver
             .resolve(&target.host)
             .await
@@ -78,7 +79,7 @@ pub async fn check_access<'a>(
         Vec::new()
     };
     let aliases = match target.host.parse::<IpAddr>() {
-        Ok(ip) => generation.resolver.hosts().names_of(ip).to_vec(),
+        Ok(ip) => generation.egress.resolver.hosts().names_of(ip).to_vec(),
         Err(_) => Vec::new(),
     };
     let mut check = AccessCheck {
