@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::net::{TcpSocket, TcpStream};
 
-use super::dns::ResolveError;
+use super::dns::{Resolution, ResolveError};
 use super::egress::Egress;
 use super::health;
 use super::select::{Attempt, NextHop, outgoing_address};
@@ -77,6 +77,16 @@ pub fn authority(host: &str, port: u16) -> String {
     }
 }
 
+/// Where a request goes. `resolved` is the origin's resolution made for the policy check, if
+/// one was made: a direct dial then connects to exactly the addresses `dst` ACLs were
+/// evaluated on, without a second lookup (which could answer differently: DNS rebinding).
+#[derive(Debug, Clone, Copy)]
+pub struct Destination<'a> {
+    pub host: &'a str,
+    pub port: u16,
+    pub resolved: Option<&'a Resolution>,
+}
+
 /// Connects to the hop of `attempt`. For a parent, a failure is counted against it (and a
 /// background probe started when that marks it down); a success clears its count.
 pub async fn connect_hop(
@@ -84,9 +94,9 @@ pub async fn connect_hop(
     config: &Config,
     facts: &RequestFacts<'_>,
     attempt: Attempt,
-    host: &str,
-    port: u16,
+    destination: &Destination<'_>,
 ) -> Result<Connected, HopFailure> {
+    let Destination { host, port, .. } = *destination;
     let (target, dial_host, dial_port, timeout) = match attempt.hop {
         NextHop::Direct => (authority(host, port), host, port, config.connect_timeout),
         NextHop::Parent(i) => {
@@ -106,7 +116,11 @@ pub async fn connect_hop(
         addr,
         reason,
     };
-    let addrs = match egress.resolver.resolve(&dial_host.to_ascii_lowercase()).await {
+    let resolution = match (attempt.hop, destination.resolved) {
+        (NextHop::Direct, Some(resolved)) => resolved.clone(),
+        _ => egress.resolver.resolve(&dial_host.to_ascii_lowercase()).await,
+    };
+    let addrs = match resolution {
         Ok(addrs) => addrs,
         Err(e) => return Err(fail(None, FailureReason::Dns(e))),
     };

@@ -35,7 +35,11 @@ impl Egress {
             })?,
             None => HostsTable::default(),
         };
-        Ok(Egress::with_resolver(config, Resolver::new(hosts), previous))
+        Ok(Egress::with_resolver(
+            config,
+            Resolver::new(hosts, &config.dns_nameservers)?,
+            previous,
+        ))
     }
 
     pub fn with_resolver(config: &Config, resolver: Resolver, previous: Option<&Egress>) -> Egress {

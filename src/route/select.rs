@@ -117,6 +117,20 @@ fn order_parents(egress: &Egress, config: &Config, eligible: &[usize]) -> Vec<At
     ordered
 }
 
+/// Whether routing reads `dst` ACLs (always_direct, never_direct, cache_peer_access,
+/// tcp_outgoing_address), so the destination must be resolved before routing.
+pub fn needs_dst_addrs(config: &Config) -> bool {
+    let acls = &config.acls;
+    config.always_direct.needs_dst_addrs(acls)
+        || config.never_direct.needs_dst_addrs(acls)
+        || config.peers.iter().any(|p| p.access.needs_dst_addrs(acls))
+        || config
+            .tcp_outgoing_address
+            .iter()
+            .flat_map(|o| &o.acls)
+            .any(|r| acls.get(r.acl).kind.needs_dst_addrs())
+}
+
 /// The source address for an outgoing connection to `dest`: the first `tcp_outgoing_address`
 /// line whose ACLs match and whose address family fits.
 pub fn outgoing_address(config: &Config, facts: &RequestFacts<'_>, dest: IpAddr) -> Option<IpAddr> {

@@ -6,7 +6,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::dial::{ConnectFailure, Connected, FailureReason, HopFailure, connect_hop, note_parent_failure};
+use super::dial::{
+    ConnectFailure, Connected, Destination, FailureReason, HopFailure, connect_hop, note_parent_failure,
+};
 use super::egress::Egress;
 use super::select::{Attempt, NextHop};
 use crate::config::{Config, PeerLogin};
@@ -54,8 +56,7 @@ pub async fn open(
     config: &Config,
     facts: &RequestFacts<'_>,
     plan: &[Attempt],
-    host: &str,
-    port: u16,
+    destination: &Destination<'_>,
     parent_request: &ParentRequest<'_>,
 ) -> Result<TunnelOutcome, TunnelError> {
     if plan.is_empty() {
@@ -63,7 +64,7 @@ pub async fn open(
     }
     let mut failures = Vec::new();
     for &attempt in plan {
-        let connected = match connect_hop(egress, config, facts, attempt, host, port).await {
+        let connected = match connect_hop(egress, config, facts, attempt, destination).await {
             Ok(c) => c,
             Err(failure) => {
                 tracing::debug!("{failure}");

@@ -121,8 +121,7 @@ async fn establish(
         &generation.config,
         &facts,
         &attempts,
-        &target.host,
-        target.port,
+        &verdict.destination(),
         &request,
     )
     .await

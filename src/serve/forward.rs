@@ -135,8 +135,7 @@ pub async fn handle(
                 &generation.config,
                 &facts,
                 attempt,
-                &target.host,
-                target.port,
+                &check.destination(),
             )
             .await
             {
