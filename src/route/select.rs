@@ -335,6 +335,16 @@ mod tests {
     }
 
     #[test]
+    fn dst_acls_in_routing_lists_ask_for_a_lookup() {
+        let needs = |text: &str| needs_dst_addrs(&setup(&format!("{TWO_PARENTS}acl d dst 10.0.0.0/8\n{text}")).0);
+        assert!(!needs("never_direct allow all"));
+        assert!(needs("never_direct allow d"));
+        assert!(needs("always_direct allow !d"));
+        assert!(needs("cache_peer_access b allow d"));
+        assert!(needs("tcp_outgoing_address 127.0.0.1 d"));
+    }
+
+    #[test]
     fn route_shape_table() {
         use RouteShape::*;
         assert_eq!(route_shape(true, true, vec![1, 2]), Direct);
