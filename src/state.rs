@@ -1,5 +1,5 @@
 //! One generation of runtime state: the validated config plus what is derived from it
-//! (resolver with its hosts table, parent health, identity). Swapped whole on reload;
+//! (route's state, log outputs, authentication, identity). Swapped whole on reload;
 //! connections keep the generation they started with.
 
 use std::sync::Arc;
@@ -8,8 +8,7 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::log::LogSender;
 use crate::policy::AclRef;
-use crate::route::dns::{HostsTable, Resolver};
-use crate::route::health::PeerHealth;
+use crate::route::Egress;
 
 pub struct Generation {
     pub config: Arc<Config>,
@@ -17,9 +16,8 @@ pub struct Generation {
     pub hostname: String,
     /// Our `Via` entry: `1.1 <hostname> (hopproxy/<version>)`.
     pub via_entry: String,
-    pub resolver: Resolver,
-    /// Health of `config.peers[i]`, same index.
-    pub peer_health: Vec<Arc<PeerHealth>>,
+    /// Route's state: resolver, parent health, rotation.
+    pub egress: Arc<Egress>,
     /// One entry per `access_log` line that writes somewhere.
     pub logs: Vec<AccessLogOutput>,
     /// Client proxy authentication (`auth_param basic`), if configured.
@@ -34,45 +32,24 @@ pub struct AccessLogOutput {
 }
 
 impl Generation {
-    /// Builds the state for `config`. Parent health is carried over by peer name from
-    /// `previous`, so a reload neither forgets a dead parent nor revives it blindly.
+    /// Builds the state for `config`; route's state carries over from `previous` (see
+    /// [`Egress::new`]).
     pub fn new(
         config: Arc<Config>,
         previous: Option<&Generation>,
         logs: Vec<AccessLogOutput>,
     ) -> std::io::Result<Generation> {
-        let hosts = match &config.hosts_file {
-            Some(path) => HostsTable::load(path).map_err(|e| {
-                std::io::Error::new(e.kind(), format!("cannot read hosts_file {}: {e}", path.display()))
-            })?,
-            None => HostsTable::default(),
-        };
+        // The hosts_file is read first: its error is the one reported when both fail.
+        let egress = Arc::new(Egress::new(&config, previous.map(|p| &*p.egress))?);
         let auth = Authenticator::from_config(&config)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("proxy authentication: {e}")))?;
         let hostname = config.visible_hostname.clone().unwrap_or_else(machine_hostname);
         let via_entry = format!("1.1 {hostname} (hopproxy/{})", env!("CARGO_PKG_VERSION"));
-        let peer_health = config
-            .peers
-            .iter()
-            .map(|peer| {
-                previous
-                    .and_then(|prev| {
-                        let index = prev
-                            .config
-                            .peers
-                            .iter()
-                            .position(|p| p.name == peer.name && p.host == peer.host)?;
-                        Some(Arc::clone(&prev.peer_health[index]))
-                    })
-                    .unwrap_or_default()
-            })
-            .collect();
         Ok(Generation {
             config,
             hostname,
             via_entry,
-            resolver: Resolver::new(hosts),
-            peer_health,
+            egress,
             logs,
             auth,
         })

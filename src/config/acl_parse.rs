@@ -1,5 +1,5 @@
 //! `acl NAME TYPE value…`: parsing each type's values and Squid's checks on them
-//! (reference section 5: overlapping domains and networks, port ranges, out-of-range ports).
+//! (docs/squid-behaviour.md 5: overlapping domains and networks, port ranges, out-of-range ports).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

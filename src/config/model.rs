@@ -157,7 +157,7 @@ pub struct Config {
     pub access_logs: Vec<AccessLog>,
     /// `hosts_file`; `None` after `hosts_file none`.
     pub hosts_file: Option<PathBuf>,
-    /// `dns_nameservers`: kept for `check`/`explain`; the system resolver is used.
+    /// `dns_nameservers`: the DNS servers to ask; empty = those of /etc/resolv.conf.
     pub dns_nameservers: Vec<IpAddr>,
     /// `visible_hostname`; `None` = the machine's host name.
     pub visible_hostname: Option<String>,

@@ -1,5 +1,5 @@
 //! Table-driven tests of the directives and of `http_access` evaluation with the cases
-//! measured on Squid 5.7 (reference sections 3.2 and 5).
+//! measured on Squid 5.7 (docs/squid-behaviour.md 3.2 and 5).
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -501,7 +501,7 @@ fn seed_proxy1_loads_as_squid_reads_it() {
     let c = &loaded.config;
     assert_eq!(c.http_ports.len(), 1);
     assert_eq!((c.http_ports[0].addr, c.http_ports[0].port), (None, 8080));
-    // Inline comments never reach the ACLs (reference A5).
+    // Inline comments never reach the ACLs (docs/squid-behaviour.md A5).
     let sites = c.acls.get(c.acls.index_of("allowed_https_sites").unwrap());
     assert_eq!(
         sites.kind,
@@ -522,7 +522,7 @@ fn seed_proxy1_loads_as_squid_reads_it() {
         c.access_logs[0].target,
         LogTarget::File("/var/log/squid/access.log".into())
     );
-    // The only diagnostic is the one Squid 5.7 gives too (reference A4).
+    // The only diagnostic is the one Squid 5.7 gives too (docs/squid-behaviour.md A4).
     let messages: Vec<String> = loaded.diagnostics.iter().map(|d| d.message.clone()).collect();
     assert_eq!(
         messages,
@@ -667,7 +667,7 @@ fn connect(client: &'static str, host: &'static str, port: u16) -> Req<'static> 
     }
 }
 
-/// Reference section 5 (E1–E7): one ACL allowed, everything else denied.
+/// docs/squid-behaviour.md 5 (E1–E7): one ACL allowed, everything else denied.
 #[test]
 fn acl_cases_measured_on_squid() {
     let cases: &[(&str, &[(&str, bool)])] = &[
@@ -748,7 +748,7 @@ fn acl_cases_measured_on_squid() {
         );
     }
 
-    // dst matches the literal address or any resolved address (reference E6).
+    // dst matches the literal address or any resolved address (docs/squid-behaviour.md E6).
     let config = load_ok("acl t dst 127.0.0.20/32\nhttp_access allow t\nhttp_access deny all");
     let mut by_name = connect("10.0.0.1", "ingress-orange-saas.instana.io", 443);
     by_name.dst = &["127.0.0.20"];
@@ -793,7 +793,7 @@ fn rule_order_and_defaults() {
     assert!(!allowed(&config, &get("127.0.0.1", "x.example", 80)));
 }
 
-/// Reference section 3.2, the C1 matrix through proxy1 (allowed = 200 or 503, denied = 403).
+/// docs/squid-behaviour.md 3.2, the C1 matrix through proxy1 (allowed = 200 or 503, denied = 403).
 #[test]
 fn seed_proxy1_policy_matches_the_c1_matrix() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seed-proxy1.conf");

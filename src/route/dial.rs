@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use tokio::net::{TcpSocket, TcpStream};
 
-use super::dns::ResolveError;
+use super::dns::{Resolution, ResolveError};
+use super::egress::Egress;
 use super::health;
 use super::select::{Attempt, NextHop, outgoing_address};
+use crate::config::Config;
 use crate::policy::RequestFacts;
-use crate::state::Generation;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConnectFailure {
@@ -76,16 +77,26 @@ pub fn authority(host: &str, port: u16) -> String {
     }
 }
 
+/// Where a request goes. `resolved` is the origin's resolution made for the policy check, if
+/// one was made: a direct dial then connects to exactly the addresses `dst` ACLs were
+/// evaluated on, without a second lookup (which could answer differently: DNS rebinding).
+#[derive(Debug, Clone, Copy)]
+pub struct Destination<'a> {
+    pub host: &'a str,
+    pub port: u16,
+    pub resolved: Option<&'a Resolution>,
+}
+
 /// Connects to the hop of `attempt`. For a parent, a failure is counted against it (and a
 /// background probe started when that marks it down); a success clears its count.
 pub async fn connect_hop(
-    generation: &Generation,
+    egress: &Egress,
+    config: &Config,
     facts: &RequestFacts<'_>,
     attempt: Attempt,
-    host: &str,
-    port: u16,
+    destination: &Destination<'_>,
 ) -> Result<Connected, HopFailure> {
-    let config = &generation.config;
+    let Destination { host, port, .. } = *destination;
     let (target, dial_host, dial_port, timeout) = match attempt.hop {
         NextHop::Direct => (authority(host, port), host, port, config.connect_timeout),
         NextHop::Parent(i) => {
@@ -105,21 +116,25 @@ pub async fn connect_hop(
         addr,
         reason,
     };
-    let addrs = match generation.resolver.resolve(&dial_host.to_ascii_lowercase()).await {
+    let resolution = match (attempt.hop, destination.resolved) {
+        (NextHop::Direct, Some(resolved)) => resolved.clone(),
+        _ => egress.resolver.resolve(&dial_host.to_ascii_lowercase()).await,
+    };
+    let addrs = match resolution {
         Ok(addrs) => addrs,
         Err(e) => return Err(fail(None, FailureReason::Dns(e))),
     };
     let sockets: Vec<SocketAddr> = addrs.iter().map(|ip| SocketAddr::new(*ip, dial_port)).collect();
-    match connect_any(generation, facts, &sockets, timeout).await {
+    match connect_any(config, facts, &sockets, timeout).await {
         Ok((stream, addr)) => {
             if let NextHop::Parent(i) = attempt.hop {
-                generation.peer_health[i].record_success();
+                egress.health(i).record_success();
             }
             Ok(Connected { stream, addr, attempt })
         }
         Err((addr, failure)) => {
             if let NextHop::Parent(i) = attempt.hop {
-                note_parent_failure(generation, i, &sockets, &failure);
+                note_parent_failure(egress, config, i, &sockets, &failure);
             }
             Err(fail(addr, FailureReason::Connect(failure)))
         }
@@ -127,9 +142,15 @@ pub async fn connect_hop(
 }
 
 /// Counts a failure to reach parent `index`; starts a background probe if it is now down.
-pub fn note_parent_failure(generation: &Generation, index: usize, addrs: &[SocketAddr], failure: &ConnectFailure) {
-    let peer = &generation.config.peers[index];
-    let health = &generation.peer_health[index];
+pub fn note_parent_failure(
+    egress: &Egress,
+    config: &Config,
+    index: usize,
+    addrs: &[SocketAddr],
+    failure: &ConnectFailure,
+) {
+    let peer = &config.peers[index];
+    let health = egress.health(index);
     if health.record_failure(peer.connect_fail_limit) {
         tracing::warn!(parent = %peer.name, "parent marked down after {} consecutive failures (last: {failure}); probing it in the background", peer.connect_fail_limit);
         health::spawn_probe(health, peer.name.clone(), addrs.to_vec());
@@ -138,7 +159,7 @@ pub fn note_parent_failure(generation: &Generation, index: usize, addrs: &[Socke
 
 /// Tries each address in turn within one overall deadline; returns the first connection.
 async fn connect_any(
-    generation: &Generation,
+    config: &Config,
     facts: &RequestFacts<'_>,
     addrs: &[SocketAddr],
     timeout: Duration,
@@ -146,7 +167,7 @@ async fn connect_any(
     let deadline = tokio::time::Instant::now() + timeout;
     let mut last = (None, ConnectFailure::Other("no address to connect to".into()));
     for &addr in addrs {
-        let source = outgoing_address(generation, facts, addr.ip());
+        let source = outgoing_address(config, facts, addr.ip());
         match tokio::time::timeout_at(deadline, connect_from(addr, source)).await {
             Ok(Ok(stream)) => {
                 // Nagle plus delayed ACK would cost ~40 ms per small exchange in a tunnel.

@@ -1,22 +1,33 @@
-//! Name resolution: `hosts_file` first (so tests and labs never touch /etc/hosts), then the
-//! system resolver on a blocking thread, with a small cache so busy proxies do not ask for the
-//! same name on every request. No reverse lookups of clients, ever (Squid 5.7 does one per
-//! client: reference 2.4).
+//! Name resolution: `hosts_file` first (so tests and labs never touch /etc/hosts), then DNS:
+//! the `dns_nameservers` when set, else the servers in /etc/resolv.conf, as Squid does. The
+//! DNS client (hickory) keeps a bounded cache that honours each answer's TTL and evicts the
+//! least recently used names. No reverse lookups of clients, ever (Squid 5.7 does one per
+//! client: docs/squid-behaviour.md 2.4).
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-/// Positive answers are kept this long (getaddrinfo gives no TTL).
-const POSITIVE_TTL: Duration = Duration::from_secs(60);
-/// Failures are kept this long, so a flood of requests for a bad name costs one lookup
-/// (Squid's `negative_dns_ttl` is 1 minute; shorter here so a fixed name recovers quickly).
-const NEGATIVE_TTL: Duration = Duration::from_secs(10);
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::ResolveHosts;
+use hickory_resolver::config::{LookupIpStrategy, NameServerConfig, ResolverConfig, ResolverOpts};
+use hickory_resolver::net::NetError;
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+
 /// The longest a lookup may take (Squid's `dns_timeout` is 30 s).
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(30);
-const CACHE_LIMIT: usize = 4096;
+/// Names (per record type) kept in the cache.
+const CACHE_ENTRIES: u64 = 4096;
+/// Longest time a positive answer is kept, whatever its TTL (Squid's `positive_dns_ttl`).
+const POSITIVE_MAX_TTL: Duration = Duration::from_secs(6 * 3600);
+/// Longest time a "no such name" is kept, so a fixed name recovers quickly (Squid's
+/// `negative_dns_ttl` is 1 minute).
+const NEGATIVE_MAX_TTL: Duration = Duration::from_secs(10);
+
+/// What a name resolved to, once per request: `dst` ACLs and the dial both use it.
+pub type Resolution = Result<Arc<[IpAddr]>, ResolveError>;
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ResolveError {
@@ -67,19 +78,35 @@ impl HostsTable {
     }
 }
 
-type CacheEntry = (Instant, Result<Arc<[IpAddr]>, ResolveError>);
-
 pub struct Resolver {
     hosts: HostsTable,
-    cache: Mutex<HashMap<String, CacheEntry>>,
+    dns: TokioResolver,
 }
 
 impl Resolver {
-    pub fn new(hosts: HostsTable) -> Resolver {
-        Resolver {
-            hosts,
-            cache: Mutex::new(HashMap::new()),
-        }
+    /// A resolver that asks `nameservers` (port 53, UDP then TCP), or the system's
+    /// configured servers when the list is empty.
+    pub fn new(hosts: HostsTable, nameservers: &[IpAddr]) -> std::io::Result<Resolver> {
+        let (config, mut options) = if nameservers.is_empty() {
+            system_config()
+        } else {
+            let servers = nameservers
+                .iter()
+                .map(|ip| NameServerConfig::udp_and_tcp(*ip))
+                .collect();
+            (ResolverConfig::from_name_servers(servers), ResolverOpts::default())
+        };
+        // Our own HostsTable is the hosts file (`hosts_file none` means none, as in Squid).
+        options.use_hosts_file = ResolveHosts::Never;
+        options.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
+        options.cache_size = CACHE_ENTRIES;
+        options.positive_max_ttl = Some(POSITIVE_MAX_TTL);
+        options.negative_max_ttl = Some(NEGATIVE_MAX_TTL);
+        let dns = TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
+            .with_options(options)
+            .build()
+            .map_err(|e| std::io::Error::other(format!("cannot set up the DNS resolver: {e}")))?;
+        Ok(Resolver { hosts, dns })
     }
 
     pub fn hosts(&self) -> &HostsTable {
@@ -87,7 +114,7 @@ impl Resolver {
     }
 
     /// Addresses for `host` (lower-case, no brackets); IP literals resolve to themselves.
-    pub async fn resolve(&self, host: &str) -> Result<Arc<[IpAddr]>, ResolveError> {
+    pub async fn resolve(&self, host: &str) -> Resolution {
         if let Ok(ip) = host.parse::<IpAddr>() {
             return Ok(Arc::from([ip]));
         }
@@ -99,48 +126,37 @@ impl Resolver {
         if host == "invalid" || host.ends_with(".invalid") {
             return Err(ResolveError::NotFound(host.to_string()));
         }
-        if let Some(cached) = self.cached(host) {
-            return cached;
-        }
-        let answer = system_lookup(host).await;
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= CACHE_LIMIT {
-            let now = Instant::now();
-            cache.retain(|_, (expires, _)| *expires > now);
-            if cache.len() >= CACHE_LIMIT {
-                cache.clear();
+        let lookup = match tokio::time::timeout(LOOKUP_TIMEOUT, self.dns.lookup_ip(host)).await {
+            Err(_) | Ok(Err(NetError::Timeout)) => return Err(ResolveError::Timeout),
+            Ok(Err(e)) => {
+                tracing::debug!("DNS lookup of {host} failed: {e}");
+                return Err(ResolveError::NotFound(host.to_string()));
+            }
+            Ok(Ok(lookup)) => lookup,
+        };
+        let mut list: Vec<IpAddr> = Vec::new();
+        for ip in lookup.iter().map(|ip| ip.to_canonical()) {
+            if !list.contains(&ip) {
+                list.push(ip);
             }
         }
-        let ttl = if answer.is_ok() { POSITIVE_TTL } else { NEGATIVE_TTL };
-        cache.insert(host.to_string(), (Instant::now() + ttl, answer.clone()));
-        answer
-    }
-
-    fn cached(&self, host: &str) -> Option<Result<Arc<[IpAddr]>, ResolveError>> {
-        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        let (expires, answer) = cache.get(host)?;
-        (*expires > Instant::now()).then(|| answer.clone())
+        if list.is_empty() {
+            Err(ResolveError::NotFound(host.to_string()))
+        } else {
+            Ok(list.into())
+        }
     }
 }
 
-async fn system_lookup(host: &str) -> Result<Arc<[IpAddr]>, ResolveError> {
-    // tokio runs getaddrinfo on its blocking pool, off the relaying threads.
-    match tokio::time::timeout(LOOKUP_TIMEOUT, tokio::net::lookup_host((host, 0))).await {
-        Err(_) => Err(ResolveError::Timeout),
-        Ok(Err(_)) => Err(ResolveError::NotFound(host.to_string())),
-        Ok(Ok(addrs)) => {
-            let mut list: Vec<IpAddr> = Vec::new();
-            for a in addrs {
-                let ip = a.ip().to_canonical();
-                if !list.contains(&ip) {
-                    list.push(ip);
-                }
-            }
-            if list.is_empty() {
-                Err(ResolveError::NotFound(host.to_string()))
-            } else {
-                Ok(list.into())
-            }
+/// The servers and options of /etc/resolv.conf. Without a usable one, the local server
+/// (127.0.0.1), as the C library does.
+fn system_config() -> (ResolverConfig, ResolverOpts) {
+    match hickory_resolver::system_conf::read_system_conf() {
+        Ok(conf) => conf,
+        Err(e) => {
+            tracing::warn!("cannot use /etc/resolv.conf ({e}); asking the DNS server at 127.0.0.1");
+            let local = NameServerConfig::udp_and_tcp(IpAddr::V4(Ipv4Addr::LOCALHOST));
+            (ResolverConfig::from_name_servers(vec![local]), ResolverOpts::default())
         }
     }
 }
@@ -151,7 +167,7 @@ mod tests {
 
     #[tokio::test]
     async fn invalid_names_fail_without_a_query() {
-        let resolver = Resolver::new(HostsTable::default());
+        let resolver = Resolver::new(HostsTable::default(), &[]).unwrap();
         assert_eq!(
             resolver.resolve("no-such-host.invalid").await,
             Err(ResolveError::NotFound("no-such-host.invalid".into()))

@@ -1,13 +1,16 @@
 //! Parent health. Only a failure to *connect* to a parent counts against it: a parent that
 //! answers our CONNECT with an error about the destination is alive (unlike Squid 5.7, which
-//! counts every non-200 answer and declares a healthy parent dead: reference F9). A parent
+//! counts every non-200 answer and declares a healthy parent dead: docs/squid-behaviour.md F9). A parent
 //! marked down is probed in the background, so no client request is spent reviving it (Squid
 //! sacrifices one: F7).
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
+
+use super::egress::Egress;
+use crate::config::Config;
 
 /// How often a down parent is probed.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
@@ -19,8 +22,6 @@ pub struct PeerHealth {
     consecutive_failures: AtomicU32,
     down: AtomicBool,
     probing: AtomicBool,
-    /// Requests sent to this parent, for round-robin.
-    pub uses: AtomicU64,
 }
 
 impl PeerHealth {
@@ -44,6 +45,33 @@ impl PeerHealth {
     pub fn record_failure(&self, limit: u32) -> bool {
         let failures = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
         failures >= limit.max(1) && !self.down.swap(true, Ordering::Relaxed)
+    }
+}
+
+/// Squid probes every parent at start-up; so do we, in the background, marking unreachable
+/// ones down (their own probe revives them) so the first requests do not wait on them.
+pub fn probe_at_start(egress: &Arc<Egress>, config: &Config) {
+    for (index, peer) in config.peers.iter().enumerate() {
+        let egress = Arc::clone(egress);
+        let name = peer.name.clone();
+        let host = peer.host.to_ascii_lowercase();
+        let port = peer.http_port;
+        tokio::spawn(async move {
+            let Ok(addrs) = egress.resolver.resolve(&host).await else {
+                return;
+            };
+            let sockets: Vec<SocketAddr> = addrs.iter().map(|ip| SocketAddr::new(*ip, port)).collect();
+            for addr in &sockets {
+                if let Ok(Ok(_)) = tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
+                    return;
+                }
+            }
+            let health = egress.health(index);
+            if health.mark_down() {
+                tracing::warn!(parent = %name, "parent unreachable at start-up; probing it in the background");
+                spawn_probe(health, name, sockets);
+            }
+        });
     }
 }
 

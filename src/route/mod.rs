@@ -3,6 +3,9 @@
 
 pub mod dial;
 pub mod dns;
+pub mod egress;
 pub mod health;
 pub mod select;
 pub mod tunnel;
+
+pub use egress::Egress;

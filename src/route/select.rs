@@ -1,5 +1,5 @@
 //! Choosing the next hops for a request, in the order they are tried, as Squid 5.7 does it
-//! (reference 3.3): with `never_direct`, live parents in config order (the first logged
+//! (docs/squid-behaviour.md 3.3): with `never_direct`, live parents in config order (the first logged
 //! `FIRSTUP_PARENT`, later ones `ANY_OLD_PARENT`); `round-robin` parents rotate. Unlike
 //! Squid, parents marked down are still tried last, so a stale health state never refuses a
 //! request that could have worked (Squid answers 500 without trying: F7).
@@ -7,10 +7,10 @@
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 
-use crate::config::PeerSelection;
+use super::egress::Egress;
+use crate::config::{Config, PeerSelection};
 use crate::log::Hierarchy;
 use crate::policy::{Action, RequestFacts};
-use crate::state::Generation;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NextHop {
@@ -24,36 +24,64 @@ pub struct Attempt {
     pub hierarchy: Hierarchy,
 }
 
-pub fn plan(generation: &Generation, facts: &RequestFacts<'_>) -> Vec<Attempt> {
-    let config = &generation.config;
+/// The shape of a route, before parent health and rotation order the parents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteShape<P> {
+    /// Straight to the origin only.
+    Direct,
+    /// Only these parents (`never_direct`); empty means there is no route.
+    ParentsOnly(Vec<P>),
+    /// The origin first, then these parents (Squid 5.7 without `never_direct`: F10).
+    DirectFirst(Vec<P>),
+}
+
+/// The routing decision shared by [`plan`] and the configuration's explanation: whether
+/// `always_direct` and `never_direct` allow the request, and which parents'
+/// `cache_peer_access` takes it. `always_direct` wins over everything.
+pub fn route_shape<P>(always_direct: bool, never_direct: bool, eligible: Vec<P>) -> RouteShape<P> {
+    if always_direct {
+        RouteShape::Direct
+    } else if never_direct {
+        RouteShape::ParentsOnly(eligible)
+    } else if eligible.is_empty() {
+        RouteShape::Direct
+    } else {
+        RouteShape::DirectFirst(eligible)
+    }
+}
+
+/// The hops to try for a request, in order. Round-robin parents' counters advance.
+pub fn plan(egress: &Egress, config: &Config, facts: &RequestFacts<'_>) -> Vec<Attempt> {
     let acls = &config.acls;
     let direct = Attempt {
         hop: NextHop::Direct,
         hierarchy: Hierarchy::Direct,
     };
-    if config.always_direct.allows(acls, facts, Action::Deny) {
-        return vec![direct];
+    let always_direct = config.always_direct.allows(acls, facts, Action::Deny);
+    // With always_direct the other lists do not matter; skip evaluating them.
+    let eligible: Vec<usize> = if always_direct {
+        Vec::new()
+    } else {
+        (0..config.peers.len())
+            .filter(|&i| config.peers[i].access.allows(acls, facts, Action::Allow))
+            .collect()
+    };
+    let never_direct = !always_direct && config.never_direct.allows(acls, facts, Action::Deny);
+    match route_shape(always_direct, never_direct, eligible) {
+        RouteShape::Direct => vec![direct],
+        RouteShape::ParentsOnly(eligible) => order_parents(egress, config, &eligible),
+        RouteShape::DirectFirst(eligible) => std::iter::once(direct)
+            .chain(order_parents(egress, config, &eligible).into_iter().map(|a| Attempt {
+                hierarchy: Hierarchy::AnyOldParent,
+                ..a
+            }))
+            .collect(),
     }
-    let eligible: Vec<usize> = (0..config.peers.len())
-        .filter(|&i| config.peers[i].access.allows(acls, facts, Action::Allow))
-        .collect();
-    let parents = order_parents(generation, &eligible);
-    if config.never_direct.allows(acls, facts, Action::Deny) {
-        return parents;
-    }
-    // Squid 5.7 sent both CONNECT and GET direct when never_direct was absent (F10).
-    std::iter::once(direct)
-        .chain(parents.into_iter().map(|a| Attempt {
-            hierarchy: Hierarchy::AnyOldParent,
-            ..a
-        }))
-        .collect()
 }
 
-fn order_parents(generation: &Generation, eligible: &[usize]) -> Vec<Attempt> {
-    let peers = &generation.config.peers;
-    let health = &generation.peer_health;
-    let (live, down): (Vec<usize>, Vec<usize>) = eligible.iter().partition(|&&i| !health[i].is_down());
+fn order_parents(egress: &Egress, config: &Config, eligible: &[usize]) -> Vec<Attempt> {
+    let peers = &config.peers;
+    let (live, down): (Vec<usize>, Vec<usize>) = eligible.iter().partition(|&&i| !egress.health(i).is_down());
     let mut ordered: Vec<Attempt> = Vec::with_capacity(eligible.len());
 
     let rotating = live
@@ -63,10 +91,10 @@ fn order_parents(generation: &Generation, eligible: &[usize]) -> Vec<Attempt> {
     // Lowest uses-per-weight goes first; plain round-robin has weight 1.
     let chosen = rotating.min_by_key(|&i| {
         let weight = u64::from(peers[i].weight.max(1));
-        health[i].uses.load(Ordering::Relaxed) * 1000 / weight
+        egress.peer(i).uses.load(Ordering::Relaxed) * 1000 / weight
     });
     if let Some(i) = chosen {
-        health[i].uses.fetch_add(1, Ordering::Relaxed);
+        egress.peer(i).uses.fetch_add(1, Ordering::Relaxed);
         ordered.push(Attempt {
             hop: NextHop::Parent(i),
             hierarchy: Hierarchy::RoundRobinParent,
@@ -89,15 +117,241 @@ fn order_parents(generation: &Generation, eligible: &[usize]) -> Vec<Attempt> {
     ordered
 }
 
+/// Whether routing reads `dst` ACLs (always_direct, never_direct, cache_peer_access,
+/// tcp_outgoing_address), so the destination must be resolved before routing.
+pub fn needs_dst_addrs(config: &Config) -> bool {
+    let acls = &config.acls;
+    config.always_direct.needs_dst_addrs(acls)
+        || config.never_direct.needs_dst_addrs(acls)
+        || config.peers.iter().any(|p| p.access.needs_dst_addrs(acls))
+        || config
+            .tcp_outgoing_address
+            .iter()
+            .flat_map(|o| &o.acls)
+            .any(|r| acls.get(r.acl).kind.needs_dst_addrs())
+}
+
 /// The source address for an outgoing connection to `dest`: the first `tcp_outgoing_address`
 /// line whose ACLs match and whose address family fits.
-pub fn outgoing_address(generation: &Generation, facts: &RequestFacts<'_>, dest: IpAddr) -> Option<IpAddr> {
-    let acls = &generation.config.acls;
-    generation
-        .config
+pub fn outgoing_address(config: &Config, facts: &RequestFacts<'_>, dest: IpAddr) -> Option<IpAddr> {
+    let acls = &config.acls;
+    config
         .tcp_outgoing_address
         .iter()
         .filter(|o| o.addr.is_ipv4() == dest.to_canonical().is_ipv4())
         .find(|o| o.acls.iter().all(|r| acls.get(r.acl).kind.matches(facts) != r.negated))
         .map(|o| o.addr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_str;
+    use std::net::Ipv4Addr;
+    use std::path::Path;
+
+    /// A config (with `hosts_file none`, so nothing is read) and its egress state.
+    fn setup(text: &str) -> (Config, Egress) {
+        let config = parse_str(&format!("http_port 3128\nhosts_file none\n{text}"), Path::new("t.conf"))
+            .unwrap_or_else(|d| panic!("invalid test config: {d:?}"))
+            .config;
+        let egress = Egress::new(&config, None).expect("egress");
+        (config, egress)
+    }
+
+    /// The plan for a GET to `host` from 127.0.0.5, as `HIERARCHY/name` words.
+    fn route(config: &Config, egress: &Egress, host: &str) -> String {
+        let facts = RequestFacts {
+            client: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 5)),
+            method: "GET",
+            proto: "HTTP",
+            host,
+            port: 80,
+            path: "/",
+            dst_addrs: &[],
+            host_aliases: &[],
+            local_port: 3128,
+            user: None,
+        };
+        let words: Vec<String> = plan(egress, config, &facts)
+            .iter()
+            .map(|a| match a.hop {
+                NextHop::Direct => a.hierarchy.code().to_string(),
+                NextHop::Parent(i) => format!("{}/{}", a.hierarchy.code(), config.peers[i].name),
+            })
+            .collect();
+        words.join(" ")
+    }
+
+    const TWO_PARENTS: &str = "cache_peer 127.0.0.1 parent 3128 0 name=a\ncache_peer 127.0.0.2 parent 3128 0 name=b\n";
+
+    #[test]
+    fn routing_table() {
+        let rr = "cache_peer 127.0.0.1 parent 3128 0 round-robin name=a\n\
+                  cache_peer 127.0.0.2 parent 3128 0 round-robin name=b\n";
+        let cases: &[(&str, &str, &str, &str)] = &[
+            ("no parents: direct", "", "x.test", "HIER_DIRECT"),
+            (
+                "parents without never_direct: direct first, parents ANY_OLD_PARENT (F10)",
+                TWO_PARENTS,
+                "x.test",
+                "HIER_DIRECT ANY_OLD_PARENT/a ANY_OLD_PARENT/b",
+            ),
+            (
+                "never_direct: parents in order, the first FIRSTUP_PARENT",
+                &format!("{TWO_PARENTS}never_direct allow all"),
+                "x.test",
+                "FIRSTUP_PARENT/a ANY_OLD_PARENT/b",
+            ),
+            (
+                "always_direct wins over never_direct",
+                &format!(
+                    "{TWO_PARENTS}acl local dstdomain .local.test\nalways_direct allow local\nnever_direct allow all"
+                ),
+                "www.local.test",
+                "HIER_DIRECT",
+            ),
+            (
+                "always_direct not matching: never_direct applies",
+                &format!(
+                    "{TWO_PARENTS}acl local dstdomain .local.test\nalways_direct allow local\nnever_direct allow all"
+                ),
+                "x.test",
+                "FIRSTUP_PARENT/a ANY_OLD_PARENT/b",
+            ),
+            (
+                "cache_peer_access: only the parent that takes the request",
+                &format!("{TWO_PARENTS}acl x dstdomain x.test\ncache_peer_access a deny x\nnever_direct allow all"),
+                "x.test",
+                "FIRSTUP_PARENT/b",
+            ),
+            (
+                "cache_peer_access: the other host still goes to both",
+                &format!("{TWO_PARENTS}acl x dstdomain x.test\ncache_peer_access a deny x\nnever_direct allow all"),
+                "y.test",
+                "FIRSTUP_PARENT/a ANY_OLD_PARENT/b",
+            ),
+            (
+                "cache_peer_access denies every parent, never_direct: no route",
+                &format!(
+                    "{TWO_PARENTS}cache_peer_access a deny all\ncache_peer_access b deny all\nnever_direct allow all"
+                ),
+                "x.test",
+                "",
+            ),
+            (
+                "cache_peer_access denies every parent, no never_direct: direct only",
+                &format!("{TWO_PARENTS}cache_peer_access a deny all\ncache_peer_access b deny all"),
+                "x.test",
+                "HIER_DIRECT",
+            ),
+            (
+                "round-robin: the chosen one first, ROUNDROBIN_PARENT",
+                &format!("{rr}never_direct allow all"),
+                "x.test",
+                "ROUNDROBIN_PARENT/a ANY_OLD_PARENT/b",
+            ),
+            (
+                "round-robin after direct: parents renamed ANY_OLD_PARENT",
+                rr,
+                "x.test",
+                "HIER_DIRECT ANY_OLD_PARENT/a ANY_OLD_PARENT/b",
+            ),
+        ];
+        for (name, text, host, want) in cases {
+            let (config, egress) = setup(text);
+            assert_eq!(route(&config, &egress, host), *want, "{name}");
+        }
+    }
+
+    #[test]
+    fn down_parents_are_tried_last_not_dropped() {
+        let (config, egress) = setup(&format!(
+            "{TWO_PARENTS}cache_peer 127.0.0.3 parent 3128 0 name=c\nnever_direct allow all"
+        ));
+        egress.health(0).mark_down();
+        assert_eq!(
+            route(&config, &egress, "x.test"),
+            "FIRSTUP_PARENT/b ANY_OLD_PARENT/c ANY_OLD_PARENT/a"
+        );
+        egress.health(1).mark_down();
+        egress.health(2).mark_down();
+        // All down: still tried, in config order, the first logged FIRSTUP_PARENT.
+        assert_eq!(
+            route(&config, &egress, "x.test"),
+            "FIRSTUP_PARENT/a ANY_OLD_PARENT/b ANY_OLD_PARENT/c"
+        );
+        egress.health(0).record_success();
+        assert_eq!(
+            route(&config, &egress, "x.test"),
+            "FIRSTUP_PARENT/a ANY_OLD_PARENT/b ANY_OLD_PARENT/c"
+        );
+    }
+
+    #[test]
+    fn round_robin_rotates_among_live_parents() {
+        let (config, egress) = setup(
+            "cache_peer 127.0.0.1 parent 3128 0 round-robin name=a\n\
+             cache_peer 127.0.0.2 parent 3128 0 round-robin name=b\n\
+             cache_peer 127.0.0.3 parent 3128 0 name=c\nnever_direct allow all",
+        );
+        let firsts: Vec<String> = (0..4).map(|_| route(&config, &egress, "x.test")).collect();
+        assert_eq!(
+            firsts,
+            [
+                "ROUNDROBIN_PARENT/a ANY_OLD_PARENT/b ANY_OLD_PARENT/c",
+                "ROUNDROBIN_PARENT/b ANY_OLD_PARENT/a ANY_OLD_PARENT/c",
+                "ROUNDROBIN_PARENT/a ANY_OLD_PARENT/b ANY_OLD_PARENT/c",
+                "ROUNDROBIN_PARENT/b ANY_OLD_PARENT/a ANY_OLD_PARENT/c",
+            ]
+        );
+        // A down round-robin parent leaves the rotation and goes last.
+        egress.health(0).mark_down();
+        for _ in 0..2 {
+            assert_eq!(
+                route(&config, &egress, "x.test"),
+                "ROUNDROBIN_PARENT/b ANY_OLD_PARENT/c ANY_OLD_PARENT/a"
+            );
+        }
+    }
+
+    #[test]
+    fn weighted_round_robin_follows_the_weights() {
+        let (config, egress) = setup(
+            "cache_peer 127.0.0.1 parent 3128 0 weighted-round-robin weight=3 name=heavy\n\
+             cache_peer 127.0.0.2 parent 3128 0 weighted-round-robin weight=1 name=light\n\
+             never_direct allow all",
+        );
+        let mut heavy = 0;
+        for _ in 0..40 {
+            let first = route(&config, &egress, "x.test");
+            if first.starts_with("ROUNDROBIN_PARENT/heavy ") {
+                heavy += 1;
+            } else {
+                assert_eq!(first, "ROUNDROBIN_PARENT/light ANY_OLD_PARENT/heavy");
+            }
+        }
+        assert_eq!(heavy, 30, "3:1 weights over 40 requests");
+    }
+
+    #[test]
+    fn dst_acls_in_routing_lists_ask_for_a_lookup() {
+        let needs = |text: &str| needs_dst_addrs(&setup(&format!("{TWO_PARENTS}acl d dst 10.0.0.0/8\n{text}")).0);
+        assert!(!needs("never_direct allow all"));
+        assert!(needs("never_direct allow d"));
+        assert!(needs("always_direct allow !d"));
+        assert!(needs("cache_peer_access b allow d"));
+        assert!(needs("tcp_outgoing_address 127.0.0.1 d"));
+    }
+
+    #[test]
+    fn route_shape_table() {
+        use RouteShape::*;
+        assert_eq!(route_shape(true, true, vec![1, 2]), Direct);
+        assert_eq!(route_shape(true, false, vec![1]), Direct);
+        assert_eq!(route_shape(false, true, vec![1, 2]), ParentsOnly(vec![1, 2]));
+        assert_eq!(route_shape(false, true, Vec::<usize>::new()), ParentsOnly(vec![]));
+        assert_eq!(route_shape(false, false, vec![2]), DirectFirst(vec![2]));
+        assert_eq!(route_shape(false, false, Vec::<usize>::new()), Direct);
+    }
 }

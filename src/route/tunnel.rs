@@ -6,13 +6,15 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::dial::{ConnectFailure, Connected, FailureReason, HopFailure, connect_hop, note_parent_failure};
+use super::dial::{
+    ConnectFailure, Connected, Destination, FailureReason, HopFailure, connect_hop, note_parent_failure,
+};
+use super::egress::Egress;
 use super::select::{Attempt, NextHop};
-use crate::config::PeerLogin;
+use crate::config::{Config, PeerLogin};
 use crate::http1::head::parse_response;
 use crate::http1::{BufConn, HeadError, ResponseHead};
 use crate::policy::RequestFacts;
-use crate::state::Generation;
 
 /// Largest answer head we accept from a parent.
 const PARENT_HEAD_LIMIT: usize = 64 * 1024;
@@ -50,11 +52,11 @@ pub struct ParentRequest<'a> {
 }
 
 pub async fn open(
-    generation: &Generation,
+    egress: &Egress,
+    config: &Config,
     facts: &RequestFacts<'_>,
     plan: &[Attempt],
-    host: &str,
-    port: u16,
+    destination: &Destination<'_>,
     parent_request: &ParentRequest<'_>,
 ) -> Result<TunnelOutcome, TunnelError> {
     if plan.is_empty() {
@@ -62,7 +64,7 @@ pub async fn open(
     }
     let mut failures = Vec::new();
     for &attempt in plan {
-        let connected = match connect_hop(generation, facts, attempt, host, port).await {
+        let connected = match connect_hop(egress, config, facts, attempt, destination).await {
             Ok(c) => c,
             Err(failure) => {
                 tracing::debug!("{failure}");
@@ -78,7 +80,7 @@ pub async fn open(
                 attempt,
             });
         };
-        match handshake(generation, index, connected, parent_request).await {
+        match handshake(egress, config, index, connected, parent_request).await {
             Ok(outcome) => return Ok(outcome),
             Err(failure) => failures.push(failure),
         }
@@ -88,12 +90,12 @@ pub async fn open(
 
 /// Sends our CONNECT to parent `index` and reads its answer.
 async fn handshake(
-    generation: &Generation,
+    egress: &Egress,
+    config: &Config,
     index: usize,
     connected: Connected,
     request: &ParentRequest<'_>,
 ) -> Result<TunnelOutcome, HopFailure> {
-    let config = &generation.config;
     let peer = &config.peers[index];
     let Connected { stream, addr, attempt } = connected;
     let mut upstream = BufConn::new(stream);
@@ -102,7 +104,7 @@ async fn handshake(
     append_peer_login(&mut head, peer.login.as_ref(), request.client_proxy_auth);
     head.extend_from_slice(b"\r\n");
     let fail = |failure: ConnectFailure| {
-        note_parent_failure(generation, index, &[addr], &failure);
+        note_parent_failure(egress, config, index, &[addr], &failure);
         HopFailure {
             attempt,
             target: format!("parent {}", peer.name),

@@ -105,7 +105,7 @@ async fn establish<'c>(
     let Some(tx) = admit(tx, &mut client, &verdict).await else {
         return Err(client);
     };
-    let attempts = plan(generation, &facts);
+    let attempts = plan(&generation.egress, &generation.config, &facts);
 
     let mut parent_head = format!("CONNECT {url} HTTP/1.1\r\nHost: {url}\r\n").into_bytes();
     // A CONNECT's bytes after the head are tunnel data: framing fields must not reach the parent.
@@ -116,7 +116,16 @@ async fn establish<'c>(
         client_proxy_auth: client_proxy_auth(&head.headers),
     };
 
-    match tunnel::open(generation, &facts, &attempts, &target.host, target.port, &request).await {
+    match tunnel::open(
+        &generation.egress,
+        &generation.config,
+        &facts,
+        &attempts,
+        &verdict.destination(),
+        &request,
+    )
+    .await
+    {
         Ok(TunnelOutcome::Established {
             upstream,
             addr,

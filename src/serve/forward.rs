@@ -25,7 +25,7 @@ use crate::http1::head::{
 use crate::http1::{BodyKind, BufConn, HeadError, RequestHead, ResponseHead, copy_body};
 use crate::log::ResultCode;
 use crate::policy::RequestFacts;
-use crate::route::dial::{HopFailure, connect_hop};
+use crate::route::dial::{Destination, HopFailure, connect_hop};
 use crate::route::select::{Attempt, NextHop, plan};
 use crate::route::tunnel::{TunnelError, append_peer_login};
 
@@ -223,9 +223,9 @@ pub async fn handle(
         return Next::Close;
     };
     let facts = check.facts();
-    let attempts = plan(&ctx.generation, &facts);
-
-    let mut live = match choose_upstream(ctx, upstream, &attempts, &facts, &request.target).await {
+    let attempts = plan(&ctx.generation.egress, &ctx.generation.config, &facts);
+    let destination = check.destination();
+    let mut live = match choose_upstream(ctx, upstream, &attempts, &facts, &request.target, &destination).await {
         Ok(live) => live,
         Err(error) => {
             let (reply, hop) = failure::describe(&error);
@@ -339,6 +339,7 @@ async fn choose_upstream(
     attempts: &[Attempt],
     facts: &RequestFacts<'_>,
     target: &Target,
+    destination: &Destination<'_>,
 ) -> Result<Live, TunnelError> {
     // Taken out for the whole exchange: it goes back only if the response ends cleanly.
     let kept = upstream.live.take();
@@ -350,9 +351,10 @@ async fn choose_upstream(
     if attempts.is_empty() {
         return Err(TunnelError::NoRoute);
     }
+    let generation = &ctx.generation;
     let mut failures: Vec<HopFailure> = Vec::new();
     for &attempt in attempts {
-        match connect_hop(&ctx.generation, facts, attempt, &target.host, target.port).await {
+        match connect_hop(&generation.egress, &generation.config, facts, attempt, destination).await {
             Ok(c) => {
                 return Ok(Live {
                     key: key_of(&attempt, target),

@@ -73,7 +73,11 @@ pub fn run_command(args: RunArgs) -> ExitCode {
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("HOPPROXY_LOG").unwrap_or_else(|_| "info".into());
+    let level = std::env::var("HOPPROXY_LOG").unwrap_or_else(|_| "info".into());
+    // The DNS client's own debug lines would drown ours; `HOPPROXY_LOG=…,hickory_proto=debug`
+    // still turns them on, since a later directive for the same target wins.
+    let filter = tracing_subscriber::EnvFilter::try_new(format!("hickory_proto=warn,hickory_resolver=warn,{level}"))
+        .unwrap_or_else(|_| "info".into());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -244,7 +248,7 @@ impl Daemon {
             return;
         }
         self.limits.apply(&config);
-        probe_parents_at_start(&generation);
+        health::probe_at_start(&generation.egress, &generation.config);
         let _ = self.generation_tx.send(generation);
         self.retire_unused_writers(&config);
         tracing::info!("reloaded: new connections use the new config; open ones keep theirs");
@@ -290,7 +294,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> std::io::Result<()> {
     let _ = daemon.generation_tx.send(Arc::clone(&generation));
     daemon.apply_ports(&config).await?;
     let pid_file = write_pid_file(&config)?;
-    probe_parents_at_start(&generation);
+    health::probe_at_start(&generation.egress, &generation.config);
     drop(generation);
 
     let mut term = signal(SignalKind::terminate())?;
@@ -354,34 +358,4 @@ fn write_pid_file(config: &Config) -> std::io::Result<Option<PathBuf>> {
     std::fs::write(path, format!("{}\n", std::process::id()))
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot write pid_filename {}: {e}", path.display())))?;
     Ok(Some(path.clone()))
-}
-
-/// Squid probes every parent at start-up; so do we, in the background, marking unreachable
-/// ones down (their own probe revives them) so the first requests do not wait on them.
-fn probe_parents_at_start(generation: &Arc<Generation>) {
-    for (index, peer) in generation.config.peers.iter().enumerate() {
-        let generation = Arc::clone(generation);
-        let host = peer.host.clone();
-        let port = peer.http_port;
-        tokio::spawn(async move {
-            let Ok(addrs) = generation.resolver.resolve(&host.to_ascii_lowercase()).await else {
-                return;
-            };
-            let sockets: Vec<std::net::SocketAddr> =
-                addrs.iter().map(|ip| std::net::SocketAddr::new(*ip, port)).collect();
-            for addr in &sockets {
-                if let Ok(Ok(_)) =
-                    tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(addr)).await
-                {
-                    return;
-                }
-            }
-            let health = &generation.peer_health[index];
-            let name = generation.config.peers[index].name.clone();
-            if health.mark_down() {
-                tracing::warn!(parent = %name, "parent unreachable at start-up; probing it in the background");
-                health::spawn_probe(health, name, sockets);
-            }
-        });
-    }
 }

@@ -11,6 +11,9 @@ use crate::http1::BufConn;
 use crate::log::ResultCode;
 use crate::metrics::Access;
 use crate::policy::{Action, Decision, Origin, RequestFacts};
+use crate::route::dial::Destination;
+use crate::route::dns::Resolution;
+use crate::route::select::needs_dst_addrs;
 
 pub enum Verdict {
     Allowed,
@@ -28,6 +31,8 @@ pub struct AccessCheck<'a> {
     method: String,
     target: &'a Target,
     dst_addrs: Vec<IpAddr>,
+    /// The destination's resolution, when ACLs needed it; the dial reuses it.
+    resolved: Option<Resolution>,
     aliases: Vec<String>,
     /// The user from `Proxy-Authorization`: verified, or the one that failed (for the log).
     pub user: Option<String>,
@@ -37,6 +42,15 @@ pub struct AccessCheck<'a> {
 }
 
 impl AccessCheck<'_> {
+    /// Where to dial, with the addresses the ACLs were evaluated on.
+    pub fn destination(&self) -> Destination<'_> {
+        Destination {
+            host: &self.target.host,
+            port: self.target.port,
+            resolved: self.resolved.as_ref(),
+        }
+    }
+
     pub fn facts(&self) -> RequestFacts<'_> {
         RequestFacts {
             client: self.ctx.client_ip,
@@ -63,21 +77,19 @@ pub async fn check_access<'a>(
 ) -> AccessCheck<'a> {
     let generation = &ctx.generation;
     let config = &generation.config;
-    let needs_dst = [&config.http_access, &config.never_direct, &config.always_direct]
-        .iter()
-        .any(|list| list.needs_dst_addrs(&config.acls));
-    let dst_addrs = if needs_dst {
-        generation
-            .resolver
-            .resolve(&target.host)
-            .await
-            .map(|a| a.to_vec())
-            .unwrap_or_default()
+    // One resolution per request: ACLs and the dial see the same addresses.
+    let needs_dst = config.http_access.needs_dst_addrs(&config.acls) || needs_dst_addrs(config);
+    let resolved = if needs_dst {
+        Some(generation.egress.resolver.resolve(&target.host).await)
     } else {
-        Vec::new()
+        None
+    };
+    let dst_addrs = match &resolved {
+        Some(Ok(addrs)) => addrs.to_vec(),
+        _ => Vec::new(),
     };
     let aliases = match target.host.parse::<IpAddr>() {
-        Ok(ip) => generation.resolver.hosts().names_of(ip).to_vec(),
+        Ok(ip) => generation.egress.resolver.hosts().names_of(ip).to_vec(),
         Err(_) => Vec::new(),
     };
     let mut check = AccessCheck {
@@ -85,6 +97,7 @@ pub async fn check_access<'a>(
         method: method.to_ascii_uppercase(),
         target,
         dst_addrs,
+        resolved,
         aliases,
         user: None,
         authenticated: false,

@@ -21,6 +21,7 @@ pub const TRACE_SQUID: &[u8] = &[51, 52, 53, 54, 55, 56, 57, 58, 59];
 pub const FORWARD_FRAMING: &[u8] = &[60];
 pub const LAB_ENDPOINT: &[u8] = &[65];
 pub const LOG_FULL_DISK: &[u8] = &[63];
+pub const DNS_RESOLVER: &[u8] = &[62];
 
 /// Each test file and its blocks.
 pub const FILES: &[(&str, &[u8])] = &[
@@ -37,13 +38,13 @@ pub const FILES: &[(&str, &[u8])] = &[
     ("forward_framing.rs", FORWARD_FRAMING),
     ("lab_endpoint.rs", LAB_ENDPOINT),
     ("log_full_disk.rs", LOG_FULL_DISK),
+    ("dns_resolver.rs", DNS_RESOLVER),
 ];
 
 /// Blocks taken for test files being written (owner, blocks): give each file its own entry in
 /// [`FILES`] when it lands.
 pub const RESERVED: &[(&str, &[u8])] = &[
     ("serve tests", &[61]),
-    ("route and DNS tests", &[62]),
     ("packaging and CLI tests", &[64]),
     ("spare", &[66, 67]),
     ("timeout, reload and failover tests", &[68, 69]),
