@@ -7,8 +7,10 @@
 //! subdomain of it, and a name nothing matches. One representative per cell, evaluated with
 //! the real first-match [`RuleList::evaluate`], decides the whole cell exactly.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use super::matcher::{Intervals, Matcher};
 
 use crate::config::Config;
 use crate::policy::{AclKind, AclSet, Action, IpMatch, RequestFacts, RuleList};
@@ -73,8 +75,51 @@ pub(crate) struct Space {
 
 impl Space {
     /// Every ACL of the config, no authenticated users: what `check`'s lint reasons about.
+    /// One representative per class of alike values (see [`Space::collapse`]), so the lint's
+    /// work grows with the number of classes, not with the size of the lists.
     pub fn new(config: &Config) -> Space {
-        Space::build(config, |_| true, false)
+        let mut space = Space::build(config, |_| true, false);
+        space.collapse(config);
+        space
+    }
+
+    /// Keeps one client address, host name and resolved-address set per class: values that
+    /// every ACL of the config matches alike (the same membership signature) get the same
+    /// decision from every rule, so one of them decides for all. Big lists then cost one
+    /// lookup per value instead of one evaluation per value and per combination. The lists
+    /// keep their order, so the "named by nothing" values still come first.
+    fn collapse(&mut self, config: &Config) {
+        let matchers: Vec<Matcher<'_>> = config.acls.acls.iter().map(|a| Matcher::new(&a.kind)).collect();
+        let of =
+            |pick: fn(&Matcher<'_>) -> bool| -> Vec<&Matcher<'_>> { matchers.iter().filter(|m| pick(m)).collect() };
+        let src = of(|m| matches!(m, Matcher::Src(_)));
+        let dst = of(|m| matches!(m, Matcher::Dst(_)));
+        // A `dst` ACL also reads an IP-literal host, so it is part of a host's signature.
+        let names = of(|m| matches!(m, Matcher::DstDomain(_) | Matcher::Dst(_)));
+        let probe = Probe::new("GET", 80, 3128);
+        let signature = |acls: &[&Matcher<'_>], client: IpAddr, host: &str, dst: &[IpAddr]| -> Vec<bool> {
+            let point = Point {
+                proto: "HTTP",
+                client,
+                host,
+                dst,
+                user: None,
+            };
+            let facts = point.facts(&probe);
+            acls.iter().map(|m| m.matches(&facts)).collect()
+        };
+        let nowhere = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        let by_source = |a: &IpAddr| signature(&src, *a, NOBODY_HOST, &[]);
+        self.v4_sources = first_of_each(&self.v4_sources, by_source);
+        self.v6_sources = first_of_each(&self.v6_sources, by_source);
+        let kept: HashSet<IpAddr> = self.v4_sources.iter().chain(&self.v6_sources).copied().collect();
+        self.v4_anyone.retain(|a| kept.contains(a));
+        self.v6_anyone.retain(|a| kept.contains(a));
+        self.hosts = first_of_each(&self.hosts, |h| signature(&names, nowhere, h, &[]));
+        // Not resolved and resolved to an address no `dst` names are alike too.
+        let by_set = |set: &Vec<IpAddr>| signature(&dst, nowhere, NOBODY_HOST, set);
+        self.dst_sets = first_of_each(&self.dst_sets, by_set);
+        self.dst_anywhere = first_of_each(&self.dst_anywhere, by_set);
     }
 
     /// The cells of the ACLs `in_scope` accepts (by index); with `users`, the `proxy_auth`
@@ -152,13 +197,10 @@ impl Space {
                 })
                 .collect()
         };
-        let (src_values, dst_values) = (values_of(false), values_of(true));
+        let (src_values, dst_values) = (Intervals::new(values_of(false)), Intervals::new(values_of(true)));
         let (v4_sources, v6_sources) = (src_v4.reps(false), src_v6.reps(true));
-        let unnamed = |reps: &[IpAddr], values: &[&IpMatch]| -> Vec<IpAddr> {
-            reps.iter()
-                .copied()
-                .filter(|a| !values.iter().any(|m| m.contains(*a)))
-                .collect()
+        let unnamed = |reps: &[IpAddr], values: &Intervals| -> Vec<IpAddr> {
+            reps.iter().copied().filter(|a| !values.contains(*a)).collect()
         };
         let anyone = |reps: &[IpAddr]| {
             let free = unnamed(reps, &src_values);
@@ -228,6 +270,8 @@ impl Space {
         probe: &Probe<'_>,
         point: &Point<'_>,
     ) -> Option<(Action, Option<usize>)> {
+        #[cfg(test)]
+        EVALUATIONS.with(|n| n.set(n.get() + 1));
         let facts = point.facts(probe);
         list.evaluate(acls, &facts).map(|d| (d.action, d.rule))
     }
@@ -314,6 +358,27 @@ impl Point<'_> {
             user: self.user,
         }
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    static EVALUATIONS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// How many points this thread has evaluated, so tests can assert how the work grows.
+#[cfg(test)]
+pub(crate) fn evaluations() -> usize {
+    EVALUATIONS.with(std::cell::Cell::get)
+}
+
+/// The first item of each class of items with the same signature, in their order.
+fn first_of_each<T: Clone>(items: &[T], signature: impl Fn(&T) -> Vec<bool>) -> Vec<T> {
+    let mut seen: HashSet<Vec<bool>> = HashSet::new();
+    items
+        .iter()
+        .filter(|item| seen.insert(signature(item)))
+        .cloned()
+        .collect()
 }
 
 /// Interval cut points of one address family, as integers.

@@ -1,9 +1,10 @@
 //! Every class of the request space with its decision, and the rectangles of classes one
 //! `http_access` line decides (widened over classes earlier lines decide the same way).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
+use crate::analysis::matcher::Matcher;
 use crate::analysis::space::{self, MANAGER_PATH, Point, Probe, Space};
 use crate::config::Config;
 use crate::policy::{AclKind, Action, Rule, RuleList};
@@ -68,6 +69,12 @@ pub(super) struct Grid<'c> {
     /// these representatives and expanded at the end.
     pub(super) who_rep: Vec<usize>,
     pub(super) dest_rep: Vec<usize>,
+    /// Per who (dest): the number of its class, and how many classes there are. Decisions
+    /// are kept per class, so big lists cost one entry per class, not per value.
+    who_class: Vec<usize>,
+    dest_class: Vec<usize>,
+    who_classes: usize,
+    dest_classes: usize,
 }
 
 /// The one dimension an ACL looks at.
@@ -154,18 +161,29 @@ impl<'c> Grid<'c> {
             acl_table: BTreeMap::new(),
             who_rep: Vec::new(),
             dest_rep: Vec::new(),
+            who_class: Vec::new(),
+            dest_class: Vec::new(),
+            who_classes: 0,
+            dest_classes: 0,
         };
         grid.build_acl_table(&used);
-        grid.who_rep = representatives(&grid.signatures(Dim::Who, grid.whos.len()));
-        grid.dest_rep = representatives(&grid.signatures(Dim::Dest, grid.dests.len()));
+        grid.who_class = grid.signatures(Dim::Who, grid.whos.len());
+        grid.dest_class = grid.signatures(Dim::Dest, grid.dests.len());
+        grid.who_rep = representatives(&grid.who_class);
+        grid.dest_rep = representatives(&grid.dest_class);
+        grid.who_classes = grid.who_rep.iter().enumerate().filter(|(i, r)| i == *r).count();
+        grid.dest_classes = grid.dest_rep.iter().enumerate().filter(|(i, r)| i == *r).count();
         if !config.http_access.is_empty() {
             grid.decided = grid.evaluate_all(&config.http_access);
         }
         grid
     }
 
+    /// Where the decision of the class of (port, kind, who, dest) is kept: any who or dest
+    /// of a class gives its class's place.
     fn at(&self, port: usize, kind: usize, who: usize, dest: usize) -> usize {
-        ((port * self.kinds.len() + kind) * self.whos.len() + who) * self.dests.len() + dest
+        ((port * self.kinds.len() + kind) * self.who_classes + self.who_class[who]) * self.dest_classes
+            + self.dest_class[dest]
     }
 
     fn probe(&self, port: usize, kind: usize, who: usize) -> Probe<'_> {
@@ -189,30 +207,25 @@ impl<'c> Grid<'c> {
     }
 
     /// The decision for every class, in [`Grid::at`] order, from the real
-    /// [`RuleList::evaluate`]. The fixed-dimension shortcut settles whole (port, kind,
-    /// listener) slices at once where it can; elsewhere clients (and hosts) that every ACL
-    /// treats alike share one evaluation, which keeps big domain and network lists cheap.
+    /// [`RuleList::evaluate`] on the class's representative (clients and hosts that every
+    /// ACL treats alike are one class). The fixed-dimension shortcut settles whole (port,
+    /// kind, listener) slices at once where it can.
     pub(super) fn evaluate_all(&self, list: &RuleList) -> Vec<(Action, Option<usize>)> {
         let acls = &self.config.acls;
-        let who_sig = self.signatures(Dim::Who, self.whos.len());
-        let dest_sig = self.signatures(Dim::Dest, self.dests.len());
-        let total = self.ports.len() * self.kinds.len() * self.whos.len() * self.dests.len();
+        let total = self.ports.len() * self.kinds.len() * self.who_classes * self.dest_classes;
         let mut out = vec![(Action::Deny, None); total];
         for port in 0..self.ports.len() {
             for kind in 0..self.kinds.len() {
                 let mut fixed: BTreeMap<u16, Option<(Action, Option<usize>)>> = BTreeMap::new();
-                let mut seen: BTreeMap<(usize, usize), (Action, Option<usize>)> = BTreeMap::new();
-                for who in 0..self.whos.len() {
+                for who in self.reps(&self.who_rep) {
                     let probe = self.probe(port, kind, who);
                     let shortcut = *fixed
                         .entry(probe.local_port)
                         .or_insert_with(|| Space::fixed_decision_in(list, acls, &probe, &self.kinds[kind].proto, true));
-                    for dest in 0..self.dests.len() {
+                    for dest in self.reps(&self.dest_rep) {
                         out[self.at(port, kind, who, dest)] = shortcut.unwrap_or_else(|| {
-                            *seen.entry((who_sig[who], dest_sig[dest])).or_insert_with(|| {
-                                Space::decide_in(list, acls, &probe, &self.point(kind, who, dest))
-                                    .expect("list is not empty")
-                            })
+                            Space::decide_in(list, acls, &probe, &self.point(kind, who, dest))
+                                .expect("list is not empty")
                         });
                     }
                 }
@@ -222,7 +235,7 @@ impl<'c> Grid<'c> {
     }
 
     /// For each value of `dim`, the number of its class of values that every ACL of that
-    /// dimension treats alike (same match result for each).
+    /// dimension treats alike (same match result for each), numbered in order of first use.
     fn signatures(&self, dim: Dim, size: usize) -> Vec<usize> {
         let tables: Vec<&Vec<bool>> = self
             .acl_table
@@ -230,7 +243,7 @@ impl<'c> Grid<'c> {
             .filter(|(d, _)| *d == dim)
             .map(|(_, t)| t)
             .collect();
-        let mut ids: BTreeMap<Vec<bool>, usize> = BTreeMap::new();
+        let mut ids: HashMap<Vec<bool>, usize> = HashMap::new();
         (0..size)
             .map(|v| {
                 let key: Vec<bool> = tables.iter().map(|t| t[v]).collect();
@@ -271,6 +284,8 @@ impl<'c> Grid<'c> {
                 Dim::Who => self.whos.len(),
                 Dim::Dest => self.dests.len(),
             };
+            // Indexed lookups: the tables of big address and name lists are the costly part.
+            let matcher = Matcher::new(kind);
             let table = (0..size)
                 .map(|i| {
                     let (p, k, w, d) = match dim {
@@ -281,7 +296,7 @@ impl<'c> Grid<'c> {
                     };
                     let probe = self.probe(p, k, w);
                     let point = self.point(k, w, d);
-                    kind.matches(&point.facts(&probe))
+                    matcher.matches(&point.facts(&probe))
                 })
                 .collect();
             self.acl_table.insert(acl, (dim, table));

@@ -1,7 +1,7 @@
 //! Wording of a rectangle's four sides: the shortest honest label for a set of ports,
 //! clients, hosts or methods (a short list, "any … except", or a named ACL).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use super::grid::{Dim, Grid, used_acls};
@@ -106,7 +106,8 @@ impl Grid<'_> {
         let per_host = self.dests.len() / hosts.len();
         let index = |h: usize, j: usize| h * per_host + j;
         let full_host = |h: usize| (0..per_host).all(|j| set.contains(&index(h, j)));
-        let position = |name: &str| hosts.iter().position(|h| h == name);
+        let positions: HashMap<&str, usize> = hosts.iter().enumerate().map(|(i, h)| (h.as_str(), i)).collect();
+        let position = |name: &str| positions.get(name).copied();
         let mut covered: BTreeSet<usize> = BTreeSet::new();
         let mut pieces = Vec::new();
         // Whole names first, parents before their "hopproxy-lint." subdomain cell.
