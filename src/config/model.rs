@@ -65,7 +65,7 @@ pub struct Peer {
     pub selection: PeerSelection,
     /// `weight=`, default 1.
     pub weight: u32,
-    /// `default`: accepted for compatibility; Squid 5.7 showed no effect on ordering (F5, F7).
+    /// `default`: accepted for compatibility; Squid 5.7 showed no effect on ordering (docs/squid-behaviour.md F5, F7).
     pub default: bool,
     pub login: Option<PeerLogin>,
     /// `connect-timeout=`; falls back to `peer_connect_timeout`.

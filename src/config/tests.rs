@@ -826,7 +826,7 @@ fn seed_proxy1_policy_matches_the_c1_matrix() {
             req.port
         );
     }
-    // DELETE and POST on port 443 too (B5d).
+    // DELETE and POST on port 443 too (docs/squid-behaviour.md B5d).
     let mut delete = get("127.0.0.6", "plainhttp443.example.net", 443);
     delete.method = "DELETE";
     assert!(allowed(&config, &delete));

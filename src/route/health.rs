@@ -2,7 +2,7 @@
 //! answers our CONNECT with an error about the destination is alive (unlike Squid 5.7, which
 //! counts every non-200 answer and declares a healthy parent dead: docs/squid-behaviour.md F9). A parent
 //! marked down is probed in the background, so no client request is spent reviving it (Squid
-//! sacrifices one: F7).
+//! sacrifices one: docs/squid-behaviour.md F7).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};

@@ -2,7 +2,7 @@
 //! (docs/squid-behaviour.md 3.3): with `never_direct`, live parents in config order (the first logged
 //! `FIRSTUP_PARENT`, later ones `ANY_OLD_PARENT`); `round-robin` parents rotate. Unlike
 //! Squid, parents marked down are still tried last, so a stale health state never refuses a
-//! request that could have worked (Squid answers 500 without trying: F7).
+//! request that could have worked (Squid answers 500 without trying: docs/squid-behaviour.md F7).
 
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
@@ -31,7 +31,7 @@ pub enum RouteShape<P> {
     Direct,
     /// Only these parents (`never_direct`); empty means there is no route.
     ParentsOnly(Vec<P>),
-    /// The origin first, then these parents (Squid 5.7 without `never_direct`: F10).
+    /// The origin first, then these parents (Squid 5.7 without `never_direct`: docs/squid-behaviour.md F10).
     DirectFirst(Vec<P>),
 }
 

@@ -7,6 +7,7 @@ use super::grid::{Decisions, Grid};
 use super::{ParentInfo, Routing, action_word};
 use crate::config::{Config, PeerSelection};
 use crate::policy::{Action, Rule, RuleList};
+use crate::route::select::{RouteShape, route_shape};
 
 /// Where an allowed request goes, for routing.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -165,25 +166,26 @@ fn route_classes(grid: &Grid<'_>) -> BTreeSet<Route> {
     routes
 }
 
-/// The route selection gives a request with these list decisions, without parent health:
-/// always_direct, then never_direct, else direct first. The one place explain mirrors
-/// `route::select`; it is meant to call route's own pure selection once that exists.
+/// The route a request with these list decisions takes, without parent health: route's own
+/// [`route_shape`], with the deciding lines kept beside it for the explanation.
 fn route_shape_without_health(
     always: Option<(Action, Option<usize>)>,
     never: Option<(Action, Option<usize>)>,
     access: Vec<Option<(Action, Option<usize>)>>,
 ) -> Route {
-    if let Some((Action::Allow, rule)) = always {
-        return Route::Direct(rule);
-    }
+    let allowed_by = |d: Option<(Action, Option<usize>)>| match d {
+        Some((Action::Allow, rule)) => Some(rule),
+        _ => None,
+    };
+    let (always_rule, never_rule) = (allowed_by(always), allowed_by(never));
     // A parent without cache_peer_access takes every request.
     let eligible: Vec<usize> = (0..access.len())
         .filter(|&i| access[i].is_none_or(|d| d.0 == Action::Allow))
         .collect();
-    match never {
-        Some((Action::Allow, rule)) => Route::ParentsOnly(eligible, rule),
-        _ if eligible.is_empty() => Route::Direct(None),
-        _ => Route::DirectFirst(eligible),
+    match route_shape(always_rule.is_some(), never_rule.is_some(), eligible) {
+        RouteShape::Direct => Route::Direct(always_rule.flatten()),
+        RouteShape::ParentsOnly(parents) => Route::ParentsOnly(parents, never_rule.flatten()),
+        RouteShape::DirectFirst(parents) => Route::DirectFirst(parents),
     }
 }
 
