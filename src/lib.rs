@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod http1;
 pub mod lab;
