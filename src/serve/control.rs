@@ -86,7 +86,7 @@ pub fn signal_daemon(action: Action, args: &ControlArgs) -> ExitCode {
                 Ok(path) => path,
                 Err(code) => return code,
             };
-            match read_pid(&pid_file) {
+            match read_pid(&pid_file).and_then(|pid| is_hopproxy(pid, &pid_file).map(|()| pid)) {
                 Ok(pid) => pid,
                 Err(message) => {
                     eprintln!("hopproxy {name}: {message}");
@@ -170,5 +170,25 @@ fn read_pid(pid_file: &Path) -> Result<i32, String> {
             "cannot read {}: {e} (is hopproxy running?)",
             pid_file.display()
         )),
+    }
+}
+
+/// A pid file left behind by a killed daemon may name an unrelated process by now; signal
+/// only a process whose name says hopproxy (the kernel keeps 15 bytes of it).
+fn is_hopproxy(pid: i32, pid_file: &Path) -> Result<(), String> {
+    let Ok(name) = std::fs::read_to_string(format!("/proc/{pid}/comm")) else {
+        return Err(format!(
+            "process {pid} from {} is not running (is hopproxy running?)",
+            pid_file.display()
+        ));
+    };
+    if name.trim_end().starts_with("hopproxy") {
+        Ok(())
+    } else {
+        Err(format!(
+            "process {pid} from {} is '{}', not hopproxy: a stale pid file? nothing was signalled",
+            pid_file.display(),
+            name.trim_end()
+        ))
     }
 }

@@ -90,6 +90,11 @@ impl Hop {
         }
     }
 
+    /// The exit status once the process has ended.
+    pub fn try_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_status()
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id().expect("running")
     }
