@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod analysis;
 pub mod auth;
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod http1;

@@ -206,7 +206,11 @@ impl Builder {
             }
             "pid_filename" => {
                 if let Some(value) = self.one_arg(line, "pid_filename PATH|none") {
-                    self.config.pid_filename = (value != "none").then(|| source::resolve(value, &line.origin.file));
+                    self.config.pid_filename = if value == "none" {
+                        PidFilename::None
+                    } else {
+                        PidFilename::File(source::resolve(value, &line.origin.file))
+                    };
                 }
             }
             "dns_nameservers" => self.dns_nameservers(line),

@@ -98,7 +98,10 @@ pub const IGNORED: &[(&str, &str)] = &[
     ("hierarchy_stoplist", NO_CACHE),
     ("coredump_dir", "hopproxy does not change directory for core dumps"),
     ("cache_log", "hopproxy writes its diagnostics to stderr"),
-    ("debug_options", "hopproxy's diagnostics are chosen with RUST_LOG"),
+    (
+        "debug_options",
+        "hopproxy's diagnostics are chosen with the HOPPROXY_LOG environment variable (e.g. HOPPROXY_LOG=debug)",
+    ),
     (
         "logfile_rotate",
         "hopproxy does not rotate logs itself: rotate with logrotate and signal SIGUSR1",

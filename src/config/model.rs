@@ -22,6 +22,9 @@ pub mod defaults {
     pub const HOSTS_FILE: &str = "/etc/hosts";
     /// Where transactions are logged when a config has no `access_log` line.
     pub const ACCESS_LOG: &str = "/var/log/squid/access.log";
+    /// Where `run` writes its pid when `pid_filename` is not set (Squid: `/run/squid.pid`),
+    /// and where `reload`, `rotate` and `stop` look for it.
+    pub const PID_FILE: &str = "/run/hopproxy.pid";
     /// `auth_param basic realm` (Squid's `Auth::Basic::Config` constructor).
     pub const BASIC_REALM: &str = "Squid proxy-caching web server";
     /// `auth_param basic credentialsttl`: 2 hours in Squid 5.7's code, as its example says.
@@ -170,7 +173,7 @@ pub struct Config {
     pub client_lifetime: Duration,
     pub request_header_max_size: usize,
     pub shutdown_lifetime: Duration,
-    pub pid_filename: Option<PathBuf>,
+    pub pid_filename: PidFilename,
     pub tcp_outgoing_address: Vec<OutgoingAddress>,
     /// `strip_query_terms` (default on): drop the query from logged URLs.
     pub strip_query_terms: bool,
@@ -183,6 +186,25 @@ pub struct Config {
     /// `auth_param basic program …basic_ncsa_auth FILE`; `None` = no client authentication.
     pub auth: Option<BasicAuth>,
     pub ignored: Vec<Ignored>,
+}
+
+/// `pid_filename`: not set (Squid's default file), `none`, or a path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PidFilename {
+    Default,
+    None,
+    File(PathBuf),
+}
+
+impl PidFilename {
+    /// The file the daemon writes and the control commands read; `None` for `pid_filename none`.
+    pub fn path(&self) -> Option<PathBuf> {
+        match self {
+            PidFilename::Default => Some(PathBuf::from(defaults::PID_FILE)),
+            PidFilename::None => None,
+            PidFilename::File(path) => Some(path.clone()),
+        }
+    }
 }
 
 impl Config {
@@ -209,7 +231,7 @@ impl Config {
             client_lifetime: defaults::CLIENT_LIFETIME,
             request_header_max_size: defaults::REQUEST_HEADER_MAX_SIZE,
             shutdown_lifetime: defaults::SHUTDOWN_LIFETIME,
-            pid_filename: None,
+            pid_filename: PidFilename::Default,
             tcp_outgoing_address: Vec::new(),
             strip_query_terms: true,
             max_filedescriptors: None,

@@ -431,7 +431,7 @@ fn scalar_directives_fill_the_model() {
     assert_eq!(config.client_lifetime, Duration::from_secs(2 * 86_400));
     assert_eq!(config.shutdown_lifetime, Duration::from_secs(1));
     assert_eq!(config.request_header_max_size, 1 << 20);
-    assert_eq!(config.pid_filename, None);
+    assert_eq!(config.pid_filename, PidFilename::None);
     assert_eq!(config.tcp_outgoing_address.len(), 2);
     assert!(config.tcp_outgoing_address[1].acls[0].negated);
     assert!(!config.strip_query_terms);

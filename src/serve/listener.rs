@@ -30,6 +30,17 @@ pub async fn bind(port: &HttpPort) -> std::io::Result<TcpListener> {
     }
 }
 
+/// What to do when binding a port was refused: ports below 1024 need a privilege.
+pub fn bind_hint(error: &std::io::Error, port: u16) -> &'static str {
+    if error.kind() == std::io::ErrorKind::PermissionDenied && port < 1024 {
+        " (hint: ports below 1024 need root or the CAP_NET_BIND_SERVICE capability: run hopproxy \
+         under its systemd unit, which grants it, or give the binary the capability with \
+         'setcap cap_net_bind_service=+ep', or choose a port of 1024 or above)"
+    } else {
+        ""
+    }
+}
+
 pub struct Shared {
     pub generation: watch::Receiver<Arc<Generation>>,
     pub limits: Arc<Limits>,

@@ -183,7 +183,8 @@ impl Daemon {
                     || format!("*:{}", port.port),
                     |a| SocketAddr::new(a, port.port).to_string(),
                 );
-                std::io::Error::new(e.kind(), format!("{}: cannot listen on {addr}: {e}", port.origin))
+                let hint = listener::bind_hint(&e, port.port);
+                std::io::Error::new(e.kind(), format!("{}: cannot listen on {addr}: {e}{hint}", port.origin))
             })?;
             fresh.push((key, listener));
         }
@@ -337,7 +338,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> std::io::Result<()> {
         tokio::task::spawn_blocking(move || writer.finish()).await.ok();
     }
     if let Some(path) = pid_file {
-        let _ = std::fs::remove_file(path);
+        remove_pid_file(&path);
     }
     tracing::info!("stopped");
     Ok(())
@@ -351,11 +352,34 @@ async fn drain(limits: &limits::Limits, limit: Duration) {
     }
 }
 
+/// Writes the pid file. An explicit `pid_filename` that cannot be written stops the start;
+/// the default file (`/run/hopproxy.pid`, as Squid writes `/run/squid.pid`) is best effort, so
+/// a user without write access to /run can still run a proxy in the foreground.
 fn write_pid_file(config: &Config) -> std::io::Result<Option<PathBuf>> {
-    let Some(path) = &config.pid_filename else {
+    let Some(path) = config.pid_filename.path() else {
         return Ok(None);
     };
-    std::fs::write(path, format!("{}\n", std::process::id()))
-        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot write pid_filename {}: {e}", path.display())))?;
-    Ok(Some(path.clone()))
+    match std::fs::write(&path, format!("{}\n", std::process::id())) {
+        Ok(()) => Ok(Some(path)),
+        Err(e) if config.pid_filename == crate::config::PidFilename::Default => {
+            tracing::warn!(
+                "cannot write the default pid file {}: {e}; set pid_filename to a writable path \
+                 (or 'none') for reload, rotate and stop to find this process",
+                path.display()
+            );
+            Ok(None)
+        }
+        Err(e) => Err(std::io::Error::new(
+            e.kind(),
+            format!("cannot write pid_filename {}: {e}", path.display()),
+        )),
+    }
+}
+
+/// Removes the pid file unless another process has written its own pid there since.
+fn remove_pid_file(path: &Path) {
+    let ours = std::fs::read_to_string(path).is_ok_and(|text| text.trim() == std::process::id().to_string());
+    if ours {
+        let _ = std::fs::remove_file(path);
+    }
 }

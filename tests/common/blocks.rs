@@ -22,6 +22,7 @@ pub const FORWARD_FRAMING: &[u8] = &[60];
 pub const LAB_ENDPOINT: &[u8] = &[65];
 pub const LOG_FULL_DISK: &[u8] = &[63];
 pub const DNS_RESOLVER: &[u8] = &[62];
+pub const CLI_HABITS: &[u8] = &[64];
 
 /// Each test file and its blocks.
 pub const FILES: &[(&str, &[u8])] = &[
@@ -39,13 +40,13 @@ pub const FILES: &[(&str, &[u8])] = &[
     ("lab_endpoint.rs", LAB_ENDPOINT),
     ("log_full_disk.rs", LOG_FULL_DISK),
     ("dns_resolver.rs", DNS_RESOLVER),
+    ("cli_habits.rs", CLI_HABITS),
 ];
 
 /// Blocks taken for test files being written (owner, blocks): give each file its own entry in
 /// [`FILES`] when it lands.
 pub const RESERVED: &[(&str, &[u8])] = &[
     ("serve tests", &[61]),
-    ("packaging and CLI tests", &[64]),
     ("spare", &[66, 67]),
     ("timeout, reload and failover tests", &[68, 69]),
     ("plain-HTTP forwarding tests", &[70, 71, 72, 73, 74, 75, 76, 77, 78, 79]),

@@ -48,7 +48,14 @@ impl Hop {
     /// could not bind and exits. The config must log to [`Hop::log_path`] to be read back.
     pub fn start(name: &str, dir: &Path, addr: SocketAddr, config: &str) -> Hop {
         let config_path = dir.join(format!("{name}.conf"));
-        std::fs::write(&config_path, config).unwrap();
+        // A test's proxy is killed, not stopped, so a default pid file in /run would be left
+        // behind; tests that exercise pid files set `pid_filename` themselves.
+        let config = if config.contains("pid_filename") {
+            config.to_string()
+        } else {
+            format!("{}\npid_filename none\n", config.trim_end())
+        };
+        std::fs::write(&config_path, &config).unwrap();
         let stderr = dir.join(format!("{name}.stderr"));
         let mut command = Command::new(hopproxy_bin());
         command
@@ -158,6 +165,11 @@ impl Hop {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The exit status once the process has ended.
+    pub fn try_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_status()
     }
 
     pub fn pid(&self) -> u32 {
