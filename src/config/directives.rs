@@ -233,6 +233,32 @@ impl Builder {
             "connect_timeout" => self.duration(line, |c| &mut c.connect_timeout),
             "peer_connect_timeout" => self.duration(line, |c| &mut c.peer_connect_timeout),
             "read_timeout" => self.duration(line, |c| &mut c.read_timeout),
+            "forward_timeout" => self.duration(line, |c| &mut c.forward_timeout),
+            "forward_max_tries" => {
+                if let Some(n) = self.number(line, "forward_max_tries N (at least 1)") {
+                    if n < 1 {
+                        self.error(&line.origin, "forward_max_tries must be at least 1").hint =
+                            Some("Squid's default is 25".into());
+                    } else {
+                        self.config.forward_max_tries = u32::try_from(n).unwrap_or(u32::MAX);
+                    }
+                }
+            }
+            "connect_retries" => {
+                if let Some(n) = self.number(line, "connect_retries N (0 to 10)") {
+                    if !(0..=10).contains(&n) {
+                        self.error(&line.origin, "connect_retries must be between 0 and 10")
+                            .hint = Some("Squid caps it at 10; the default is 0".into());
+                    } else {
+                        self.config.connect_retries = n as u32;
+                    }
+                }
+            }
+            "retry_on_error" => {
+                if let Some(on) = self.on_off(line) {
+                    self.config.retry_on_error = on;
+                }
+            }
             "request_start_timeout" => self.duration(line, |c| &mut c.request_start_timeout),
             "client_lifetime" => self.duration(line, |c| &mut c.client_lifetime),
             "shutdown_lifetime" => self.duration(line, |c| &mut c.shutdown_lifetime),

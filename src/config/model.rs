@@ -18,6 +18,11 @@ pub mod defaults {
     pub const SHUTDOWN_LIFETIME: Duration = Duration::from_secs(30);
     pub const DEAD_PEER_TIMEOUT: Duration = Duration::from_secs(10);
     pub const REQUEST_HEADER_MAX_SIZE: usize = 64 * 1024;
+    /// `forward_timeout`: Squid's 4 minutes. It also bounds the wait for a response head, so a
+    /// silent next hop cannot hold a request for the whole `read_timeout` (15 minutes).
+    pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(4 * 60);
+    /// `forward_max_tries`: Squid's 25.
+    pub const FORWARD_MAX_TRIES: u32 = 25;
     pub const CONNECT_FAIL_LIMIT: u32 = 10;
     pub const HOSTS_FILE: &str = "/etc/hosts";
     /// Where transactions are logged when a config has no `access_log` line.
@@ -169,6 +174,16 @@ pub struct Config {
     pub connect_timeout: Duration,
     pub peer_connect_timeout: Duration,
     pub read_timeout: Duration,
+    /// `forward_timeout`: how long one request may spend finding a next hop that answers
+    /// (connecting, retrying, failing over, waiting for the response head).
+    pub forward_timeout: Duration,
+    /// `forward_max_tries`: most attempts (connections and re-sent requests) for one request.
+    pub forward_max_tries: u32,
+    /// `connect_retries`: extra connect attempts to the same next hop before moving on.
+    pub connect_retries: u32,
+    /// `retry_on_error`: a 403, 500, 501, 502, 503 or 504 answer sends a repeatable request to
+    /// the next planned hop instead of being relayed (off: the answer is relayed).
+    pub retry_on_error: bool,
     pub request_start_timeout: Duration,
     pub client_lifetime: Duration,
     pub request_header_max_size: usize,
@@ -227,6 +242,10 @@ impl Config {
             connect_timeout: defaults::CONNECT_TIMEOUT,
             peer_connect_timeout: defaults::PEER_CONNECT_TIMEOUT,
             read_timeout: defaults::READ_TIMEOUT,
+            forward_timeout: defaults::FORWARD_TIMEOUT,
+            forward_max_tries: defaults::FORWARD_MAX_TRIES,
+            connect_retries: 0,
+            retry_on_error: false,
             request_start_timeout: defaults::REQUEST_START_TIMEOUT,
             client_lifetime: defaults::CLIENT_LIFETIME,
             request_header_max_size: defaults::REQUEST_HEADER_MAX_SIZE,

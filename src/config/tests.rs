@@ -408,7 +408,8 @@ fn scalar_directives_fill_the_model() {
          shutdown_lifetime 1 second\nrequest_header_max_size 1 MB\npid_filename none\n\
          tcp_outgoing_address 127.0.0.11\ntcp_outgoing_address ::1 !localhost\n\
          strip_query_terms off\nmax_filedescriptors 4096\nclient_ip_max_connections -1\n\
-         max_client_connections 500\ncache_mem 8 MB",
+         max_client_connections 500\ncache_mem 8 MB\nforward_timeout 30 seconds\n\
+         forward_max_tries 3\nconnect_retries 2\nretry_on_error on",
     );
     let ports: Vec<(Option<IpAddr>, u16)> = config.http_ports.iter().map(|p| (p.addr, p.port)).collect();
     assert_eq!(

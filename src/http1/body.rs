@@ -41,11 +41,25 @@ pub async fn copy_body<W: AsyncWrite + Unpin>(
     kind: BodyKind,
     idle: Duration,
 ) -> Result<u64, BodyError> {
+    let mut written = 0;
+    copy_body_counted(src, dst, kind, idle, &mut written).await?;
+    Ok(written)
+}
+
+/// [`copy_body`] that adds every byte written to `dst` to `written` as it goes, so a body cut
+/// short still tells how much of it got through (the log's byte count).
+pub async fn copy_body_counted<W: AsyncWrite + Unpin>(
+    src: &mut BufConn,
+    dst: &mut W,
+    kind: BodyKind,
+    idle: Duration,
+    written: &mut u64,
+) -> Result<(), BodyError> {
     match kind {
-        BodyKind::None => Ok(0),
-        BodyKind::Length(n) => copy_exact(src, dst, n, idle).await,
-        BodyKind::Chunked => copy_chunked(src, dst, idle).await,
-        BodyKind::UntilClose => copy_until_close(src, dst, idle).await,
+        BodyKind::None => Ok(()),
+        BodyKind::Length(n) => copy_exact(src, dst, n, idle, written).await,
+        BodyKind::Chunked => copy_chunked(src, dst, idle, written).await,
+        BodyKind::UntilClose => copy_until_close(src, dst, idle, written).await,
     }
 }
 
@@ -62,8 +76,8 @@ async fn copy_exact<W: AsyncWrite + Unpin>(
     dst: &mut W,
     mut remaining: u64,
     idle: Duration,
-) -> Result<u64, BodyError> {
-    let mut written = 0;
+    written: &mut u64,
+) -> Result<(), BodyError> {
     while remaining > 0 {
         if src.buf.is_empty() && fill(src, idle).await? == 0 {
             return Err(BodyError::Truncated);
@@ -72,25 +86,25 @@ async fn copy_exact<W: AsyncWrite + Unpin>(
         let piece = src.buf.split_to(take);
         dst.write_all(&piece).await.map_err(BodyError::Write)?;
         remaining -= take as u64;
-        written += take as u64;
+        *written += take as u64;
     }
-    Ok(written)
+    Ok(())
 }
 
 async fn copy_until_close<W: AsyncWrite + Unpin>(
     src: &mut BufConn,
     dst: &mut W,
     idle: Duration,
-) -> Result<u64, BodyError> {
-    let mut written = 0;
+    written: &mut u64,
+) -> Result<(), BodyError> {
     loop {
         if !src.buf.is_empty() {
             let piece = src.buf.split();
             dst.write_all(&piece).await.map_err(BodyError::Write)?;
-            written += piece.len() as u64;
+            *written += piece.len() as u64;
         }
         if fill(src, idle).await? == 0 {
-            return Ok(written);
+            return Ok(());
         }
     }
 }
@@ -155,32 +169,36 @@ fn check_trailer_line(line: &[u8]) -> Result<(), BodyError> {
     Ok(())
 }
 
-async fn copy_chunked<W: AsyncWrite + Unpin>(src: &mut BufConn, dst: &mut W, idle: Duration) -> Result<u64, BodyError> {
-    let mut written = 0u64;
+async fn copy_chunked<W: AsyncWrite + Unpin>(
+    src: &mut BufConn,
+    dst: &mut W,
+    idle: Duration,
+    written: &mut u64,
+) -> Result<(), BodyError> {
     loop {
         let line = take_line(src, idle).await?;
         let size = parse_chunk_size(&line)?;
         dst.write_all(&line).await.map_err(BodyError::Write)?;
-        written += line.len() as u64;
+        *written += line.len() as u64;
         if size == 0 {
             // Trailer fields, then the empty line that ends the message.
             loop {
                 let trailer = take_line(src, idle).await?;
                 check_trailer_line(&trailer)?;
                 dst.write_all(&trailer).await.map_err(BodyError::Write)?;
-                written += trailer.len() as u64;
+                *written += trailer.len() as u64;
                 if trailer.as_ref() == b"\r\n" {
-                    return Ok(written);
+                    return Ok(());
                 }
             }
         }
-        written += copy_exact(src, dst, size, idle).await?;
+        copy_exact(src, dst, size, idle, written).await?;
         let end = take_line(src, idle).await?;
         if end.as_ref() != b"\r\n" {
             return Err(BodyError::BadChunk("chunk data not followed by CRLF"));
         }
         dst.write_all(&end).await.map_err(BodyError::Write)?;
-        written += end.len() as u64;
+        *written += end.len() as u64;
     }
 }
 

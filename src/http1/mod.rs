@@ -4,6 +4,6 @@ pub mod body;
 pub mod conn;
 pub mod head;
 
-pub use body::{BodyKind, copy_body};
+pub use body::{BodyKind, copy_body, copy_body_counted};
 pub use conn::{BufConn, HeadError};
 pub use head::{Header, RequestHead, ResponseHead};

@@ -32,6 +32,9 @@ impl Hierarchy {
 pub enum ResultCode {
     Tunnel,
     Miss,
+    /// A response cut short: the next hop closed or broke the framing mid-body, or the client
+    /// went away. Squid marks these `_ABORTED`.
+    MissAborted,
     Denied,
     None,
 }
@@ -41,6 +44,7 @@ impl ResultCode {
         match self {
             ResultCode::Tunnel => "TCP_TUNNEL",
             ResultCode::Miss => "TCP_MISS",
+            ResultCode::MissAborted => "TCP_MISS_ABORTED",
             ResultCode::Denied => "TCP_DENIED",
             ResultCode::None => "NONE_NONE",
         }

@@ -41,6 +41,21 @@ pub fn describe(error: &TunnelError) -> (ProxyError, HopSeen) {
     (reply, hop)
 }
 
+/// The reply member and log hop for one failed connect, on its own (a request that tried
+/// several hops lists each as a `Proxy-Status` member).
+pub fn describe_one(failure: &HopFailure) -> (ProxyError, HopSeen) {
+    let (status, kind, hint) = classify(&failure.reason);
+    let mut reply = ProxyError::new(status, kind, failure.to_string());
+    reply.hint = Some(hint);
+    match failure.addr {
+        Some(addr) => (
+            reply.with_next_hop(addr.to_string()),
+            HopSeen::at(failure.attempt, addr),
+        ),
+        None => (reply, HopSeen::NONE),
+    }
+}
+
 fn classify(reason: &FailureReason) -> (u16, ErrorType, &'static str) {
     match reason {
         FailureReason::Dns(ResolveError::NotFound(_)) => (

@@ -2,17 +2,24 @@
 //! to a parent. One upstream connection is kept per client connection and reused while the
 //! client keeps asking the same next hop.
 //!
-//! A request goes through five phases — validate, choose (or reuse) the upstream, send the
-//! request, read the answer, relay the response — and every failure on the way ends in the
-//! transaction's one failure path. Failures of the next hop are [`HopError`]s, which say
-//! whether any response byte had arrived: the dividing line for trying another hop.
+//! A request goes through its phases — validate, check and admit, then per attempt: choose
+//! (or reuse) the upstream, send the request, read the answer; finally relay the response —
+//! and every failure on the way ends in the transaction's one failure path. Failures of the
+//! next hop are [`HopError`]s, which say whether any response byte had arrived: the dividing
+//! line for trying again. Before it, a repeatable request (idempotent, its body still in
+//! hand) goes once more to a fresh connection when a reused one failed (the origin closed it
+//! while idle), or to the next planned hop, within `forward_max_tries` and
+//! `forward_timeout`, as Squid does. After it, nothing is retried.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
+use bytes::BytesMut;
 use tokio::time::Instant;
 
 use super::failure;
 use super::headers::{client_proxy_auth, existing_via, push_header, write_forwarded, write_via};
+use super::max_forwards;
 use super::policy::{admit, check_access};
 use super::reply::{ErrorType, ProxyError, reason_phrase};
 use super::target::{Target, absolute_url, authority, host_field_matches, parse_absolute};
@@ -22,10 +29,10 @@ use crate::http1::head::{
     FramingError, connection_tokens, framing_named_in_connection, is_hop_by_hop, parse_response, request_body_kind,
     response_body_kind, wants_keep_alive,
 };
-use crate::http1::{BodyKind, BufConn, HeadError, RequestHead, ResponseHead, copy_body};
+use crate::http1::{BodyKind, BufConn, HeadError, RequestHead, ResponseHead, copy_body, copy_body_counted};
 use crate::log::ResultCode;
 use crate::policy::RequestFacts;
-use crate::route::dial::{Destination, HopFailure, connect_hop};
+use crate::route::dial::{ConnectFailure, Destination, connect_hop, note_parent_failure};
 use crate::route::select::{Attempt, NextHop, plan};
 use crate::route::tunnel::{TunnelError, append_peer_login};
 
@@ -33,6 +40,14 @@ use crate::route::tunnel::{TunnelError, append_peer_login};
 const RESPONSE_HEAD_LIMIT: usize = 64 * 1024;
 /// Bodies up to this size that already arrived go out in the same write as their head.
 const COALESCE_LIMIT: u64 = 16 * 1024;
+/// Request bodies up to this size (by Content-Length) are read whole before the request is
+/// sent, so the request can be sent again to a fresh connection or the next hop. Larger
+/// and chunked bodies are streamed, and such a request is not repeated once sent.
+const BODY_IN_HAND_LIMIT: u64 = 64 * 1024;
+/// Most interim (1xx) responses accepted before the final one; all share one deadline.
+const MAX_INTERIM: usize = 16;
+/// Answers that `retry_on_error on` retries on the next hop (Squid's list).
+const RETRIED_STATUSES: &[u16] = &[403, 500, 501, 502, 503, 504];
 
 pub enum Next {
     KeepAlive,
@@ -72,9 +87,24 @@ struct Request<'h> {
     /// The client's Host field (at most one), forwarded as it came.
     host_field: Option<&'h str>,
     body: BodyKind,
+    /// The whole body, read before the first attempt when it is small enough to resend.
+    body_in_hand: Option<BytesMut>,
 }
 
 impl Request<'_> {
+    /// RFC 9110 section 9.2.2: repeating the request has the same effect as sending it once.
+    fn idempotent(&self) -> bool {
+        ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]
+            .iter()
+            .any(|m| self.head.method.eq_ignore_ascii_case(m))
+    }
+
+    /// Whether the request may be sent again after a failed attempt: idempotent, and its
+    /// body (if any) still in hand rather than streamed away.
+    fn repeatable(&self) -> bool {
+        self.idempotent() && (self.body == BodyKind::None || self.body_in_hand.is_some())
+    }
+
     /// `Expect: 100-continue` on a request with a body.
     fn expects_continue(&self) -> bool {
         self.body != BodyKind::None
@@ -92,27 +122,60 @@ struct Answer {
     body: BodyKind,
 }
 
+impl Answer {
+    /// The answer's transfer codings as one list (`gzip, chunked`), when it has any.
+    fn codings(&self) -> Option<Vec<u8>> {
+        let mut values = self.head.headers.iter().filter(|h| h.is("transfer-encoding"));
+        let mut out = values.next()?.value.trim_ascii().to_vec();
+        for h in values {
+            out.extend_from_slice(b", ");
+            out.extend_from_slice(h.value.trim_ascii());
+        }
+        Some(out)
+    }
+}
+
 /// How the next hop failed a request. Where it failed decides what may be done about it.
 #[derive(Debug)]
 pub enum HopError {
     /// Writing the request (head or body) to it failed.
     Send(std::io::Error),
     /// No usable response head: closed, reset, timed out, or not HTTP. `response_began` says
-    /// whether any byte of a response (a dropped interim 1xx included) had arrived.
+    /// whether an interim (1xx) response had arrived: the hop had begun answering.
     Head { error: HeadError, response_began: bool },
     /// A response head whose body framing cannot be relayed.
     Framing(FramingError),
+    /// Interim answers we cannot accept: an unsolicited `101` (we never forward `Upgrade`),
+    /// or more 1xx answers than [`MAX_INTERIM`].
+    Interim(&'static str),
 }
 
 impl HopError {
-    /// True when the hop failed before the first byte of any response: the client has seen
-    /// nothing, and the request may go to a fresh connection or the next parent if it can be
-    /// repeated (an idempotent method, or a body still in hand). After that, it may not.
+    /// True when the hop failed before answering anything HTTP (reset, closed, silent, or
+    /// garbage instead of a status line): the client has seen nothing, and the request may go
+    /// to a fresh connection or the next hop if it can be repeated (idempotent, its body
+    /// still in hand). Once a head (even an interim one) arrived, the hop has answered.
     pub fn before_response(&self) -> bool {
         match self {
             HopError::Send(_) => true,
             HopError::Head { response_began, .. } => !response_began,
-            HopError::Framing(_) => false,
+            HopError::Framing(_) | HopError::Interim(_) => false,
+        }
+    }
+
+    /// How a hop that failed before answering is counted in its health.
+    fn as_connect_failure(&self) -> ConnectFailure {
+        match self {
+            HopError::Head {
+                error: HeadError::Timeout { .. },
+                ..
+            } => ConnectFailure::Timeout,
+            HopError::Send(_)
+            | HopError::Head {
+                error: HeadError::ClosedEarly { .. } | HeadError::Io(_),
+                ..
+            } => ConnectFailure::ClosedBeforeAnswer,
+            other => ConnectFailure::Other(format!("invalid answer: {other}")),
         }
     }
 
@@ -145,6 +208,9 @@ impl HopError {
                 ErrorType::HttpProtocolError,
                 format!("invalid response from {addr}: {error}"),
             ),
+            HopError::Interim(what) => {
+                return ProxyError::new(502, ErrorType::HttpProtocolError, format!("{addr} sent {what}"));
+            }
             // The head itself arrived: the hop is reachable, only its framing is at fault.
             HopError::Framing(e) => {
                 return ProxyError::new(
@@ -164,6 +230,7 @@ impl std::fmt::Display for HopError {
             HopError::Send(e) => write!(f, "writing the request: {e}"),
             HopError::Head { error, .. } => error.fmt(f),
             HopError::Framing(e) => e.fmt(f),
+            HopError::Interim(what) => f.write_str(what),
         }
     }
 }
@@ -213,66 +280,157 @@ pub async fn handle(
     start: Instant,
 ) -> Next {
     let mut tx = Transaction::new(ctx, start, &head.method, &head.target);
-    let request = match validate(&mut tx, &head) {
+    let mut request = match validate(&mut tx, &head) {
         Ok(request) => request,
         Err(reply) => return fail(tx, client, Failure::refused(reply)).await,
     };
 
-    let check = check_access(ctx, &head.method, &request.target, client_proxy_auth(&head.headers)).await;
+    // The check keeps its own copy of the target: the request is completed (its body taken)
+    // while the check's facts are still in use.
+    let target = request.target.clone();
+    let check = check_access(ctx, &head.method, &target, client_proxy_auth(&head.headers)).await;
     let Some(tx) = admit(tx, client, &check).await else {
         return Next::Close;
     };
+    if max_forwards::remaining(&head) == Some(0) {
+        // TRACE or OPTIONS with Max-Forwards 0: this hop is the final recipient.
+        return max_forwards::answer(tx, client, &head, request.body).await;
+    }
     let facts = check.facts();
     let attempts = plan(&ctx.generation.egress, &ctx.generation.config, &facts);
-    let destination = check.destination();
-    let mut live = match choose_upstream(ctx, upstream, &attempts, &facts, &request.target, &destination).await {
-        Ok(live) => live,
-        Err(error) => {
-            let (reply, hop) = failure::describe(&error);
-            let failure = Failure {
+    if attempts.is_empty() {
+        let (reply, hop) = failure::describe(&TunnelError::NoRoute);
+        return fail(
+            tx,
+            client,
+            Failure {
                 result: ResultCode::Miss,
                 hop,
                 ..Failure::refused(reply)
-            };
-            return fail(tx, client, failure).await;
-        }
-    };
+            },
+        )
+        .await;
+    }
+    let destination = check.destination();
 
     if request.expects_continue() {
         // We answer 100 ourselves and drop Expect upstream, so the body flows without waiting.
         let _ = client.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await;
     }
-    let bytes_to_upstream = match send_request(ctx, client, &mut live, &request).await {
-        Ok(n) => n,
-        Err(why) => {
-            tracing::info!(client = %ctx.client_ip, "{} {}: request not delivered: {why}", tx.method(), tx.url());
-            // Who is at fault decides the answer: a bad chunk is the client's (400), a failed
-            // write the next hop's (502); a client that vanished mid-body gets nothing.
-            let failure = match why {
-                SendError::Client(BodyError::BadChunk(_)) => Failure {
-                    hop: live.seen(),
-                    ..Failure::refused(ProxyError::new(
-                        400,
-                        ErrorType::HttpRequestError,
-                        format!("request body: {why}"),
-                    ))
-                },
-                SendError::Client(_) => Failure::unanswered(ResultCode::Miss, live.seen()),
-                SendError::Hop(error) => hop_failure(&tx, &live, &error),
-            };
-            return fail(tx, client, failure).await;
-        }
-    };
+    if let Err(e) = take_small_body(ctx, client, &mut request).await {
+        tracing::info!(client = %ctx.client_ip, "{} {}: request body not received: {e}", tx.method(), tx.url());
+        let failure = match e {
+            BodyError::BadChunk(_) => Failure::refused(ProxyError::new(
+                400,
+                ErrorType::HttpRequestError,
+                format!("request body: {e}"),
+            )),
+            _ => Failure::unanswered(ResultCode::Miss, HopSeen::NONE),
+        };
+        return fail(tx, client, failure).await;
+    }
 
-    let read_timeout = ctx.generation.config.read_timeout;
-    let answer = match read_answer(&mut live, tx.method(), read_timeout).await {
-        Ok(answered) => answered,
-        Err(error) => {
-            let failure = hop_failure(&tx, &live, &error);
-            return fail(tx, client, failure).await;
+    let mut tries = Tries::new(&ctx.generation.config);
+    let mut kept = upstream.live.take();
+    let mut next = 0;
+    while let Some(&attempt) = attempts.get(next) {
+        if !tries.may_try() {
+            break;
         }
-    };
-    relay_response(tx, client, upstream, live, &request, answer, bytes_to_upstream).await
+        let reused = kept
+            .take()
+            .filter(|live| may_reuse(live, attempt, &request, &destination));
+        let is_reused = reused.is_some();
+        let mut live = match reused {
+            Some(live) => live,
+            None => match connect(ctx, &facts, attempt, &request.target, &destination, &mut tries).await {
+                Some(live) => live,
+                None => {
+                    next += 1;
+                    continue;
+                }
+            },
+        };
+        if is_reused {
+            // Each connection is one try (Squid's `forward_max_tries`); a reuse is one too.
+            tries.used += 1;
+        }
+        let error = match exchange(ctx, client, &mut live, &request, tx.method()).await {
+            Ok((answer, bytes_to_upstream)) => {
+                let more_hops = next + 1 < attempts.len();
+                if ctx.generation.config.retry_on_error
+                    && RETRIED_STATUSES.contains(&answer.head.status)
+                    && request.repeatable()
+                    && more_hops
+                    && tries.may_try()
+                {
+                    // The hop answered, so it is alive: not counted against it. Its answer
+                    // (and the connection it came on) are dropped for the next hop's.
+                    tracing::info!(client = %ctx.client_ip, "{} {}: {} answered {}; retry_on_error: trying the next hop", tx.method(), tx.url(), live.addr, answer.head.status);
+                    tries.failed(
+                        ProxyError::new(
+                            answer.head.status,
+                            ErrorType::DestinationUnavailable,
+                            format!("{} answered {}", live.addr, answer.head.status),
+                        )
+                        .with_next_hop(live.addr.to_string()),
+                        live.seen(),
+                    );
+                    next += 1;
+                    continue;
+                }
+                return relay_response(tx, client, upstream, live, &request, answer, bytes_to_upstream).await;
+            }
+            Err(SendError::Client(why)) => {
+                tracing::info!(client = %ctx.client_ip, "{} {}: request not delivered: {why}", tx.method(), tx.url());
+                // A bad chunk is the client's fault (400); a client gone mid-body gets nothing.
+                let failure = match why {
+                    BodyError::BadChunk(_) => Failure {
+                        hop: live.seen(),
+                        ..Failure::refused(ProxyError::new(
+                            400,
+                            ErrorType::HttpRequestError,
+                            format!("request body: {why}"),
+                        ))
+                    },
+                    _ => Failure::unanswered(ResultCode::Miss, live.seen()),
+                };
+                return fail(tx, client, failure).await;
+            }
+            Err(SendError::Hop(error)) => error,
+        };
+        let when = if error.before_response() {
+            "before any response byte"
+        } else {
+            "after the response began"
+        };
+        tracing::info!(client = %ctx.client_ip, "{} {}: {} failed {when}: {error}", tx.method(), tx.url(), live.addr);
+        let again = error.before_response() && request.repeatable();
+        if is_reused && again {
+            // A kept connection the hop closed while it sat idle (or that broke on reuse) says
+            // nothing about the hop: once more on a fresh connection, not counted against it.
+            continue;
+        }
+        if let NextHop::Parent(i) = live.attempt.hop
+            && error.before_response()
+        {
+            let generation = &ctx.generation;
+            note_parent_failure(
+                &generation.egress,
+                &generation.config,
+                i,
+                &[live.addr],
+                &error.as_connect_failure(),
+            );
+        }
+        tries.failed(error.reply(live.addr), live.seen());
+        if !again {
+            break;
+        }
+        next += 1;
+    }
+    let failure = tries.into_failure();
+    fail(tx, client, failure).await
 }
 
 /// Ends a transaction through the one failure path; the client connection is closed after.
@@ -281,18 +439,55 @@ async fn fail(tx: Transaction<'_>, client: &mut BufConn, failure: Failure) -> Ne
     Next::Close
 }
 
-/// The failure for a next hop that failed this request (`TCP_MISS`, naming the hop).
-fn hop_failure(tx: &Transaction<'_>, live: &Live, error: &HopError) -> Failure {
-    let when = if error.before_response() {
-        "before any response byte"
-    } else {
-        "after the response began"
-    };
-    tracing::debug!(client = %tx.ctx().client_ip, "{} {}: {} failed {when}: {error}", tx.method(), tx.url(), live.addr);
-    Failure {
-        reply: Some(error.reply(live.addr)),
-        result: ResultCode::Miss,
-        hop: live.seen(),
+/// The attempts of one request: how many were made, the deadline for starting another, and
+/// each failure (for the reply's `Proxy-Status` members and the log's hop).
+struct Tries {
+    used: u32,
+    max: u32,
+    deadline: Instant,
+    failures: Vec<(ProxyError, HopSeen)>,
+}
+
+impl Tries {
+    fn new(config: &crate::config::Config) -> Tries {
+        Tries {
+            used: 0,
+            max: config.forward_max_tries.max(1),
+            deadline: Instant::now() + config.forward_timeout,
+            failures: Vec::new(),
+        }
+    }
+
+    /// Whether another attempt may start (`forward_max_tries`, `forward_timeout`).
+    fn may_try(&self) -> bool {
+        self.used < self.max && Instant::now() < self.deadline
+    }
+
+    fn failed(&mut self, reply: ProxyError, hop: HopSeen) {
+        self.failures.push((reply, hop));
+    }
+
+    /// The failure to answer with: the first attempt's (it tells most; later ones are
+    /// fall-backs) with every other attempt as a further `Proxy-Status` member.
+    fn into_failure(self) -> Failure {
+        let mut failures = self.failures.into_iter();
+        let Some((mut reply, hop)) = failures.next() else {
+            let reply = ProxyError::new(
+                504,
+                ErrorType::ConnectionTimeout,
+                "no attempt left within forward_max_tries and forward_timeout",
+            );
+            return Failure {
+                result: ResultCode::Miss,
+                ..Failure::refused(reply)
+            };
+        };
+        reply.more = failures.map(|(e, _)| e).collect();
+        Failure {
+            reply: Some(reply),
+            result: ResultCode::Miss,
+            hop,
+        }
     }
 }
 
@@ -328,45 +523,99 @@ fn validate<'h>(tx: &mut Transaction<'_>, head: &'h RequestHead) -> Result<Reque
         url,
         host_field: host_fields.first().copied(),
         body: framing.unwrap_or(BodyKind::None),
+        body_in_hand: None,
     })
 }
 
-/// Phase 2: the connection kept from the previous request when it goes to the same next hop
-/// as this one's first choice; otherwise a new one, trying the planned hops in order.
-async fn choose_upstream(
+/// Reads a small body whole before the first attempt, so it can be sent again.
+async fn take_small_body(ctx: &ClientCtx, client: &mut BufConn, request: &mut Request<'_>) -> Result<(), BodyError> {
+    let BodyKind::Length(n) = request.body else {
+        return Ok(());
+    };
+    if n > BODY_IN_HAND_LIMIT {
+        return Ok(());
+    }
+    let idle = ctx.generation.config.read_timeout;
+    let mut body = Vec::with_capacity(n as usize);
+    copy_body(client, &mut body, request.body, idle).await?;
+    request.body_in_hand = Some(BytesMut::from(&body[..]));
+    Ok(())
+}
+
+/// Phase 2a: whether the connection kept from the previous request may carry this one. Only
+/// to the same next hop; only for a request that may be repeated (Squid's default for
+/// `server_pconn_for_nonretriable`: others get a fresh connection, so a kept connection the
+/// hop closed while idle can never lose them); only to an address this request's `dst`
+/// ACLs judged (the name may resolve elsewhere now); and only when the connection is quiet:
+/// no byte nor close arrived since the last response ended.
+fn may_reuse(live: &Live, attempt: Attempt, request: &Request<'_>, destination: &Destination<'_>) -> bool {
+    let judged = match (attempt.hop, destination.resolved) {
+        (NextHop::Direct, Some(Ok(addrs))) => addrs.contains(&live.addr.ip().to_canonical()),
+        (NextHop::Direct, Some(Err(_))) => false,
+        _ => true,
+    };
+    live.key == key_of(&attempt, &request.target) && request.repeatable() && judged && is_quiet(&live.conn)
+}
+
+/// True when nothing is waiting to be read on a kept connection: bytes there could only be
+/// left over from the previous response (or a close), never an answer to the next request.
+fn is_quiet(conn: &BufConn) -> bool {
+    if !conn.buf.is_empty() {
+        return false;
+    }
+    let mut probe = [0u8; 1];
+    matches!(conn.stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+}
+
+/// Phase 2b: a new connection to the hop of `attempt`, trying it `1 + connect_retries`
+/// times. Failures are recorded in `tries` (and counted against a parent by the dialer).
+async fn connect(
     ctx: &ClientCtx,
-    upstream: &mut Upstream,
-    attempts: &[Attempt],
     facts: &RequestFacts<'_>,
+    attempt: Attempt,
     target: &Target,
     destination: &Destination<'_>,
-) -> Result<Live, TunnelError> {
-    // Taken out for the whole exchange: it goes back only if the response ends cleanly.
-    let kept = upstream.live.take();
-    if let (Some(live), Some(first)) = (kept, attempts.first())
-        && live.key == key_of(first, target)
-    {
-        return Ok(live);
-    }
-    if attempts.is_empty() {
-        return Err(TunnelError::NoRoute);
-    }
+    tries: &mut Tries,
+) -> Option<Live> {
     let generation = &ctx.generation;
-    let mut failures: Vec<HopFailure> = Vec::new();
-    for &attempt in attempts {
-        match connect_hop(&generation.egress, &generation.config, facts, attempt, destination).await {
+    let config = &generation.config;
+    for _ in 0..=config.connect_retries {
+        if !tries.may_try() {
+            return None;
+        }
+        tries.used += 1;
+        match connect_hop(&generation.egress, config, facts, attempt, destination).await {
             Ok(c) => {
-                return Ok(Live {
+                return Some(Live {
                     key: key_of(&attempt, target),
                     conn: BufConn::new(c.stream),
                     addr: c.addr,
                     attempt: c.attempt,
                 });
             }
-            Err(f) => failures.push(f),
+            Err(f) => {
+                tracing::debug!(client = %ctx.client_ip, "{f}");
+                let (reply, hop) = failure::describe_one(&f);
+                tries.failed(reply, hop);
+            }
         }
     }
-    Err(TunnelError::Failed(failures))
+    None
+}
+
+/// Phases 3 and 4 on one connection: sends the request, reads the answer's head.
+async fn exchange(
+    ctx: &ClientCtx,
+    client: &mut BufConn,
+    live: &mut Live,
+    request: &Request<'_>,
+    method: &str,
+) -> Result<(Answer, u64), SendError> {
+    let bytes_to_upstream = send_request(ctx, client, live, request).await?;
+    let config = &ctx.generation.config;
+    let head_bound = config.read_timeout.min(config.forward_timeout);
+    let answer = read_answer(live, method, head_bound).await.map_err(SendError::Hop)?;
+    Ok((answer, bytes_to_upstream))
 }
 
 /// Phase 3: writes the request head this hop builds (origin-form to an origin, absolute-form
@@ -393,13 +642,17 @@ async fn send_request(
         Some(host) => push_header(&mut out, "Host", host.as_bytes()),
         None => push_header(&mut out, "Host", authority_for_host(&request.target).as_bytes()),
     }
-    write_forwarded(
-        &mut out,
-        generation,
-        ctx.client_ip,
-        &head.headers,
-        &["host", "expect", "content-length"],
-    );
+    // TRACE and OPTIONS carry Max-Forwards one lower (RFC 9110 section 7.6.2).
+    let max_forwards = max_forwards::remaining(head);
+    let skip: &[&str] = if max_forwards.is_some() {
+        &["host", "expect", "content-length", "max-forwards"]
+    } else {
+        &["host", "expect", "content-length"]
+    };
+    write_forwarded(&mut out, generation, ctx.client_ip, &head.headers, skip);
+    if let Some(n) = max_forwards {
+        push_header(&mut out, "Max-Forwards", n.saturating_sub(1).to_string().as_bytes());
+    }
     if let Some(i) = via_parent {
         let auth = client_proxy_auth(&head.headers);
         append_peer_login(&mut out, generation.config.peers[i].login.as_ref(), auth);
@@ -413,7 +666,10 @@ async fn send_request(
     out.extend_from_slice(b"Connection: keep-alive\r\n\r\n");
 
     let mut body_left = request.body;
-    if let BodyKind::Length(n) = request.body
+    if let Some(body) = &request.body_in_hand {
+        out.extend_from_slice(body);
+        body_left = BodyKind::None;
+    } else if let BodyKind::Length(n) = request.body
         && client.buf.len() as u64 >= n
         && n <= COALESCE_LIMIT
     {
@@ -431,26 +687,32 @@ async fn send_request(
     Ok(out.len() as u64 + body)
 }
 
-/// Phase 4: the response head, after any interim 1xx answers (dropped: we never ask for
-/// 101), and how its body is framed.
-async fn read_answer(live: &mut Live, method: &str, read_timeout: std::time::Duration) -> Result<Answer, HopError> {
-    let mut interim_seen = false;
+/// Phase 4: the response head, after any interim 1xx answers (dropped: `100 Continue` we
+/// answered ourselves), and how its body is framed. The head, interim answers included,
+/// must arrive within `bound`; at most [`MAX_INTERIM`] interim answers are accepted, and a
+/// `101` is refused: we never forward `Upgrade`, so no switch was asked for.
+async fn read_answer(live: &mut Live, method: &str, bound: Duration) -> Result<Answer, HopError> {
+    let deadline = Instant::now() + bound;
+    let mut interim_seen = 0;
     let answer = loop {
-        match live
-            .conn
-            .read_head(RESPONSE_HEAD_LIMIT, read_timeout, parse_response)
-            .await
-        {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match live.conn.read_head(RESPONSE_HEAD_LIMIT, left, parse_response).await {
+            Ok((h, _)) if h.status == 101 => return Err(HopError::Interim("an unsolicited 101 Switching Protocols")),
             Ok((h, len)) => {
                 let _ = live.conn.buf.split_to(len);
-                if (100..200).contains(&h.status) && h.status != 101 {
-                    interim_seen = true;
+                if (100..200).contains(&h.status) {
+                    interim_seen += 1;
+                    if interim_seen > MAX_INTERIM {
+                        return Err(HopError::Interim("too many interim (1xx) responses"));
+                    }
                     continue;
                 }
                 break h;
             }
             Err(error) => {
-                let response_began = interim_seen || !live.conn.buf.is_empty();
+                // Bytes that never made a head (garbage, a cut head) are no answer: only a
+                // parsed interim response means the hop had begun answering.
+                let response_began = interim_seen > 0;
                 return Err(HopError::Head { error, response_began });
             }
         }
@@ -459,8 +721,11 @@ async fn read_answer(live: &mut Live, method: &str, read_timeout: std::time::Dur
     Ok(Answer { head: answer, body })
 }
 
-/// Phase 5: relays the response head and body to the client and logs the transaction. The
-/// upstream connection is kept only when the response ended cleanly and may be reused.
+/// Phase 5: relays the response head and body to the client and logs the transaction. A
+/// body cut short (the hop closed early or broke the chunk framing, or the client left) is
+/// logged `TCP_MISS_ABORTED`, as Squid does, and the client connection is closed so the
+/// client sees the cut. The upstream connection is kept only when the response ended exactly
+/// at its framed end: nothing left over behind it, no close announced.
 async fn relay_response(
     tx: Transaction<'_>,
     client: &mut BufConn,
@@ -471,6 +736,7 @@ async fn relay_response(
     bytes_to_upstream: u64,
 ) -> Next {
     let ctx = tx.ctx();
+    let codings = answer.codings();
     let Answer {
         head: answer,
         body: response_kind,
@@ -478,7 +744,7 @@ async fn relay_response(
     let keep_client = wants_keep_alive(request.head.version, &request.head.headers)
         && response_kind != BodyKind::UntilClose
         && !*ctx.shutdown.borrow();
-    let mut head_out = response_head(ctx, &answer, response_kind, keep_client);
+    let mut head_out = response_head(ctx, &answer, response_kind, codings.as_deref(), keep_client);
     // A small body that already arrived goes out with the head in one write.
     let mut body_kind = response_kind;
     if let BodyKind::Length(n) = response_kind
@@ -493,16 +759,22 @@ async fn relay_response(
     if complete {
         bytes += head_out.len() as u64;
         let read_timeout = ctx.generation.config.read_timeout;
-        match copy_body(&mut live.conn, &mut client.stream, body_kind, read_timeout).await {
-            Ok(n) => bytes += n,
-            Err(e) => {
-                tracing::info!(client = %ctx.client_ip, "{} {}: response body cut: {e}", tx.method(), tx.url());
-                complete = false;
-            }
+        let copied = copy_body_counted(&mut live.conn, &mut client.stream, body_kind, read_timeout, &mut bytes).await;
+        if let Err(e) = copied {
+            tracing::info!(client = %ctx.client_ip, "{} {}: response body cut: {e}", tx.method(), tx.url());
+            complete = false;
         }
     }
+    let leftover = live.conn.buf.len();
+    if complete && leftover > 0 {
+        tracing::info!(client = %ctx.client_ip, "{} {}: {} sent {leftover} bytes past the end of its response; connection closed", tx.method(), tx.url(), live.addr);
+    }
     tx.finish(Outcome {
-        result: ResultCode::Miss,
+        result: if complete {
+            ResultCode::Miss
+        } else {
+            ResultCode::MissAborted
+        },
         status: answer.status,
         bytes,
         hierarchy: live.attempt.hierarchy,
@@ -511,6 +783,7 @@ async fn relay_response(
         bytes_to_upstream,
     });
     let upstream_reusable = complete
+        && leftover == 0
         && answer.version >= 1
         && response_kind != BodyKind::UntilClose
         && !connection_tokens(&answer.headers).iter().any(|t| t == "close");
@@ -552,7 +825,13 @@ fn write_framing(out: &mut Vec<u8>, kind: BodyKind, declared_length: Option<&[u8
 
 /// The response head for the client: the origin's fields minus hop-by-hop ones, our `Via`
 /// entry, and our own connection management.
-fn response_head(ctx: &ClientCtx, answer: &ResponseHead, kind: BodyKind, keep_alive: bool) -> Vec<u8> {
+fn response_head(
+    ctx: &ClientCtx,
+    answer: &ResponseHead,
+    kind: BodyKind,
+    codings: Option<&[u8]>,
+    keep_alive: bool,
+) -> Vec<u8> {
     let reason = if answer.reason.is_empty() {
         reason_phrase(answer.status)
     } else {
@@ -572,7 +851,15 @@ fn response_head(ctx: &ClientCtx, answer: &ResponseHead, kind: BodyKind, keep_al
         .iter()
         .find(|h| h.is("content-length"))
         .map(|h| h.value.as_slice());
-    write_framing(&mut out, kind, declared_length);
+    match (kind, codings) {
+        // The chunk framing is relayed as it came, so the codings under it stay named (`gzip,
+        // chunked`); a body whose codings do not end in chunked is close-delimited and keeps
+        // its field too, or the client would take encoded bytes for the representation.
+        (BodyKind::Chunked | BodyKind::UntilClose, Some(codings)) => {
+            push_header(&mut out, "Transfer-Encoding", codings)
+        }
+        _ => write_framing(&mut out, kind, declared_length),
+    }
     write_via(&mut out, &ctx.generation, existing_via(&answer.headers));
     out.extend_from_slice(if keep_alive {
         b"Connection: keep-alive\r\n\r\n"

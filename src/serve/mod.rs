@@ -9,6 +9,7 @@ pub mod forward;
 pub mod headers;
 pub mod limits;
 pub mod listener;
+pub mod max_forwards;
 pub mod policy;
 pub mod reply;
 pub mod target;

@@ -55,6 +55,9 @@ pub struct ProxyError {
     pub hint: Option<&'static str>,
     /// Extra header fields (e.g. `Proxy-Authenticate` on a 407).
     pub headers: Vec<(&'static str, String)>,
+    /// Further failed attempts of the same request (other next hops, or a retry), each its
+    /// own `Proxy-Status` member after this one: RFC 9209 fields are lists.
+    pub more: Vec<ProxyError>,
 }
 
 impl ProxyError {
@@ -66,6 +69,7 @@ impl ProxyError {
             next_hop: None,
             hint: None,
             headers: Vec::new(),
+            more: Vec::new(),
         }
     }
 
@@ -123,6 +127,16 @@ pub fn sf_identifier(name: &str) -> String {
     }
 }
 
+/// The `Proxy-Status` value for an error generated here: its member, then one per further
+/// failed attempt.
+pub fn proxy_status_value(hostname: &str, error: &ProxyError) -> String {
+    std::iter::once(error)
+        .chain(&error.more)
+        .map(|e| proxy_status_member(hostname, e))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The `Proxy-Status` member for an error generated here.
 pub fn proxy_status_member(hostname: &str, error: &ProxyError) -> String {
     let mut member = format!("{}; error={}", sf_identifier(hostname), error.error.token());
@@ -154,7 +168,7 @@ pub fn render(hostname: &str, via_entry: &str, error: &ProxyError) -> Vec<u8> {
         env!("CARGO_PKG_VERSION"),
         httpdate::fmt_http_date(SystemTime::now()),
         body.len(),
-        proxy_status_member(hostname, error),
+        proxy_status_value(hostname, error),
     );
     // Extra fields go just before the blank line that ends the head.
     let extra: String = error
@@ -180,6 +194,17 @@ mod tests {
             r#"proxy1.lab; error=connection_refused; next-hop="127.0.0.12:8080"; details="cannot connect to \"x\"""#
         );
         assert_eq!(sf_identifier("10.0.0.1"), "\"10.0.0.1\"");
+    }
+
+    #[test]
+    fn every_failed_attempt_is_a_member() {
+        let mut e = ProxyError::new(502, ErrorType::ConnectionTerminated, "reset").with_next_hop("127.0.0.1:1");
+        e.more
+            .push(ProxyError::new(504, ErrorType::ConnectionReadTimeout, "silent").with_next_hop("127.0.0.2:2"));
+        assert_eq!(
+            proxy_status_value("p", &e),
+            r#"p; error=connection_terminated; next-hop="127.0.0.1:1"; details="reset", p; error=connection_read_timeout; next-hop="127.0.0.2:2"; details="silent""#
+        );
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub const LAB_ENDPOINT: &[u8] = &[65];
 pub const LOG_FULL_DISK: &[u8] = &[63];
 pub const DNS_RESOLVER: &[u8] = &[62];
 pub const CLI_HABITS: &[u8] = &[64];
+pub const FORWARD_FAILOVER: &[u8] = &[70];
+pub const FORWARD_KEEPALIVE: &[u8] = &[71];
+pub const FORWARD_HOSTILE: &[u8] = &[72, 73, 74];
 
 /// Each test file and its blocks.
 pub const FILES: &[(&str, &[u8])] = &[
@@ -41,6 +44,9 @@ pub const FILES: &[(&str, &[u8])] = &[
     ("log_full_disk.rs", LOG_FULL_DISK),
     ("dns_resolver.rs", DNS_RESOLVER),
     ("cli_habits.rs", CLI_HABITS),
+    ("forward_failover.rs", FORWARD_FAILOVER),
+    ("forward_keepalive.rs", FORWARD_KEEPALIVE),
+    ("forward_hostile.rs", FORWARD_HOSTILE),
 ];
 
 /// Blocks taken for test files being written (owner, blocks): give each file its own entry in
@@ -49,5 +55,5 @@ pub const RESERVED: &[(&str, &[u8])] = &[
     ("serve tests", &[61]),
     ("spare", &[66, 67]),
     ("timeout, reload and failover tests", &[68, 69]),
-    ("plain-HTTP forwarding tests", &[70, 71, 72, 73, 74, 75, 76, 77, 78, 79]),
+    ("plain-HTTP forwarding tests", &[75, 76, 77, 78, 79]),
 ];

@@ -374,3 +374,121 @@ pub fn connect_from(source: IpAddr, dest: SocketAddr) -> std::net::TcpStream {
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     stream
 }
+
+/// One response read off a persistent connection.
+#[derive(Debug)]
+pub struct Response {
+    pub head: String,
+    pub body: Vec<u8>,
+    /// The body ended because the connection closed (close-delimited, or cut short).
+    pub closed: bool,
+}
+
+impl Response {
+    pub fn status(&self) -> u16 {
+        self.head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+    }
+
+    pub fn body_text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A client on one keep-alive connection to a proxy, reading responses by their framing.
+pub struct KeepAliveClient {
+    reader: std::io::BufReader<std::net::TcpStream>,
+}
+
+impl KeepAliveClient {
+    pub fn connect(addr: SocketAddr) -> KeepAliveClient {
+        let stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        KeepAliveClient {
+            reader: std::io::BufReader::new(stream),
+        }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        self.reader.get_mut().write_all(bytes).unwrap();
+    }
+
+    /// Sends `request` and reads one response (`head_only` for a HEAD request). `None` when
+    /// the proxy closed the connection before a response head.
+    pub fn ask(&mut self, request: &[u8], head_only: bool) -> Option<Response> {
+        self.send(request);
+        self.read_response(head_only)
+    }
+
+    pub fn read_response(&mut self, head_only: bool) -> Option<Response> {
+        use std::io::{BufRead, Read};
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            if self.reader.read_line(&mut line).ok()? == 0 {
+                return None;
+            }
+            head.push_str(&line);
+            if line == "\r\n" {
+                if head.starts_with("HTTP/1.1 100 ") {
+                    head.clear();
+                    continue;
+                }
+                break;
+            }
+        }
+        let status: u16 = head.split(' ').nth(1)?.parse().ok()?;
+        let mut body = Vec::new();
+        let mut closed = false;
+        let no_body = head_only || status == 204 || status == 304;
+        if no_body {
+        } else if let Some(len) = header(&head, "Content-Length") {
+            body.resize(len.parse().unwrap(), 0);
+            let mut got = 0;
+            while got < body.len() {
+                match self.reader.read(&mut body[got..]) {
+                    Ok(0) | Err(_) => {
+                        closed = true;
+                        break;
+                    }
+                    Ok(n) => got += n,
+                }
+            }
+            body.truncate(got);
+        } else if header(&head, "Transfer-Encoding").is_some_and(|te| te.ends_with("chunked")) {
+            // Kept raw (chunk framing included), as relayed.
+            loop {
+                let mut line = String::new();
+                if self.reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    closed = true;
+                    break;
+                }
+                body.extend_from_slice(line.as_bytes());
+                let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16).unwrap_or(0);
+                if size == 0 {
+                    let mut end = String::new();
+                    let _ = self.reader.read_line(&mut end);
+                    body.extend_from_slice(end.as_bytes());
+                    break;
+                }
+                let mut chunk = vec![0; size + 2];
+                if self.reader.read_exact(&mut chunk).is_err() {
+                    closed = true;
+                    break;
+                }
+                body.extend_from_slice(&chunk);
+            }
+        } else {
+            let _ = self.reader.read_to_end(&mut body);
+            closed = true;
+        }
+        Some(Response { head, body, closed })
+    }
+
+    /// True when the proxy closed the connection (reads EOF within 10 s).
+    pub fn is_closed(&mut self) -> bool {
+        use std::io::Read;
+        let mut rest = Vec::new();
+        self.reader.read_to_end(&mut rest).is_ok() && rest.is_empty()
+    }
+}

@@ -162,3 +162,148 @@ pub fn recorder(addr: SocketAddr, reply: &'static [u8]) -> Recorder {
     });
     Recorder { server, connections }
 }
+
+/// What a [`scripted`] origin does with one request.
+pub enum Act {
+    /// Writes these bytes and waits for the next request on the connection.
+    Reply(Vec<u8>),
+    /// Writes these bytes, then closes the connection.
+    ReplyClose(Vec<u8>),
+    /// Closes the connection without a byte.
+    Close,
+    /// Resets the connection (RST) without a byte.
+    Reset,
+    /// Answers nothing and holds the connection until the peer closes it (at most 30 s).
+    Silent,
+}
+
+/// One request a [`scripted`] origin received: the connection it came on (in accept order),
+/// its index on that connection, its head and its body.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub connection: usize,
+    pub index: usize,
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+/// A hostile (or merely exact) HTTP/1.1 peer: reads requests (body by Content-Length or
+/// chunked) and does what `script(request)` says with each, recording them all.
+pub struct Scripted {
+    pub server: Server,
+    requests: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Scripted {
+    pub fn requests(&self) -> Vec<Received> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    /// Waits (bounded, 10 s) until at least `count` requests arrived; returns them.
+    pub fn wait_for_requests(&self, count: usize) -> Vec<Received> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let all = self.requests();
+            if all.len() >= count || std::time::Instant::now() > deadline {
+                return all;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+pub fn scripted(addr: SocketAddr, script: impl Fn(&Received) -> Act + Send + Sync + 'static) -> Scripted {
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&requests);
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let server = serve(addr, move |stream| {
+        let connection = accepted.fetch_add(1, Ordering::Relaxed);
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut writer = stream;
+        for index in 0..100 {
+            let Some((head, body)) = read_request(&mut reader) else {
+                return;
+            };
+            let received = Received {
+                connection,
+                index,
+                head,
+                body,
+            };
+            log.lock().unwrap().push(received.clone());
+            match script(&received) {
+                Act::Reply(bytes) => {
+                    if writer.write_all(&bytes).is_err() {
+                        return;
+                    }
+                }
+                Act::ReplyClose(bytes) => {
+                    let _ = writer.write_all(&bytes);
+                    let _ = writer.shutdown(Shutdown::Both);
+                    return;
+                }
+                Act::Close => {
+                    let _ = writer.shutdown(Shutdown::Both);
+                    return;
+                }
+                Act::Reset => {
+                    // SO_LINGER 0: close sends RST instead of FIN.
+                    let _ = rustix::net::sockopt::set_socket_linger(&writer, Some(Duration::ZERO));
+                    return;
+                }
+                Act::Silent => {
+                    let _ = writer.set_read_timeout(Some(Duration::from_secs(30)));
+                    let mut sink = [0u8; 1024];
+                    while matches!(reader.read(&mut sink), Ok(n) if n > 0) {}
+                    return;
+                }
+            }
+        }
+    });
+    Scripted { server, requests }
+}
+
+/// Reads one request (head and body); `None` when the peer closed or sent nonsense.
+fn read_request(reader: &mut BufReader<TcpStream>) -> Option<(String, Vec<u8>)> {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        head.push_str(&line);
+        if line == "\r\n" || line == "\n" {
+            break;
+        }
+    }
+    let lower = head.to_ascii_lowercase();
+    let mut body = Vec::new();
+    if let Some(len) = lower.lines().find_map(|l| l.strip_prefix("content-length:")) {
+        body.resize(len.trim().parse().ok()?, 0);
+        reader.read_exact(&mut body).ok()?;
+    } else if lower.contains("transfer-encoding: chunked") {
+        loop {
+            let mut size_line = String::new();
+            if reader.read_line(&mut size_line).ok()? == 0 {
+                return None;
+            }
+            let size = usize::from_str_radix(size_line.trim(), 16).ok()?;
+            let mut chunk = vec![0; size + 2];
+            reader.read_exact(&mut chunk).ok()?;
+            body.extend_from_slice(&chunk[..size]);
+            if size == 0 {
+                break;
+            }
+        }
+    }
+    Some((head, body))
+}
+
+/// `HTTP/1.1 200 OK` with `body` as text/plain, keep-alive.
+pub fn ok(body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}

@@ -97,6 +97,7 @@ fn non_default(config: &Config) -> Vec<Setting> {
         defaults::PEER_CONNECT_TIMEOUT,
     );
     time("read_timeout", config.read_timeout, defaults::READ_TIMEOUT);
+    time("forward_timeout", config.forward_timeout, defaults::FORWARD_TIMEOUT);
     time(
         "request_start_timeout",
         config.request_start_timeout,
