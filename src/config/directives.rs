@@ -22,7 +22,8 @@ use super::units;
 use crate::policy::{Acl, AclKind, AclRef, AclSet, Action, IpMatch, Origin, Rule, RuleList};
 
 /// Names of ACLs Squid 5 defines before reading the config (cf.data.pre, `acl`).
-pub const BUILTIN_ACLS: &[&str] = &["all", "manager", "localhost", "to_localhost", "CONNECT"];
+/// `to_linklocal` is Squid 6's (its default config uses it); Squid 5.7 configs may define it.
+pub const BUILTIN_ACLS: &[&str] = &["all", "manager", "localhost", "to_localhost", "to_linklocal", "CONNECT"];
 
 /// Log format names Squid knows without a `logformat` line.
 const BUILTIN_LOGFORMATS: &[&str] = &["squid", "common", "combined", "referrer", "useragent", "icap_squid"];
@@ -332,6 +333,30 @@ impl Builder {
             if existing.builtin && self.redefines_builtin_harmlessly(name, type_name, &values) {
                 return;
             }
+            if existing.builtin && name == "to_linklocal" {
+                // Not built into Squid 5.7, so its configs may define it as they like: the
+                // definition takes the built-in's place.
+                let kind = match acl_parse::empty_kind(type_name, origin) {
+                    Ok(kind) => kind,
+                    Err(diag) => {
+                        self.diags.push(diag);
+                        return;
+                    }
+                };
+                let mut draft = AclDraft {
+                    name: name.to_string(),
+                    type_name: type_name.to_string(),
+                    origin: origin.clone(),
+                    builtin: false,
+                    kind,
+                    elements: Vec::new(),
+                };
+                let mut diags = Vec::new();
+                acl_parse::add_values(&mut draft, &values, &mut diags);
+                self.diags.extend(diags);
+                self.acls[index] = draft;
+                return;
+            }
             let new_kind = match acl_parse::empty_kind(type_name, origin) {
                 Ok(kind) => kind,
                 Err(diag) => {
@@ -404,6 +429,7 @@ impl Builder {
                     || type_name == "url_regex" && texts.iter().any(|t| t.contains("squid-internal-mgr"))
             }
             "CONNECT" => type_name == "method" && texts.iter().all(|t| *t == "CONNECT"),
+            "to_linklocal" => type_name == "dst" && texts.iter().all(|t| ["169.254.0.0/16", "fe80::/10"].contains(t)),
             "localhost" => {
                 type_name == "src"
                     && texts
@@ -1090,6 +1116,11 @@ fn builtin_acls() -> Vec<AclDraft> {
                 net("::1/128"),
                 net("::/128"),
             ]),
+        ),
+        draft(
+            "to_linklocal",
+            "dst",
+            AclKind::Dst(vec![net("169.254.0.0/16"), net("fe80::/10")]),
         ),
         draft("CONNECT", "method", AclKind::Method(vec!["CONNECT".into()])),
     ]

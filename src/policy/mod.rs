@@ -6,4 +6,7 @@ pub mod access;
 pub mod acl;
 
 pub use access::{AclRef, AclSet, Action, Decision, Origin, Rule, RuleList};
-pub use acl::{Acl, AclKind, DomainPattern, IpMatch, RequestFacts};
+pub use acl::{
+    Acl, AclKind, Component, DomainPattern, HeaderPatterns, IpMatch, LocalClock, MoreFacts, Patterns, ReplyFacts,
+    RequestFacts, TimeSpan,
+};
