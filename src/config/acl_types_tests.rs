@@ -270,3 +270,33 @@ fn lint_takes_opaque_acls_at_their_worst() {
     };
     assert!(c.http_access.allows(&c.acls, &facts, crate::policy::Action::Deny));
 }
+
+#[test]
+fn header_access_lines_build_per_name_lists_with_replacements() {
+    let c = config(
+        "acl lan src 127.0.67.0/24\nrequest_header_access User-Agent deny lan\nrequest_header_replace User-Agent Generic Browser/1.0\nrequest_header_access Other deny all\nrequest_header_access Via allow all\nrequest_header_access All deny !lan\nreply_header_access Server deny all\n",
+    );
+    let facts = RequestFacts {
+        client: "127.0.67.2".parse().unwrap(),
+        method: "GET",
+        proto: "HTTP",
+        host: "h.invalid",
+        port: 80,
+        path: "/",
+        dst_addrs: &[],
+        host_aliases: &[],
+        local_port: 3128,
+        user: None,
+        more: MoreFacts::default(),
+    };
+    let filter = c.request_header_access.filter(&c.acls, &facts);
+    let mut head = b"GET / HTTP/1.1\r\n".to_vec();
+    head.extend_from_slice(b"Host: h.invalid\r\nUser-Agent: curl/8\r\nX-Internal: 1\r\nVia: 1.1 a\r\n");
+    filter.apply(&mut head, 16);
+    assert_eq!(
+        String::from_utf8(head).unwrap(),
+        "GET / HTTP/1.1\r\nHost: h.invalid\r\nUser-Agent: Generic Browser/1.0\r\nVia: 1.1 a\r\n"
+    );
+    assert!(!c.reply_header_access.is_empty());
+    assert!(errors("request_header_access Via maybe all\n")[0].contains("neither 'allow' nor 'deny'"));
+}

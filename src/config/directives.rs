@@ -199,6 +199,8 @@ impl Builder {
             "cache_peer" => self.cache_peer(line),
             "cache_peer_access" => self.cache_peer_access(line),
             "access_log" => self.access_log(line),
+            "request_header_access" | "reply_header_access" => self.header_access(line),
+            "request_header_replace" | "reply_header_replace" => self.header_replace(line),
             "logformat" => self.logformat(line),
             "hosts_file" => {
                 if let Some(value) = self.one_arg(line, "hosts_file PATH|none") {
@@ -852,6 +854,40 @@ impl Builder {
             origin: line.origin.clone(),
             reason: "custom log formats are not supported yet (only 'squid')",
         });
+    }
+
+    /// `request_header_access NAME allow|deny [!]ACL…` (and `reply_…`): lines for one name
+    /// form that name's access list; `All` and `Other` are Squid's pseudo-names.
+    fn header_access(&mut self, line: &Line) {
+        let Some((name, rest)) = line.args().split_first() else {
+            self.error(&line.origin, format!("{} needs a header name", line.name()))
+                .hint = Some(format!("{} User-Agent deny all", line.name()));
+            return;
+        };
+        let Some(rule) = self.rule_from(line.name(), rest, &line.origin) else {
+            return;
+        };
+        let rules = if line.name() == "request_header_access" {
+            &mut self.config.request_header_access
+        } else {
+            &mut self.config.reply_header_access
+        };
+        rules.mangler_mut(&name.text).access.rules.push(rule);
+    }
+
+    /// `request_header_replace NAME value…`: the value sent instead of a denied field.
+    fn header_replace(&mut self, line: &Line) {
+        let Some((name, words)) = line.args().split_first() else {
+            self.error(&line.origin, format!("{} needs a header name and a value", line.name()));
+            return;
+        };
+        let value = words.iter().map(|t| t.text.as_str()).collect::<Vec<_>>().join(" ");
+        let rules = if line.name() == "request_header_replace" {
+            &mut self.config.request_header_access
+        } else {
+            &mut self.config.reply_header_access
+        };
+        rules.mangler_mut(&name.text).replacement = Some(value.into_bytes());
     }
 
     // --- scalars --------------------------------------------------------------------------

@@ -12,7 +12,9 @@ use std::net::SocketAddr;
 use tokio::time::Instant;
 
 use super::failure;
-use super::headers::{client_proxy_auth, existing_via, push_header, write_forwarded, write_via};
+use super::headers::{
+    client_proxy_auth, existing_via, push_header, reply_filter, request_filter, write_forwarded, write_via,
+};
 use super::policy::{admit, check_access};
 use super::reply::{ErrorType, ProxyError, reason_phrase};
 use super::target::{Target, absolute_url, authority, host_field_matches, parse_absolute};
@@ -24,7 +26,7 @@ use crate::http1::head::{
 };
 use crate::http1::{BodyKind, BufConn, HeadError, RequestHead, ResponseHead, copy_body};
 use crate::log::ResultCode;
-use crate::policy::RequestFacts;
+use crate::policy::{HeaderFilter, RequestFacts};
 use crate::route::dial::{Destination, HopFailure, connect_hop};
 use crate::route::select::{Attempt, NextHop, plan};
 use crate::route::tunnel::{TunnelError, append_peer_login};
@@ -90,6 +92,8 @@ impl Request<'_> {
 struct Answer {
     head: ResponseHead,
     body: BodyKind,
+    /// `reply_header_access` decided for this answer (empty until the policy has looked).
+    header_rules: HeaderFilter,
 }
 
 /// How the next hop failed a request. Where it failed decides what may be done about it.
@@ -242,7 +246,8 @@ pub async fn handle(
         // We answer 100 ourselves and drop Expect upstream, so the body flows without waiting.
         let _ = client.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await;
     }
-    let bytes_to_upstream = match send_request(ctx, client, &mut live, &request).await {
+    let header_rules = request_filter(&ctx.generation.config, &facts);
+    let bytes_to_upstream = match send_request(ctx, client, &mut live, &request, &header_rules).await {
         Ok(n) => n,
         Err(why) => {
             tracing::info!(client = %ctx.client_ip, "{} {}: request not delivered: {why}", tx.method(), tx.url());
@@ -265,13 +270,14 @@ pub async fn handle(
     };
 
     let read_timeout = ctx.generation.config.read_timeout;
-    let answer = match read_answer(&mut live, tx.method(), read_timeout).await {
+    let mut answer = match read_answer(&mut live, tx.method(), read_timeout).await {
         Ok(answered) => answered,
         Err(error) => {
             let failure = hop_failure(&tx, &live, &error);
             return fail(tx, client, failure).await;
         }
     };
+    answer.header_rules = reply_filter(&ctx.generation.config, &facts, answer.head.status, &answer.head.headers);
     relay_response(tx, client, upstream, live, &request, answer, bytes_to_upstream).await
 }
 
@@ -376,6 +382,7 @@ async fn send_request(
     client: &mut BufConn,
     live: &mut Live,
     request: &Request<'_>,
+    header_rules: &HeaderFilter,
 ) -> Result<u64, SendError> {
     let generation = &ctx.generation;
     let head = request.head;
@@ -389,6 +396,7 @@ async fn send_request(
         &request.target.path
     };
     let mut out = format!("{} {request_target} HTTP/1.1\r\n", head.method).into_bytes();
+    let fields_start = out.len();
     match request.host_field {
         Some(host) => push_header(&mut out, "Host", host.as_bytes()),
         None => push_header(&mut out, "Host", authority_for_host(&request.target).as_bytes()),
@@ -404,6 +412,7 @@ async fn send_request(
         let auth = client_proxy_auth(&head.headers);
         append_peer_login(&mut out, generation.config.peers[i].login.as_ref(), auth);
     }
+    header_rules.apply(&mut out, fields_start);
     let declared_length = head
         .headers
         .iter()
@@ -456,7 +465,11 @@ async fn read_answer(live: &mut Live, method: &str, read_timeout: std::time::Dur
         }
     };
     let body = response_body_kind(method, answer.status, &answer.headers).map_err(HopError::Framing)?;
-    Ok(Answer { head: answer, body })
+    Ok(Answer {
+        head: answer,
+        body,
+        header_rules: HeaderFilter::default(),
+    })
 }
 
 /// Phase 5: relays the response head and body to the client and logs the transaction. The
@@ -474,11 +487,12 @@ async fn relay_response(
     let Answer {
         head: answer,
         body: response_kind,
+        header_rules,
     } = answer;
     let keep_client = wants_keep_alive(request.head.version, &request.head.headers)
         && response_kind != BodyKind::UntilClose
         && !*ctx.shutdown.borrow();
-    let mut head_out = response_head(ctx, &answer, response_kind, keep_client);
+    let mut head_out = response_head(ctx, &answer, response_kind, keep_client, &header_rules);
     // A small body that already arrived goes out with the head in one write.
     let mut body_kind = response_kind;
     if let BodyKind::Length(n) = response_kind
@@ -552,13 +566,20 @@ fn write_framing(out: &mut Vec<u8>, kind: BodyKind, declared_length: Option<&[u8
 
 /// The response head for the client: the origin's fields minus hop-by-hop ones, our `Via`
 /// entry, and our own connection management.
-fn response_head(ctx: &ClientCtx, answer: &ResponseHead, kind: BodyKind, keep_alive: bool) -> Vec<u8> {
+fn response_head(
+    ctx: &ClientCtx,
+    answer: &ResponseHead,
+    kind: BodyKind,
+    keep_alive: bool,
+    header_rules: &HeaderFilter,
+) -> Vec<u8> {
     let reason = if answer.reason.is_empty() {
         reason_phrase(answer.status)
     } else {
         &answer.reason
     };
     let mut out = format!("HTTP/1.1 {} {reason}\r\n", answer.status).into_bytes();
+    let fields_start = out.len();
     let tokens = connection_tokens(&answer.headers);
     for h in &answer.headers {
         let hop_by_hop = is_hop_by_hop(&h.name, &tokens) && !h.is("proxy-authenticate");
@@ -574,6 +595,7 @@ fn response_head(ctx: &ClientCtx, answer: &ResponseHead, kind: BodyKind, keep_al
         .map(|h| h.value.as_slice());
     write_framing(&mut out, kind, declared_length);
     write_via(&mut out, &ctx.generation, existing_via(&answer.headers));
+    header_rules.apply(&mut out, fields_start);
     out.extend_from_slice(if keep_alive {
         b"Connection: keep-alive\r\n\r\n"
     } else {
