@@ -22,6 +22,7 @@ pub const FORWARD_FRAMING: &[u8] = &[60];
 pub const LAB_ENDPOINT: &[u8] = &[65];
 pub const LOG_FULL_DISK: &[u8] = &[63];
 pub const DNS_RESOLVER: &[u8] = &[62];
+pub const DIFFERENTIAL_DIALECT: &[u8] = &[67];
 
 /// Each test file and its blocks.
 pub const FILES: &[(&str, &[u8])] = &[
@@ -34,6 +35,7 @@ pub const FILES: &[(&str, &[u8])] = &[
     ("agent_squid.rs", AGENT_SQUID),
     ("interop_squid.rs", INTEROP_SQUID),
     ("differential.rs", DIFFERENTIAL),
+    ("differential_dialect.rs", DIFFERENTIAL_DIALECT),
     ("trace_squid.rs", TRACE_SQUID),
     ("forward_framing.rs", FORWARD_FRAMING),
     ("lab_endpoint.rs", LAB_ENDPOINT),
