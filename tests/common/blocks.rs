@@ -48,7 +48,7 @@ pub const FILES: &[(&str, &[u8])] = &[
 pub const RESERVED: &[(&str, &[u8])] = &[
     ("serve tests", &[61]),
     ("packaging and CLI tests", &[64]),
-    ("spare", &[66, 67]),
+    ("spare", &[66]),
     ("timeout, reload and failover tests", &[68, 69]),
     ("plain-HTTP forwarding tests", &[70, 71, 72, 73, 74, 75, 76, 77, 78, 79]),
 ];
