@@ -213,7 +213,7 @@ pub fn add_values(draft: &mut AclDraft, values: &[Value], diags: &mut Vec<Diagno
 
 /// Regex values of one line. Squid compiles POSIX extended regexes, case-sensitive until a
 /// `-i` and again after `+i`; hopproxy uses the `regex` crate on bytes with the same flags
-/// (docs/squid-dialect.md lists where the two syntaxes differ).
+/// (docs/acl-types.md lists where the two syntaxes differ).
 fn add_patterns(patterns: &mut Patterns, values: &[Value], diags: &mut Vec<Diagnostic>) {
     let mut case_insensitive = false;
     for value in values {
