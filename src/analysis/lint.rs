@@ -472,6 +472,7 @@ mod tests {
                 host_aliases: &[],
                 local_port: 8080,
                 user: None,
+                more: crate::policy::MoreFacts::default(),
             };
             let allowed = config.http_access.allows(&config.acls, &facts, Action::Deny);
             let agent = client == IpAddr::V4(Ipv4Addr::new(127, 0, 0, 5));

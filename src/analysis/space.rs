@@ -171,6 +171,9 @@ impl Space {
                 }
                 AclKind::Manager => has_manager = true,
                 AclKind::All => {}
+                // Regexes, time, reply and connection state: no cells; the evaluator takes
+                // them at their worst (`MoreFacts::worst_case`).
+                _ => {}
             }
         }
         let cuts: Vec<u32> = port_cuts.into_iter().collect();
@@ -310,7 +313,7 @@ impl Space {
                     || (users_vary && matches!(kind, AclKind::ProxyAuth(_)));
                 if per_point {
                     variable = true;
-                } else if kind.matches(&facts) == r.negated {
+                } else if !acls.ref_matches(rule.action, r, &facts) {
                     fixed_ok = false;
                     break;
                 }
@@ -356,6 +359,10 @@ impl Point<'_> {
             host_aliases: &[],
             local_port: probe.local_port,
             user: self.user,
+            more: crate::policy::MoreFacts {
+                worst_case: true,
+                ..Default::default()
+            },
         }
     }
 }

@@ -29,6 +29,7 @@ fn facts(client: &str) -> RequestFacts<'static> {
         host_aliases: &[],
         local_port: 3128,
         user: None,
+        more: crate::policy::MoreFacts::default(),
     }
 }
 

@@ -5,9 +5,10 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use regex::bytes::RegexBuilder;
 
 use super::diag::Diagnostic;
-use crate::policy::{AclKind, DomainPattern, IpMatch, Origin};
+use crate::policy::{AclKind, Component, DomainPattern, HeaderPatterns, IpMatch, Origin, Patterns, TimeSpan};
 
 /// The ACL types hopproxy evaluates, by their squid.conf names.
 pub const SUPPORTED_TYPES: &[&str] = &[
@@ -20,32 +21,45 @@ pub const SUPPORTED_TYPES: &[&str] = &[
     "localport",
     "myport",
     "proxy_auth",
+    "url_regex",
+    "urlpath_regex",
+    "dstdom_regex",
+    "browser",
+    "req_mime_type",
+    "rep_mime_type",
+    "req_header",
+    "rep_header",
+    "http_status",
+    "time",
+    "myip",
+    "localip",
+    "myportname",
+    "maxconn",
+    "max_user_ip",
+    "has",
+];
+
+/// Squid ACL types hopproxy rejects, each with what to use instead.
+const REJECTED_TYPES: &[(&str, &str)] = &[
+    (
+        "arp",
+        "a MAC address is only known on the client's own link and hopproxy does not read the kernel's neighbour table; match the client's address with 'src'",
+    ),
+    (
+        "eui64",
+        "hopproxy does not derive EUI-64 identifiers; match the client's address with 'src'",
+    ),
 ];
 
 /// Squid ACL types hopproxy does not evaluate: named so the error says "not supported"
 /// rather than "unknown".
 const SQUID_ONLY_TYPES: &[&str] = &[
     "srcdomain",
-    "dstdom_regex",
     "srcdom_regex",
-    "url_regex",
-    "urlpath_regex",
     "urllogin",
-    "arp",
-    "eui64",
-    "time",
-    "browser",
     "referer_regex",
-    "req_header",
-    "rep_header",
-    "maxconn",
-    "max_user_ip",
-    "myportname",
-    "myip",
-    "localip",
     "peername",
     "peername_regex",
-    "http_status",
     "external",
     "ext_user",
     "ext_user_regex",
@@ -61,14 +75,11 @@ const SQUID_ONLY_TYPES: &[&str] = &[
     "note",
     "annotate_transaction",
     "annotate_client",
-    "has",
     "adaptation_service",
     "random",
     "any-of",
     "all-of",
     "hier_code",
-    "rep_mime_type",
-    "req_mime_type",
     "user_cert",
     "ca_cert",
     "squid_error",
@@ -113,6 +124,27 @@ pub fn empty_kind(type_name: &str, origin: &Origin) -> Result<AclKind, Diagnosti
         "method" => AclKind::Method(Vec::new()),
         "proto" => AclKind::Proto(Vec::new()),
         "proxy_auth" => AclKind::ProxyAuth(Some(Vec::new())),
+        "url_regex" => AclKind::UrlRegex(Patterns::default()),
+        "urlpath_regex" => AclKind::UrlPathRegex(Patterns::default()),
+        "dstdom_regex" => AclKind::DstDomRegex(Patterns::default()),
+        "browser" => AclKind::Browser(Patterns::default()),
+        "req_mime_type" => AclKind::ReqMimeType(Patterns::default()),
+        "rep_mime_type" => AclKind::RepMimeType(Patterns::default()),
+        "req_header" => AclKind::ReqHeader(Vec::new()),
+        "rep_header" => AclKind::RepHeader(Vec::new()),
+        "http_status" => AclKind::HttpStatus(Vec::new()),
+        "time" => AclKind::Time(Vec::new()),
+        "myip" | "localip" => AclKind::LocalIp(Vec::new()),
+        "myportname" => AclKind::PortName(Vec::new()),
+        "maxconn" => AclKind::MaxConn(usize::MAX),
+        "max_user_ip" => AclKind::MaxUserIp(usize::MAX),
+        "has" => AclKind::Has(Vec::new()),
+        other if let Some((_, instead)) = REJECTED_TYPES.iter().find(|(name, _)| *name == other) => {
+            return Err(
+                Diagnostic::error(origin, format!("ACL type '{other}' is not supported by hopproxy"))
+                    .with_hint((*instead).to_string()),
+            );
+        }
         other if SQUID_ONLY_TYPES.contains(&other) => {
             return Err(
                 Diagnostic::error(origin, format!("ACL type '{other}' is not supported by hopproxy"))
@@ -134,9 +166,186 @@ pub fn same_type(a: &AclKind, b: &AclKind) -> bool {
 
 /// Adds the values of one `acl` line (or values file) to a draft, reporting bad values.
 pub fn add_values(draft: &mut AclDraft, values: &[Value], diags: &mut Vec<Diagnostic>) {
-    for value in values {
-        add_value(draft, value, diags);
+    match &mut draft.kind {
+        AclKind::UrlRegex(p)
+        | AclKind::UrlPathRegex(p)
+        | AclKind::DstDomRegex(p)
+        | AclKind::Browser(p)
+        | AclKind::ReqMimeType(p)
+        | AclKind::RepMimeType(p) => add_patterns(p, values, diags),
+        AclKind::ReqHeader(list) | AclKind::RepHeader(list) => add_header_patterns(&draft.name, list, values, diags),
+        AclKind::Time(spans) => add_time_line(spans, values, diags),
+        AclKind::MaxConn(limit) | AclKind::MaxUserIp(limit) => {
+            let is_user_ip = draft.type_name == "max_user_ip";
+            // `-s` (strict: deny rather than forget older addresses) changes nothing here.
+            let numbers: Vec<&Value> = values.iter().filter(|v| !(is_user_ip && v.text == "-s")).collect();
+            match numbers.as_slice() {
+                [one] => match one.text.parse::<usize>() {
+                    Ok(n) => *limit = n,
+                    Err(_) => diags.push(Diagnostic::error(
+                        &one.origin,
+                        format!(
+                            "{} ACL '{}': '{}' is not a number",
+                            draft.type_name, draft.name, one.text
+                        ),
+                    )),
+                },
+                _ => {
+                    if let Some(first) = values.first() {
+                        diags.push(
+                            Diagnostic::error(
+                                &first.origin,
+                                format!("{} ACL '{}' takes one number", draft.type_name, draft.name),
+                            )
+                            .with_hint(format!("acl {} {} N", draft.name, draft.type_name)),
+                        );
+                    }
+                }
+            }
+        }
+        _ => {
+            for value in values {
+                add_value(draft, value, diags);
+            }
+        }
     }
+}
+
+/// Regex values of one line. Squid compiles POSIX extended regexes, case-sensitive until a
+/// `-i` and again after `+i`; hopproxy uses the `regex` crate on bytes with the same flags
+/// (docs/acl-types.md lists where the two syntaxes differ).
+fn add_patterns(patterns: &mut Patterns, values: &[Value], diags: &mut Vec<Diagnostic>) {
+    let mut case_insensitive = false;
+    for value in values {
+        match value.text.as_str() {
+            "-i" => case_insensitive = true,
+            "+i" => case_insensitive = false,
+            text => match compile_regex(text, case_insensitive) {
+                Ok(regex) => patterns.0.push(regex),
+                Err(diag) => diags.push(Diagnostic::error(&value.origin, diag.0).with_opt_hint(diag.1)),
+            },
+        }
+    }
+}
+
+/// One POSIX-ERE-like pattern: bytes, no Unicode classes, `.` matching newlines too.
+pub fn compile_regex(text: &str, case_insensitive: bool) -> Result<regex::bytes::Regex, Problem> {
+    RegexBuilder::new(text)
+        .unicode(false)
+        .dot_matches_new_line(true)
+        .case_insensitive(case_insensitive)
+        .size_limit(1 << 20)
+        .build()
+        .map_err(|e| {
+            let detail = e.to_string();
+            let last = detail.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+            (
+                format!("invalid regular expression '{text}': {last}"),
+                Some("hopproxy takes POSIX extended regexes (escape a literal '.', '?', '+' or '(' with '\\')".into()),
+            )
+        })
+}
+
+/// `req_header NAME [-i] regex…`: the first value names the header.
+fn add_header_patterns(acl: &str, list: &mut Vec<HeaderPatterns>, values: &[Value], diags: &mut Vec<Diagnostic>) {
+    let Some((name, regexes)) = values.split_first() else {
+        return;
+    };
+    if regexes.is_empty() {
+        diags.push(
+            Diagnostic::error(
+                &name.origin,
+                format!("ACL '{acl}' names header '{}' but no regex", name.text),
+            )
+            .with_hint(format!("acl {acl} req_header {} [-i] REGEX…", name.text)),
+        );
+        return;
+    }
+    let mut patterns = Patterns::default();
+    add_patterns(&mut patterns, regexes, diags);
+    match list.iter_mut().find(|h| h.header.eq_ignore_ascii_case(&name.text)) {
+        Some(existing) => existing.patterns.0.extend(patterns.0),
+        None => list.push(HeaderPatterns {
+            header: name.text.clone(),
+            patterns,
+        }),
+    }
+}
+
+/// All days, Sunday to Saturday, as `tm_wday` bits.
+const EVERY_DAY: u8 = 0x7f;
+
+/// `time [SMTWHFA…] [h1:m1-h2:m2…]`: the day letters of a line apply to each of its ranges.
+fn add_time_line(spans: &mut Vec<TimeSpan>, values: &[Value], diags: &mut Vec<Diagnostic>) {
+    let mut days = 0u8;
+    let mut ranges: Vec<(u16, u16)> = Vec::new();
+    for value in values {
+        let text = value.text.as_str();
+        let result = if text.starts_with(|c: char| c.is_ascii_digit()) {
+            parse_time_range(text).map(|r| ranges.push(r))
+        } else {
+            parse_days(text).map(|d| days |= d)
+        };
+        if let Err((message, hint)) = result {
+            diags.push(Diagnostic::error(&value.origin, message).with_opt_hint(hint));
+        }
+    }
+    if days == 0 {
+        days = EVERY_DAY;
+    }
+    if ranges.is_empty() {
+        ranges.push((0, 24 * 60));
+    }
+    spans.extend(ranges.into_iter().map(|(start, end)| TimeSpan { days, start, end }));
+}
+
+fn parse_days(text: &str) -> Result<u8, Problem> {
+    let mut days = 0u8;
+    for c in text.chars() {
+        days |= match c {
+            'S' => 1,
+            'M' => 1 << 1,
+            'T' => 1 << 2,
+            'W' => 1 << 3,
+            'H' => 1 << 4,
+            'F' => 1 << 5,
+            'A' => 1 << 6,
+            'D' => 0b011_1110,
+            _ => {
+                return Err((
+                    format!("'{text}' is not a list of days"),
+                    Some("days are S M T W H F A (Sunday to Saturday) and D (weekdays), e.g. MTWHF".into()),
+                ));
+            }
+        };
+    }
+    Ok(days)
+}
+
+/// `h1:m1-h2:m2`, inclusive at both ends as Squid matches it; minutes since midnight.
+fn parse_time_range(text: &str) -> Result<(u16, u16), Problem> {
+    let bad = || {
+        (
+            format!("'{text}' is not a time range"),
+            Some("write HH:MM-HH:MM, e.g. 08:00-17:30".to_string()),
+        )
+    };
+    let clock = |part: &str| -> Option<u16> {
+        let (h, m) = part.split_once(':')?;
+        let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+        (h <= 24 && m <= 59).then_some(h * 60 + m)
+    };
+    let (a, b) = text.split_once('-').ok_or_else(bad)?;
+    let (start, end) = (clock(a).ok_or_else(bad)?, clock(b).ok_or_else(bad)?);
+    if start > end {
+        return Err((
+            format!("time range '{text}' is reversed"),
+            Some(format!(
+                "a range cannot pass midnight: write two, '{a}-24:00' and '00:00-{b}'"
+            )),
+        ));
+    }
+    Ok((start, end))
 }
 
 fn add_value(draft: &mut AclDraft, value: &Value, diags: &mut Vec<Diagnostic>) {
@@ -193,8 +402,62 @@ fn add_value(draft: &mut AclDraft, value: &Value, diags: &mut Vec<Diagnostic>) {
             )),
             (user, Some(list)) => list.push(user.to_string()),
         },
-        AclKind::All | AclKind::Manager => {}
+        AclKind::HttpStatus(ranges) => match parse_status_range(text) {
+            Ok(range) => ranges.push(range),
+            Err((message, hint)) => diags.push(error(message, hint)),
+        },
+        AclKind::LocalIp(list) => match parse_ip_match(text) {
+            Ok((matches, _)) => list.extend(matches),
+            Err((message, hint)) => diags.push(error(message, hint)),
+        },
+        AclKind::PortName(names) => names.push(text.to_string()),
+        AclKind::Has(parts) => match text {
+            "request" => parts.push(Component::Request),
+            "response" => parts.push(Component::Response),
+            "ALE" => parts.push(Component::Ale),
+            _ => diags.push(error(
+                format!("'{text}' is not a transaction component"),
+                Some("has takes request, response or ALE".into()),
+            )),
+        },
+        // Whole-line kinds are parsed in `add_values`.
+        AclKind::All
+        | AclKind::Manager
+        | AclKind::UrlRegex(_)
+        | AclKind::UrlPathRegex(_)
+        | AclKind::DstDomRegex(_)
+        | AclKind::Browser(_)
+        | AclKind::ReqMimeType(_)
+        | AclKind::RepMimeType(_)
+        | AclKind::ReqHeader(_)
+        | AclKind::RepHeader(_)
+        | AclKind::Time(_)
+        | AclKind::MaxConn(_)
+        | AclKind::MaxUserIp(_) => {}
     }
+}
+
+/// `http_status` values: `200`, `400-499`, or `500-` (to the end), 100–999 as Squid takes.
+fn parse_status_range(text: &str) -> Result<(u16, u16), Problem> {
+    let status = |part: &str| part.parse::<u16>().ok().filter(|s| (100..=999).contains(s));
+    let bad = || {
+        (
+            format!("'{text}' is not an HTTP status or range"),
+            Some("write 404, 400-499 or 500-".into()),
+        )
+    };
+    let (lo, hi) = match text.split_once('-') {
+        Some((lo, "")) => (status(lo).ok_or_else(bad)?, 999),
+        Some((lo, hi)) => (status(lo).ok_or_else(bad)?, status(hi).ok_or_else(bad)?),
+        None => {
+            let s = status(text).ok_or_else(bad)?;
+            (s, s)
+        }
+    };
+    if lo > hi {
+        return Err((format!("status range '{text}' is reversed"), None));
+    }
+    Ok((lo, hi))
 }
 
 /// RFC 9110 token characters (a method name).
@@ -464,3 +727,7 @@ impl IpMatchDisplay for IpMatch {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "acl_types_tests.rs"]
+mod types_tests;

@@ -22,7 +22,8 @@ use super::units;
 use crate::policy::{Acl, AclKind, AclRef, AclSet, Action, IpMatch, Origin, Rule, RuleList};
 
 /// Names of ACLs Squid 5 defines before reading the config (cf.data.pre, `acl`).
-pub const BUILTIN_ACLS: &[&str] = &["all", "manager", "localhost", "to_localhost", "CONNECT"];
+/// `to_linklocal` is Squid 6's (its default config uses it); Squid 5.7 configs may define it.
+pub const BUILTIN_ACLS: &[&str] = &["all", "manager", "localhost", "to_localhost", "to_linklocal", "CONNECT"];
 
 /// Log format names Squid knows without a `logformat` line.
 const BUILTIN_LOGFORMATS: &[&str] = &["squid", "common", "combined", "referrer", "useragent", "icap_squid"];
@@ -198,6 +199,8 @@ impl Builder {
             "cache_peer" => self.cache_peer(line),
             "cache_peer_access" => self.cache_peer_access(line),
             "access_log" => self.access_log(line),
+            "request_header_access" | "reply_header_access" => self.header_access(line),
+            "request_header_replace" | "reply_header_replace" => self.header_replace(line),
             "logformat" => self.logformat(line),
             "hosts_file" => {
                 if let Some(value) = self.one_arg(line, "hosts_file PATH|none") {
@@ -362,6 +365,30 @@ impl Builder {
             if existing.builtin && self.redefines_builtin_harmlessly(name, type_name, &values) {
                 return;
             }
+            if existing.builtin && name == "to_linklocal" {
+                // Not built into Squid 5.7, so its configs may define it as they like: the
+                // definition takes the built-in's place.
+                let kind = match acl_parse::empty_kind(type_name, origin) {
+                    Ok(kind) => kind,
+                    Err(diag) => {
+                        self.diags.push(diag);
+                        return;
+                    }
+                };
+                let mut draft = AclDraft {
+                    name: name.to_string(),
+                    type_name: type_name.to_string(),
+                    origin: origin.clone(),
+                    builtin: false,
+                    kind,
+                    elements: Vec::new(),
+                };
+                let mut diags = Vec::new();
+                acl_parse::add_values(&mut draft, &values, &mut diags);
+                self.diags.extend(diags);
+                self.acls[index] = draft;
+                return;
+            }
             let new_kind = match acl_parse::empty_kind(type_name, origin) {
                 Ok(kind) => kind,
                 Err(diag) => {
@@ -434,6 +461,7 @@ impl Builder {
                     || type_name == "url_regex" && texts.iter().any(|t| t.contains("squid-internal-mgr"))
             }
             "CONNECT" => type_name == "method" && texts.iter().all(|t| *t == "CONNECT"),
+            "to_linklocal" => type_name == "dst" && texts.iter().all(|t| ["169.254.0.0/16", "fe80::/10"].contains(t)),
             "localhost" => {
                 type_name == "src"
                     && texts
@@ -858,6 +886,40 @@ impl Builder {
         });
     }
 
+    /// `request_header_access NAME allow|deny [!]ACL…` (and `reply_…`): lines for one name
+    /// form that name's access list; `All` and `Other` are Squid's pseudo-names.
+    fn header_access(&mut self, line: &Line) {
+        let Some((name, rest)) = line.args().split_first() else {
+            self.error(&line.origin, format!("{} needs a header name", line.name()))
+                .hint = Some(format!("{} User-Agent deny all", line.name()));
+            return;
+        };
+        let Some(rule) = self.rule_from(line.name(), rest, &line.origin) else {
+            return;
+        };
+        let rules = if line.name() == "request_header_access" {
+            &mut self.config.request_header_access
+        } else {
+            &mut self.config.reply_header_access
+        };
+        rules.mangler_mut(&name.text).access.rules.push(rule);
+    }
+
+    /// `request_header_replace NAME value…`: the value sent instead of a denied field.
+    fn header_replace(&mut self, line: &Line) {
+        let Some((name, words)) = line.args().split_first() else {
+            self.error(&line.origin, format!("{} needs a header name and a value", line.name()));
+            return;
+        };
+        let value = words.iter().map(|t| t.text.as_str()).collect::<Vec<_>>().join(" ");
+        let rules = if line.name() == "request_header_replace" {
+            &mut self.config.request_header_access
+        } else {
+            &mut self.config.reply_header_access
+        };
+        rules.mangler_mut(&name.text).replacement = Some(value.into_bytes());
+    }
+
     // --- scalars --------------------------------------------------------------------------
 
     fn one_arg<'a>(&mut self, line: &'a Line, usage: &str) -> Option<&'a str> {
@@ -1120,6 +1182,11 @@ fn builtin_acls() -> Vec<AclDraft> {
                 net("::1/128"),
                 net("::/128"),
             ]),
+        ),
+        draft(
+            "to_linklocal",
+            "dst",
+            AclKind::Dst(vec![net("169.254.0.0/16"), net("fe80::/10")]),
         ),
         draft("CONNECT", "method", AclKind::Method(vec!["CONNECT".into()])),
     ]

@@ -36,6 +36,10 @@ pub const SUPPORTED: &[&str] = &[
     "strip_query_terms",
     "max_filedescriptors",
     "client_ip_max_connections",
+    "request_header_access",
+    "reply_header_access",
+    "request_header_replace",
+    "reply_header_replace",
     EXT_MAX_CLIENT_CONNECTIONS,
 ];
 

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::policy::{AclRef, AclSet, Origin, RuleList};
+use crate::policy::{AclRef, AclSet, HeaderRules, Origin, RuleList};
 
 /// Squid's documented defaults (cf.data.pre, 5.7) for the settings hopproxy honours.
 pub mod defaults {
@@ -200,6 +200,10 @@ pub struct Config {
     pub max_client_connections: Option<usize>,
     /// `auth_param basic program …basic_ncsa_auth FILE`; `None` = no client authentication.
     pub auth: Option<BasicAuth>,
+    /// `request_header_access` / `request_header_replace`.
+    pub request_header_access: HeaderRules,
+    /// `reply_header_access` / `reply_header_replace`.
+    pub reply_header_access: HeaderRules,
     pub ignored: Vec<Ignored>,
 }
 
@@ -257,6 +261,8 @@ impl Config {
             client_ip_max_connections: None,
             max_client_connections: None,
             auth: None,
+            request_header_access: HeaderRules::default(),
+            reply_header_access: HeaderRules::default(),
             ignored: Vec::new(),
         }
     }

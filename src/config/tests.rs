@@ -166,8 +166,8 @@ fn errors_name_file_line_and_problem() {
         ),
         ("acl x frob 1", "t.conf:1: error: unknown ACL type 'frob'"),
         (
-            "acl x url_regex ^http",
-            "t.conf:1: error: ACL type 'url_regex' is not supported by hopproxy",
+            "acl x srcdom_regex ^h",
+            "t.conf:1: error: ACL type 'srcdom_regex' is not supported by hopproxy",
         ),
         (
             "acl u proxy_auth REQUIRED",
@@ -647,6 +647,7 @@ fn allowed(config: &Config, req: &Req<'_>) -> bool {
         host_aliases: &[],
         local_port: 3128,
         user: None,
+        more: crate::policy::MoreFacts::default(),
     };
     config.http_access.allows(&config.acls, &facts, Action::Deny)
 }

@@ -71,6 +71,23 @@ impl AclSet {
     pub fn all_match(&self, refs: &[AclRef], facts: &RequestFacts<'_>) -> bool {
         refs.iter().all(|r| self.get(r.acl).kind.matches(facts) != r.negated)
     }
+
+    /// Whether a rule applies. Under [`MoreFacts::worst_case`](super::acl::MoreFacts) an
+    /// ACL analysis cannot enumerate is taken to let an `allow` line match and a `deny` line
+    /// not match, whatever its negation: the most open reading of the policy.
+    pub fn rule_matches(&self, rule: &Rule, facts: &RequestFacts<'_>) -> bool {
+        rule.acls.iter().all(|r| self.ref_matches(rule.action, r, facts))
+    }
+
+    /// One ACL reference of a line with `action`, as [`AclSet::rule_matches`] reads it.
+    pub fn ref_matches(&self, action: Action, r: &AclRef, facts: &RequestFacts<'_>) -> bool {
+        let kind = &self.get(r.acl).kind;
+        if facts.more.worst_case && kind.is_opaque() {
+            action == Action::Allow
+        } else {
+            kind.matches(facts) != r.negated
+        }
+    }
 }
 
 /// The result of evaluating a list: the action and the rule that decided it
@@ -96,7 +113,7 @@ impl RuleList {
     pub fn evaluate(&self, acls: &AclSet, facts: &RequestFacts<'_>) -> Option<Decision> {
         let last = self.rules.last()?;
         for (index, rule) in self.rules.iter().enumerate() {
-            if acls.all_match(&rule.acls, facts) {
+            if acls.rule_matches(rule, facts) {
                 return Some(Decision {
                     action: rule.action,
                     rule: Some(index),

@@ -3,6 +3,9 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
+use regex::bytes::Regex;
+
+use crate::http1::Header;
 
 /// One address element of a `src`/`dst` ACL: a CIDR network (a bare address is a /32 or /128)
 /// or an inclusive range `a-b`, as Squid accepts them.
@@ -86,6 +89,159 @@ pub enum AclKind {
     /// Squid's built-in `manager`: cache-manager URLs. hopproxy serves no manager pages,
     /// so this matches requests for them only to let stock configs deny them.
     Manager,
+    /// `url_regex`: the URL as Squid logs it (`host:port` for CONNECT), percent-decoded.
+    UrlRegex(Patterns),
+    /// `urlpath_regex`: the URL path with query, percent-decoded (empty for CONNECT).
+    UrlPathRegex(Patterns),
+    /// `dstdom_regex`: the destination host name (and `hosts_file` names of an IP literal).
+    DstDomRegex(Patterns),
+    /// `browser`: the request's `User-Agent`.
+    Browser(Patterns),
+    /// `req_mime_type`: the request's `Content-Type`.
+    ReqMimeType(Patterns),
+    /// `rep_mime_type`: the reply's `Content-Type` (empty when it has none, as in Squid).
+    RepMimeType(Patterns),
+    /// `req_header NAME regex…`: one request header's values, joined with `, `.
+    ReqHeader(Vec<HeaderPatterns>),
+    /// `rep_header NAME regex…`: the same on the reply.
+    RepHeader(Vec<HeaderPatterns>),
+    /// `http_status`: the reply's status code, as inclusive ranges.
+    HttpStatus(Vec<(u16, u16)>),
+    /// `time [days] [h1:m1-h2:m2]`: local wall-clock time.
+    Time(Vec<TimeSpan>),
+    /// `myip`/`localip`: the local address the client connected to.
+    LocalIp(Vec<IpMatch>),
+    /// `myportname`: the `name=` of the `http_port` the client connected to (its
+    /// `[addr:]port` text without one, as Squid names it).
+    PortName(Vec<String>),
+    /// `maxconn N`: the client address has more than N connections open.
+    MaxConn(usize),
+    /// `max_user_ip [-s] N`: the authenticated user comes from more than N addresses.
+    MaxUserIp(usize),
+    /// `has request|response|ALE`: which parts of the transaction exist at this check.
+    Has(Vec<Component>),
+}
+
+/// Transaction parts the `has` ACL asks about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Component {
+    Request,
+    Response,
+    /// The access-log entry: exists for every check hopproxy makes.
+    Ale,
+}
+
+/// One `time` ACL line: the days it applies on (bit 0 = Sunday, as `tm_wday`) and an
+/// inclusive range of minutes since local midnight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeSpan {
+    pub days: u8,
+    pub start: u16,
+    pub end: u16,
+}
+
+/// Regular expressions of a regex ACL, each with its own case flag (Squid's `-i`/`+i` switch
+/// applies to the patterns after it).
+#[derive(Debug, Clone, Default)]
+pub struct Patterns(pub Vec<Regex>);
+
+impl PartialEq for Patterns {
+    fn eq(&self, other: &Patterns) -> bool {
+        self.0.len() == other.0.len() && self.0.iter().zip(&other.0).all(|(a, b)| a.as_str() == b.as_str())
+    }
+}
+
+impl Eq for Patterns {}
+
+impl Patterns {
+    /// Matches on bytes, as Squid's POSIX `regexec` in the C locale does.
+    pub fn is_match(&self, text: &str) -> bool {
+        self.0.iter().any(|r| r.is_match(text.as_bytes()))
+    }
+}
+
+/// The patterns for one header name of a `req_header`/`rep_header` ACL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderPatterns {
+    pub header: String,
+    pub patterns: Patterns,
+}
+
+impl HeaderPatterns {
+    fn matches(&self, headers: &[Header]) -> bool {
+        joined_header(headers, &self.header).is_some_and(|v| self.patterns.is_match(&v))
+    }
+}
+
+/// All values of `name`, joined with `, ` as Squid's `getStrOrList` does.
+fn joined_header(headers: &[Header], name: &str) -> Option<String> {
+    let mut values = headers
+        .iter()
+        .filter(|h| h.is(name))
+        .map(|h| String::from_utf8_lossy(&h.value));
+    let first = values.next()?;
+    Some(values.fold(first.into_owned(), |mut acc, v| {
+        acc.push_str(", ");
+        acc.push_str(&v);
+        acc
+    }))
+}
+
+/// Squid's `rfc1738_unescape`: `%XX` sequences decoded before URL regexes are matched.
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push((hi * 16 + lo) as u8);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Local wall-clock time at the check, for `time` ACLs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalClock {
+    /// 0 = Sunday … 6 = Saturday.
+    pub weekday: u8,
+    pub minute_of_day: u16,
+}
+
+/// The reply, for `http_reply_access` and `reply_header_access` checks.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplyFacts<'a> {
+    pub status: u16,
+    pub headers: &'a [Header],
+}
+
+/// Facts only some ACL kinds read; `Default` knows none of them (such ACLs then do not match).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MoreFacts<'a> {
+    /// The URL as logged: absolute for plain HTTP, `host:port` for CONNECT.
+    pub url: &'a str,
+    /// Path and query of a plain-HTTP request URL.
+    pub path_query: &'a str,
+    pub request_headers: &'a [Header],
+    pub local_ip: Option<IpAddr>,
+    pub port_name: Option<&'a str>,
+    pub clock: Option<LocalClock>,
+    /// Connections open from the client's address, this one included.
+    pub client_connections: usize,
+    /// Distinct addresses the authenticated user was seen from recently.
+    pub user_addresses: usize,
+    pub reply: Option<ReplyFacts<'a>>,
+    /// Set by whole-config analysis: ACL kinds it cannot enumerate are taken at their worst
+    /// (see [`AclKind::is_opaque`]) instead of evaluated.
+    pub worst_case: bool,
 }
 
 /// A named ACL after all `acl NAME …` lines for that name were merged.
@@ -117,6 +273,7 @@ pub struct RequestFacts<'a> {
     pub local_port: u16,
     /// The authenticated user, if any.
     pub user: Option<&'a str>,
+    pub more: MoreFacts<'a>,
 }
 
 impl AclKind {
@@ -148,6 +305,80 @@ impl AclKind {
             AclKind::Manager => {
                 facts.proto.eq_ignore_ascii_case("cache_object") || facts.path.starts_with("/squid-internal-mgr/")
             }
+            _ if facts.more.worst_case => true,
+            kind => kind.matches_more(facts),
+        }
+    }
+
+    /// The kinds whole-config analysis cannot cut into classes (regexes, time, reply and
+    /// connection state): it assumes whatever makes the policy most open.
+    pub fn is_opaque(&self) -> bool {
+        !matches!(
+            self,
+            AclKind::All
+                | AclKind::Src(_)
+                | AclKind::Dst(_)
+                | AclKind::DstDomain(_)
+                | AclKind::Port(_)
+                | AclKind::Method(_)
+                | AclKind::Proto(_)
+                | AclKind::LocalPort(_)
+                | AclKind::ProxyAuth(_)
+                | AclKind::Manager
+        )
+    }
+
+    /// Whether the kind reads the reply (only meaningful in `http_reply_access` and
+    /// `reply_header_access`; elsewhere it matches nothing, as Squid's would fail to match).
+    pub fn needs_reply(&self) -> bool {
+        matches!(
+            self,
+            AclKind::RepMimeType(_) | AclKind::RepHeader(_) | AclKind::HttpStatus(_)
+        )
+    }
+
+    fn matches_more(&self, facts: &RequestFacts<'_>) -> bool {
+        let more = &facts.more;
+        let request_header = |name: &str| joined_header(more.request_headers, name);
+        match self {
+            AclKind::UrlRegex(p) => p.is_match(&percent_decoded(more.url)),
+            AclKind::UrlPathRegex(p) => p.is_match(&percent_decoded(more.path_query)),
+            AclKind::DstDomRegex(p) => std::iter::once(facts.host)
+                .chain(facts.host_aliases.iter().map(String::as_str))
+                .any(|h| p.is_match(h)),
+            AclKind::Browser(p) => request_header("user-agent").is_some_and(|v| p.is_match(&v)),
+            AclKind::ReqMimeType(p) => p.is_match(&request_header("content-type").unwrap_or_default()),
+            AclKind::RepMimeType(p) => more
+                .reply
+                .is_some_and(|r| p.is_match(&joined_header(r.headers, "content-type").unwrap_or_default())),
+            AclKind::ReqHeader(list) => list.iter().any(|h| h.matches(more.request_headers)),
+            AclKind::RepHeader(list) => more.reply.is_some_and(|r| list.iter().any(|h| h.matches(r.headers))),
+            AclKind::HttpStatus(ranges) => more
+                .reply
+                .is_some_and(|r| ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&r.status))),
+            AclKind::Time(spans) => more.clock.is_some_and(|c| {
+                spans
+                    .iter()
+                    .any(|s| s.days & (1 << c.weekday) != 0 && s.start <= c.minute_of_day && c.minute_of_day <= s.end)
+            }),
+            AclKind::LocalIp(list) => more.local_ip.is_some_and(|ip| list.iter().any(|m| m.contains(ip))),
+            AclKind::PortName(names) => more.port_name.is_some_and(|n| names.iter().any(|x| x == n)),
+            AclKind::MaxConn(limit) => more.client_connections > *limit,
+            AclKind::MaxUserIp(limit) => facts.user.is_some() && more.user_addresses > *limit,
+            AclKind::Has(parts) => parts.iter().any(|p| match p {
+                Component::Request | Component::Ale => true,
+                Component::Response => more.reply.is_some(),
+            }),
+            AclKind::All
+            | AclKind::Src(_)
+            | AclKind::Dst(_)
+            | AclKind::DstDomain(_)
+            | AclKind::Port(_)
+            | AclKind::Method(_)
+            | AclKind::Proto(_)
+            | AclKind::LocalPort(_)
+            | AclKind::ProxyAuth(_)
+            | AclKind::Manager => false, // decided in `matches`
         }
     }
 

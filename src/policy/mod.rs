@@ -4,6 +4,11 @@
 
 pub mod access;
 pub mod acl;
+pub mod header_rules;
 
 pub use access::{AclRef, AclSet, Action, Decision, Origin, Rule, RuleList};
-pub use acl::{Acl, AclKind, DomainPattern, IpMatch, RequestFacts};
+pub use acl::{
+    Acl, AclKind, Component, DomainPattern, HeaderPatterns, IpMatch, LocalClock, MoreFacts, Patterns, ReplyFacts,
+    RequestFacts, TimeSpan,
+};
+pub use header_rules::{HeaderFilter, HeaderRules};

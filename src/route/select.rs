@@ -172,6 +172,7 @@ mod tests {
             host_aliases: &[],
             local_port: 3128,
             user: None,
+            more: crate::policy::MoreFacts::default(),
         };
         let words: Vec<String> = plan(egress, config, &facts)
             .iter()

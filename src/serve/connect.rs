@@ -8,7 +8,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
 use super::failure;
-use super::headers::{client_proxy_auth, write_forwarded};
+use super::headers::{client_proxy_auth, request_filter, write_forwarded};
 use super::policy::{admit, check_access};
 use super::reply::{ErrorType, ProxyError, reason_phrase, sf_identifier, sf_string};
 use super::target::{authority, parse_connect};
@@ -100,7 +100,7 @@ async fn establish<'c>(
     let url = authority(&target);
     tx.set_url(url.clone());
     let generation = &ctx.generation;
-    let verdict = check_access(ctx, "CONNECT", &target, client_proxy_auth(&head.headers)).await;
+    let verdict = check_access(ctx, "CONNECT", &target, &head.headers).await;
     let facts = verdict.facts();
     let Some(tx) = admit(tx, &mut client, &verdict).await else {
         return Err(client);
@@ -110,7 +110,10 @@ async fn establish<'c>(
     let mut parent_head = format!("CONNECT {url} HTTP/1.1\r\nHost: {url}\r\n").into_bytes();
     // A CONNECT's bytes after the head are tunnel data: framing fields must not reach the parent.
     let skip = ["host", "content-length", "transfer-encoding"];
+    let fields_start = parent_head.iter().position(|b| *b == b'\n').map_or(0, |i| i + 1);
     write_forwarded(&mut parent_head, generation, ctx.client_ip, &head.headers, &skip);
+    // Squid mangles the CONNECT it sends a parent like any forwarded request.
+    request_filter(&generation.config, &facts).apply(&mut parent_head, fields_start);
     let request = ParentRequest {
         head: &parent_head,
         client_proxy_auth: client_proxy_auth(&head.headers),

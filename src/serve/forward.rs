@@ -18,7 +18,9 @@ use bytes::BytesMut;
 use tokio::time::Instant;
 
 use super::failure;
-use super::headers::{client_proxy_auth, existing_via, push_header, write_forwarded, write_via};
+use super::headers::{
+    client_proxy_auth, existing_via, push_header, reply_filter, request_filter, write_forwarded, write_via,
+};
 use super::max_forwards;
 use super::policy::{admit, check_access};
 use super::reply::{ErrorType, ProxyError, reason_phrase};
@@ -31,7 +33,7 @@ use crate::http1::head::{
 };
 use crate::http1::{BodyKind, BufConn, HeadError, RequestHead, ResponseHead, copy_body, copy_body_counted};
 use crate::log::ResultCode;
-use crate::policy::RequestFacts;
+use crate::policy::{HeaderFilter, RequestFacts};
 use crate::route::dial::{ConnectFailure, Destination, connect_hop, note_parent_failure};
 use crate::route::select::{Attempt, NextHop, plan};
 use crate::route::tunnel::{TunnelError, append_peer_login};
@@ -120,6 +122,8 @@ impl Request<'_> {
 struct Answer {
     head: ResponseHead,
     body: BodyKind,
+    /// `reply_header_access` decided for this answer (empty until the policy has looked).
+    header_rules: HeaderFilter,
 }
 
 impl Answer {
@@ -288,7 +292,7 @@ pub async fn handle(
     // The check keeps its own copy of the target: the request is completed (its body taken)
     // while the check's facts are still in use.
     let target = request.target.clone();
-    let check = check_access(ctx, &head.method, &target, client_proxy_auth(&head.headers)).await;
+    let check = check_access(ctx, &head.method, &target, &head.headers).await;
     let Some(tx) = admit(tx, client, &check).await else {
         return Next::Close;
     };
@@ -355,7 +359,7 @@ pub async fn handle(
             // Each connection is one try (Squid's `forward_max_tries`); a reuse is one too.
             tries.used += 1;
         }
-        let error = match exchange(ctx, client, &mut live, &request, tx.method()).await {
+        let error = match exchange(ctx, client, &mut live, &request, tx.method(), &facts).await {
             Ok((answer, bytes_to_upstream)) => {
                 let more_hops = next + 1 < attempts.len();
                 if ctx.generation.config.retry_on_error
@@ -610,11 +614,14 @@ async fn exchange(
     live: &mut Live,
     request: &Request<'_>,
     method: &str,
+    facts: &RequestFacts<'_>,
 ) -> Result<(Answer, u64), SendError> {
-    let bytes_to_upstream = send_request(ctx, client, live, request).await?;
     let config = &ctx.generation.config;
+    let header_rules = request_filter(config, facts);
+    let bytes_to_upstream = send_request(ctx, client, live, request, &header_rules).await?;
     let head_bound = config.read_timeout.min(config.forward_timeout);
-    let answer = read_answer(live, method, head_bound).await.map_err(SendError::Hop)?;
+    let mut answer = read_answer(live, method, head_bound).await.map_err(SendError::Hop)?;
+    answer.header_rules = reply_filter(config, facts, answer.head.status, &answer.head.headers);
     Ok((answer, bytes_to_upstream))
 }
 
@@ -625,6 +632,7 @@ async fn send_request(
     client: &mut BufConn,
     live: &mut Live,
     request: &Request<'_>,
+    header_rules: &HeaderFilter,
 ) -> Result<u64, SendError> {
     let generation = &ctx.generation;
     let head = request.head;
@@ -638,6 +646,7 @@ async fn send_request(
         &request.target.path
     };
     let mut out = format!("{} {request_target} HTTP/1.1\r\n", head.method).into_bytes();
+    let fields_start = out.len();
     match request.host_field {
         Some(host) => push_header(&mut out, "Host", host.as_bytes()),
         None => push_header(&mut out, "Host", authority_for_host(&request.target).as_bytes()),
@@ -657,6 +666,7 @@ async fn send_request(
         let auth = client_proxy_auth(&head.headers);
         append_peer_login(&mut out, generation.config.peers[i].login.as_ref(), auth);
     }
+    header_rules.apply(&mut out, fields_start);
     let declared_length = head
         .headers
         .iter()
@@ -718,7 +728,11 @@ async fn read_answer(live: &mut Live, method: &str, bound: Duration) -> Result<A
         }
     };
     let body = response_body_kind(method, answer.status, &answer.headers).map_err(HopError::Framing)?;
-    Ok(Answer { head: answer, body })
+    Ok(Answer {
+        head: answer,
+        body,
+        header_rules: HeaderFilter::default(),
+    })
 }
 
 /// Phase 5: relays the response head and body to the client and logs the transaction. A
@@ -740,11 +754,19 @@ async fn relay_response(
     let Answer {
         head: answer,
         body: response_kind,
+        header_rules,
     } = answer;
     let keep_client = wants_keep_alive(request.head.version, &request.head.headers)
         && response_kind != BodyKind::UntilClose
         && !*ctx.shutdown.borrow();
-    let mut head_out = response_head(ctx, &answer, response_kind, codings.as_deref(), keep_client);
+    let mut head_out = response_head(
+        ctx,
+        &answer,
+        response_kind,
+        codings.as_deref(),
+        keep_client,
+        &header_rules,
+    );
     // A small body that already arrived goes out with the head in one write.
     let mut body_kind = response_kind;
     if let BodyKind::Length(n) = response_kind
@@ -831,6 +853,7 @@ fn response_head(
     kind: BodyKind,
     codings: Option<&[u8]>,
     keep_alive: bool,
+    header_rules: &HeaderFilter,
 ) -> Vec<u8> {
     let reason = if answer.reason.is_empty() {
         reason_phrase(answer.status)
@@ -838,6 +861,7 @@ fn response_head(
         &answer.reason
     };
     let mut out = format!("HTTP/1.1 {} {reason}\r\n", answer.status).into_bytes();
+    let fields_start = out.len();
     let tokens = connection_tokens(&answer.headers);
     for h in &answer.headers {
         let hop_by_hop = is_hop_by_hop(&h.name, &tokens) && !h.is("proxy-authenticate");
@@ -861,6 +885,7 @@ fn response_head(
         _ => write_framing(&mut out, kind, declared_length),
     }
     write_via(&mut out, &ctx.generation, existing_via(&answer.headers));
+    header_rules.apply(&mut out, fields_start);
     out.extend_from_slice(if keep_alive {
         b"Connection: keep-alive\r\n\r\n"
     } else {

@@ -3,9 +3,10 @@
 
 use std::net::IpAddr;
 
-use crate::config::ForwardedFor;
+use crate::config::{Config, ForwardedFor};
 use crate::http1::Header;
 use crate::http1::head::{connection_tokens, is_hop_by_hop};
+use crate::policy::{HeaderFilter, ReplyFacts, RequestFacts};
 use crate::state::Generation;
 
 /// Appends `name: value\r\n`.
@@ -86,4 +87,22 @@ pub fn client_proxy_auth(headers: &[Header]) -> Option<&[u8]> {
 /// `Via` values joined, for responses.
 pub fn existing_via(headers: &[Header]) -> Option<Vec<u8>> {
     joined(headers, "via")
+}
+
+/// `request_header_access` decided for one request; applied to the whole head this hop
+/// sends (the CONNECT to a parent too), after `Via`, `X-Forwarded-For` and peer login were
+/// added, as Squid mangles its finished outgoing header.
+pub fn request_filter(config: &Config, facts: &RequestFacts<'_>) -> HeaderFilter {
+    config.request_header_access.filter(&config.acls, facts)
+}
+
+/// `reply_header_access` decided for one reply (its ACLs may read the reply's status and
+/// fields); applied to the head sent to the client.
+pub fn reply_filter(config: &Config, facts: &RequestFacts<'_>, status: u16, headers: &[Header]) -> HeaderFilter {
+    if config.reply_header_access.is_empty() {
+        return HeaderFilter::default();
+    }
+    let mut facts = facts.clone();
+    facts.more.reply = Some(ReplyFacts { status, headers });
+    config.reply_header_access.filter(&config.acls, &facts)
 }

@@ -29,6 +29,14 @@ pub struct Slot {
     client: IpAddr,
 }
 
+impl Slot {
+    /// Connections open from this slot's client address, this one included.
+    pub fn client_connections(&self) -> usize {
+        let counts = self.limits.state.lock().unwrap_or_else(|p| p.into_inner());
+        counts.by_client.get(&self.client).copied().unwrap_or(1)
+    }
+}
+
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut counts = self.limits.state.lock().unwrap_or_else(|p| p.into_inner());

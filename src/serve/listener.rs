@@ -66,15 +66,18 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: w
             }
         };
         let client_ip = peer.ip().to_canonical();
-        let ctx = ClientCtx {
+        let mut ctx = ClientCtx {
             generation: Arc::clone(&shared.generation.borrow()),
             client_ip,
             local_port,
+            local_ip: stream.local_addr().ok().map(|a| a.ip().to_canonical()),
+            client_connections: 0,
             shutdown: shared.shutdown.clone(),
             metrics: Arc::clone(&shared.metrics),
         };
         match shared.limits.acquire(client_ip) {
             Ok(slot) => {
+                ctx.client_connections = slot.client_connections();
                 tokio::spawn(async move {
                     client::serve(ctx, stream).await;
                     drop(slot);

@@ -7,10 +7,10 @@ use super::reply::{ErrorType, ProxyError};
 use super::target::Target;
 use super::transaction::{ClientCtx, Failure, Transaction};
 use crate::auth::{AuthResult, challenge_on_deny, needs_user};
-use crate::http1::BufConn;
+use crate::http1::{BufConn, Header};
 use crate::log::ResultCode;
 use crate::metrics::Access;
-use crate::policy::{Action, Decision, Origin, RequestFacts};
+use crate::policy::{Action, Decision, LocalClock, MoreFacts, Origin, RequestFacts};
 use crate::route::dial::Destination;
 use crate::route::dns::Resolution;
 use crate::route::select::needs_dst_addrs;
@@ -34,6 +34,10 @@ pub struct AccessCheck<'a> {
     /// The destination's resolution, when ACLs needed it; the dial reuses it.
     resolved: Option<Resolution>,
     aliases: Vec<String>,
+    /// The URL as `url_regex` sees it: `host:port` for CONNECT, else Squid's canonical URL.
+    url: String,
+    headers: &'a [Header],
+    clock: LocalClock,
     /// The user from `Proxy-Authorization`: verified, or the one that failed (for the log).
     pub user: Option<String>,
     /// Whether `user` passed verification (only then do `proxy_auth` ACLs see it).
@@ -41,7 +45,7 @@ pub struct AccessCheck<'a> {
     pub verdict: Verdict,
 }
 
-impl AccessCheck<'_> {
+impl<'a> AccessCheck<'a> {
     /// Where to dial, with the addresses the ACLs were evaluated on.
     pub fn destination(&self) -> Destination<'_> {
         Destination {
@@ -63,6 +67,18 @@ impl AccessCheck<'_> {
             host_aliases: &self.aliases,
             local_port: self.ctx.local_port,
             user: if self.authenticated { self.user.as_deref() } else { None },
+            more: MoreFacts {
+                url: &self.url,
+                path_query: &self.target.path,
+                request_headers: self.headers,
+                local_ip: self.ctx.local_ip,
+                port_name: None,
+                clock: Some(self.clock),
+                client_connections: self.ctx.client_connections,
+                user_addresses: 0,
+                reply: None,
+                worst_case: false,
+            },
         }
     }
 }
@@ -73,8 +89,9 @@ pub async fn check_access<'a>(
     ctx: &'a ClientCtx,
     method: &str,
     target: &'a Target,
-    proxy_authorization: Option<&[u8]>,
+    headers: &'a [Header],
 ) -> AccessCheck<'a> {
+    let proxy_authorization = super::headers::client_proxy_auth(headers);
     let generation = &ctx.generation;
     let config = &generation.config;
     // One resolution per request: ACLs and the dial see the same addresses.
@@ -99,6 +116,9 @@ pub async fn check_access<'a>(
         dst_addrs,
         resolved,
         aliases,
+        url: canonical_url(target),
+        headers,
+        clock: local_clock(),
         user: None,
         authenticated: false,
         verdict: Verdict::Allowed,
@@ -134,6 +154,31 @@ pub async fn check_access<'a>(
         tracing::info!(client = %ctx.client_ip, "{} {}:{} denied by {by}", check.method, target.host, target.port);
     }
     check
+}
+
+/// The URL as Squid's ACLs see it: `host:port` for CONNECT; otherwise scheme, host, the
+/// port when not the scheme's default, and path.
+fn canonical_url(target: &Target) -> String {
+    let host = if target.host.contains(':') {
+        format!("[{}]", target.host)
+    } else {
+        target.host.clone()
+    };
+    match target.proto {
+        "AUTHORITY" => format!("{host}:{}", target.port),
+        _ if target.port == 80 => format!("http://{host}{}", target.path),
+        _ => format!("http://{host}:{}{}", target.port, target.path),
+    }
+}
+
+/// Local wall-clock time now, for `time` ACLs.
+pub fn local_clock() -> LocalClock {
+    use chrono::{Datelike, Timelike};
+    let now = chrono::Local::now();
+    LocalClock {
+        weekday: now.weekday().num_days_from_sunday() as u8,
+        minute_of_day: (now.hour() * 60 + now.minute()) as u16,
+    }
 }
 
 /// Records the policy's decision in the transaction and, when it refused, answers 407 with a

@@ -30,6 +30,11 @@ pub struct ClientCtx {
     pub generation: Arc<Generation>,
     pub client_ip: IpAddr,
     pub local_port: u16,
+    /// The local address the client connected to (`myip`/`localip` ACLs).
+    pub local_ip: Option<IpAddr>,
+    /// Connections open from the client's address when this one was accepted, itself
+    /// included (`maxconn` ACLs).
+    pub client_connections: usize,
     pub shutdown: watch::Receiver<bool>,
     /// The daemon's one registry; it outlives the generation.
     pub metrics: Arc<Metrics>,
@@ -256,6 +261,7 @@ impl ClientCtx {
             host_aliases: &[],
             local_port: self.local_port,
             user: None,
+            more: crate::policy::MoreFacts::default(),
         };
         let set = &self.generation.config.acls;
         acls.iter().all(|r| set.get(r.acl).kind.matches(&facts) != r.negated)
@@ -306,6 +312,8 @@ mod tests {
             generation: Arc::new(generation),
             client_ip: IpAddr::V4(Ipv4Addr::new(127, 0, 61, 2)),
             local_port: 3128,
+            local_ip: None,
+            client_connections: 1,
             shutdown: watch::channel(false).1,
             metrics,
         }

@@ -257,6 +257,9 @@ impl<'c> Grid<'c> {
     /// dimension only), so widening stays cheap on big domain and network lists.
     fn rule_matches(&self, rule: &Rule, port: usize, kind: usize, who: usize, dest: usize) -> bool {
         rule.acls.iter().all(|r| {
+            if self.config.acls.get(r.acl).kind.is_opaque() {
+                return rule.action == Action::Allow;
+            }
             let (dim, table) = &self.acl_table[&r.acl];
             let at = match dim {
                 Dim::Port => port,
@@ -277,6 +280,8 @@ impl<'c> Grid<'c> {
                 AclKind::Dst(_) | AclKind::DstDomain(_) => Dim::Dest,
                 AclKind::Port(_) => Dim::Port,
                 AclKind::Method(_) | AclKind::Proto(_) | AclKind::Manager => Dim::Kind,
+                // Kinds analysis cannot enumerate; `rule_matches` reads them at their worst.
+                _ => Dim::Kind,
             };
             let size = match dim {
                 Dim::Port => self.ports.len(),
