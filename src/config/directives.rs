@@ -13,7 +13,7 @@ use ipnet::IpNet;
 
 use super::acl_parse::{self, AclDraft, Value};
 use super::diag::Diagnostic;
-use super::known;
+use super::known::{self, Class};
 use super::lexer::{Line, Token};
 use super::model::*;
 use super::source;
@@ -27,7 +27,8 @@ pub const BUILTIN_ACLS: &[&str] = &["all", "manager", "localhost", "to_localhost
 /// Log format names Squid knows without a `logformat` line.
 const BUILTIN_LOGFORMATS: &[&str] = &["squid", "common", "combined", "referrer", "useragent", "icap_squid"];
 
-/// `http_port` options Squid knows; hopproxy implements none of them (only `name=` is harmless).
+/// `http_port` options Squid knows (for did-you-mean hints); [`port_option`] says what
+/// hopproxy does with each.
 const SQUID_PORT_OPTIONS: &[&str] = &[
     "intercept",
     "transparent",
@@ -68,7 +69,54 @@ const SQUID_PORT_OPTIONS: &[&str] = &[
     "act-as-origin",
     "clientca",
     "tls-min-version",
+    "name",
+    "ipv4",
+    "no-vhost",
 ];
+
+/// What hopproxy does with one `http_port` option.
+enum PortOption {
+    Accepted,
+    Ignored(&'static str),
+    Rejected(&'static str),
+    Unknown,
+}
+
+fn port_option(key: &str, has_value: bool) -> PortOption {
+    const INTERCEPT: &str = "hopproxy is an explicit forward proxy: configure clients to use it \
+        (proxy settings, HTTP_PROXY/HTTPS_PROXY) instead of intercepting their traffic";
+    const ACCEL: &str = "hopproxy is a forward proxy, not an accelerator: put a reverse proxy \
+        (nginx, HAProxy) in front of the origin instead";
+    const TLS: &str = "hopproxy listens for plain HTTP and tunnels HTTPS with CONNECT end to end; \
+        remove the TLS options and filter HTTPS with dstdomain/port ACLs instead";
+    match key {
+        // `name=` labels the port for myportname ACLs and logs; `ipv4` only restricts Squid's
+        // own IPv6 handling of an IPv4 address, which hopproxy does not have.
+        "name" if has_value => PortOption::Accepted,
+        "ipv4" if !has_value => PortOption::Accepted,
+        // Squid 5.7 says "no-vhost option requires Acceleration mode flag" and goes on.
+        "no-vhost" => {
+            PortOption::Ignored("only meaningful with 'accel'; Squid 5.7 ignores it on a forward-proxy port too")
+        }
+        "tcpkeepalive" => PortOption::Ignored(
+            "hopproxy does not set TCP keep-alive on client sockets; read_timeout and client_lifetime end dead connections",
+        ),
+        // Connection-oriented auth (NTLM/Negotiate) is not offered, so the choice has no effect.
+        "connection-auth" if has_value => PortOption::Accepted,
+        "intercept" | "transparent" | "tproxy" => PortOption::Rejected(INTERCEPT),
+        "accel" | "defaultsite" | "vhost" | "vport" | "protocol" | "ignore-cc" | "allow-direct" | "act-as-origin" => {
+            PortOption::Rejected(ACCEL)
+        }
+        "require-proxy-header" => PortOption::Rejected(
+            "the PROXY protocol is not supported yet; let clients connect to hopproxy directly instead",
+        ),
+        "disable-pmtu-discovery" | "worker-queues" => {
+            PortOption::Rejected("a Squid tuning knob with no counterpart in hopproxy; remove it")
+        }
+        k if SQUID_PORT_OPTIONS.contains(&k) => PortOption::Rejected(TLS),
+        _ => PortOption::Unknown,
+    }
+}
 
 /// `cache_peer` options that only matter to Squid's caching, ICP or digests: accepted silently.
 const PEER_HARMLESS_OPTIONS: &[&str] = &[
@@ -120,6 +168,10 @@ pub struct Builder {
     acl_index: HashMap<String, usize>,
     /// Every ACL name defined anywhere, with its first line: to say "defined later".
     acl_definitions: HashMap<String, Origin>,
+    /// ACL names whose definition was rejected (already reported).
+    failed_acls: HashSet<String>,
+    /// Referenced files (ACL value lists, password files) are not read: `check --syntax-only`.
+    syntax_only: bool,
     peer_index: HashMap<String, usize>,
     logformats: HashSet<String>,
     /// `auth_param basic` lines seen so far.
@@ -134,6 +186,8 @@ impl Builder {
             acls: Vec::new(),
             acl_index: HashMap::new(),
             acl_definitions: HashMap::new(),
+            failed_acls: HashSet::new(),
+            syntax_only: false,
             peer_index: HashMap::new(),
             logformats: BUILTIN_LOGFORMATS.iter().map(|s| s.to_string()).collect(),
             auth: auth_param::AuthDraft::default(),
@@ -144,6 +198,13 @@ impl Builder {
             builder.acls.push(draft);
         }
         builder
+    }
+
+    /// Skips reading the files a config refers to (ACL value lists, password files), as
+    /// `squid -k parse` validates syntax without needing them.
+    pub fn syntax_only(mut self, yes: bool) -> Builder {
+        self.syntax_only = yes;
+        self
     }
 
     /// Applies every line, then the whole-config checks.
@@ -175,7 +236,8 @@ impl Builder {
     }
 
     fn directive(&mut self, line: &Line) {
-        let name = line.name();
+        // Squid's old names (`cache_access_log`, `no_cache`, …) mean what the new ones mean.
+        let name = known::canonical(line.name());
         match name {
             "acl" => self.acl(line),
             "http_access" => {
@@ -273,33 +335,89 @@ impl Builder {
                 }
             }
             "include" => {} // expanded by the reader
-            other => {
-                if let Some(reason) = known::ignored_reason(other) {
-                    self.config.ignored.push(Ignored {
-                        directive: other.to_string(),
-                        origin: line.origin.clone(),
-                        reason,
-                    });
-                } else if known::SQUID_DIRECTIVES.contains(&other) {
+            "dns_timeout" => self.duration(line, |c| &mut c.dns_timeout),
+            "request_timeout" => self.duration(line, |c| &mut c.request_timeout),
+            "logfile_rotate" => {
+                // hopproxy reopens its logs on SIGUSR1 and leaves renaming to logrotate; the
+                // number of old files to keep is logrotate's `rotate N`.
+                if self.number(line, "logfile_rotate N").is_some() {
+                    self.diags.push(
+                        Diagnostic::note(
+                            &line.origin,
+                            "logfile_rotate: hopproxy reopens its logs on SIGUSR1 and leaves renaming to logrotate",
+                        )
+                        .with_hint(
+                            "keep N old files with logrotate's 'rotate N' (as Squid does with logfile_rotate 0)",
+                        ),
+                    );
+                }
+            }
+            other => self.not_implemented(line, other),
+        }
+    }
+
+    /// A directive without its own handler: ignored, accepted for its default value, or
+    /// rejected, as the table in [`known`] says.
+    fn not_implemented(&mut self, line: &Line, name: &str) {
+        let written = line.name();
+        match known::class_of(name) {
+            Some(Class::Caching(reason)) | Some(Class::Obsolete(reason)) => {
+                self.config.ignored.push(Ignored {
+                    directive: written.to_string(),
+                    origin: line.origin.clone(),
+                    reason,
+                    squid_ignores: matches!(known::class_of(name), Some(Class::Obsolete(_))),
+                });
+            }
+            Some(Class::DefaultOnly { default, instead }) => {
+                let value: Vec<&str> = line.args().iter().map(|t| t.text.as_str()).collect();
+                if !value.join(" ").eq_ignore_ascii_case(default) {
                     self.error(
                         &line.origin,
-                        format!("'{other}' is a Squid directive that hopproxy does not support"),
+                        format!(
+                            "'{written} {}': hopproxy supports only Squid's default, '{written} {default}'",
+                            value.join(" ")
+                        ),
                     )
-                    .hint = Some(
-                        "remove it; hopproxy cannot honour it, and ignoring it could change what the proxy allows"
-                            .into(),
-                    );
-                } else {
-                    let hint = suggest::did_you_mean(other, known::all_names());
-                    self.error(&line.origin, format!("unknown directive '{other}'")).hint = hint;
+                    .hint = Some(format!(
+                        "{instead} (or remove the line: hopproxy behaves as the default)"
+                    ));
                 }
+            }
+            Some(Class::Rejected(instead)) => {
+                self.error(
+                    &line.origin,
+                    format!("'{written}' is a Squid directive that hopproxy does not support"),
+                )
+                .hint = Some(instead.to_string());
+            }
+            Some(Class::Supported) => {
+                // The table and the handlers disagree: a bug, reported rather than ignored.
+                self.error(&line.origin, format!("'{written}' has no handler in this build"));
+            }
+            None => {
+                let hint = suggest::did_you_mean(written, known::all_names());
+                self.error(&line.origin, format!("unknown directive '{written}'")).hint = hint;
             }
         }
     }
 
     // --- ACLs and rules -------------------------------------------------------------------
 
+    /// One `acl` line. A line that fails leaves its name in `failed_acls`, so the rules that use
+    /// it add no "ACL not found" on top of the real error.
     fn acl(&mut self, line: &Line) {
+        let errors_before = self.diags.iter().filter(|d| d.is_error()).count();
+        self.acl_line(line);
+        if self.diags.iter().filter(|d| d.is_error()).count() > errors_before
+            && let Some(name) = line.args().first()
+            && !self.acl_index.contains_key(&name.text)
+        {
+            self.failed_acls.insert(name.text.clone());
+        }
+    }
+
+    fn acl_line(&mut self, line: &Line) {
         let origin = &line.origin;
         let args = line.args();
         if args.len() < 2 {
@@ -383,7 +501,7 @@ impl Builder {
             kind,
             elements: Vec::new(),
         };
-        if values.is_empty() {
+        if values.is_empty() && !(self.syntax_only && values_tokens.iter().any(|t| t.quoted)) {
             self.warning(origin, format!("ACL '{name}' has no values: it matches no request"));
         }
         let mut diags = Vec::new();
@@ -398,7 +516,12 @@ impl Builder {
     fn redefines_builtin_harmlessly(&self, name: &str, type_name: &str, values: &[Value]) -> bool {
         let texts: Vec<&str> = values.iter().map(|v| v.text.as_str()).collect();
         match name {
-            "all" => type_name == "src" && texts.iter().all(|t| ["all", "0.0.0.0/0", "::/0", "0/0"].contains(t)),
+            "all" => {
+                type_name == "src"
+                    && texts
+                        .iter()
+                        .all(|t| ["all", "0.0.0.0/0", "0.0.0.0/0.0.0.0", "::/0", "0/0"].contains(t))
+            }
             "manager" => {
                 (type_name == "proto" && texts == ["cache_object"])
                     || type_name == "url_regex" && texts.iter().any(|t| t.contains("squid-internal-mgr"))
@@ -426,6 +549,9 @@ impl Builder {
                 continue;
             }
             let path = source::resolve(&token.text, &origin.file);
+            if self.syntax_only {
+                continue;
+            }
             match source::read_text(&path) {
                 Ok(text) => {
                     let file: Arc<Path> = Arc::from(path.as_path());
@@ -449,6 +575,10 @@ impl Builder {
                     self.error(
                         origin,
                         format!("cannot read ACL values file '{}': {}", path.display(), e.error),
+                    )
+                    .hint = Some(
+                        "Squid needs it at run time too; 'hopproxy check --syntax-only' checks a config without its files"
+                            .into(),
                     );
                 }
             }
@@ -467,6 +597,7 @@ impl Builder {
             };
             match self.acl_index.get(name) {
                 Some(&acl) => refs.push(AclRef { acl, negated }),
+                None if self.failed_acls.contains(name) => ok = false,
                 None => {
                     ok = false;
                     let hint = match self.acl_definitions.get(name) {
@@ -485,6 +616,11 @@ impl Builder {
                             })
                         }
                     };
+                    let hint = hint.or_else(|| {
+                        Some(format!(
+                            "define it before this line: 'acl {name} TYPE VALUE…', or use an ACL that exists"
+                        ))
+                    });
                     self.error(origin, format!("ACL not found: {name}")).hint = hint;
                 }
             }
@@ -545,22 +681,30 @@ impl Builder {
             Ok((addr, port)) => {
                 for option in &line.args()[1..] {
                     let key = option.text.split('=').next().unwrap_or_default();
-                    if key == "name" && option.text.contains('=') {
-                        continue;
-                    }
-                    ok = false;
-                    if SQUID_PORT_OPTIONS.contains(&key) {
-                        self.error(
-                            origin,
-                            format!("http_port option '{}' is not supported by hopproxy", option.text),
-                        )
-                        .hint = Some("hopproxy is a plain forward proxy: remove the option".into());
-                    } else {
-                        // Squid: "FATAL: Unknown http_port option 'junk'."
-                        self.error(origin, format!("unknown http_port option '{}'", option.text))
-                            .hint = suggest::did_you_mean(key, SQUID_PORT_OPTIONS.iter().copied()).or_else(|| {
-                            Some("http_port takes [ADDRESS:]PORT; a comment needs a space before '#'".into())
-                        });
+                    match port_option(key, option.text.contains('=')) {
+                        PortOption::Accepted => {}
+                        PortOption::Ignored(reason) => self.config.ignored.push(Ignored {
+                            directive: format!("http_port option '{}'", option.text),
+                            origin: origin.clone(),
+                            reason,
+                            squid_ignores: key == "no-vhost",
+                        }),
+                        PortOption::Rejected(instead) => {
+                            ok = false;
+                            self.error(
+                                origin,
+                                format!("http_port option '{}' is not supported by hopproxy", option.text),
+                            )
+                            .hint = Some(instead.to_string());
+                        }
+                        PortOption::Unknown => {
+                            ok = false;
+                            // Squid: "FATAL: Unknown http_port option 'junk'."
+                            self.error(origin, format!("unknown http_port option '{}'", option.text))
+                                .hint = suggest::did_you_mean(key, SQUID_PORT_OPTIONS.iter().copied()).or_else(|| {
+                                Some("http_port takes [ADDRESS:]PORT; a comment needs a space before '#'".into())
+                            });
+                        }
                     }
                 }
                 if let Some(previous) = self.config.http_ports.iter().find(|p| p.addr == addr && p.port == port) {
@@ -825,6 +969,7 @@ impl Builder {
             directive: "logformat".to_string(),
             origin: line.origin.clone(),
             reason: "custom log formats are not supported yet (only 'squid')",
+            squid_ignores: false,
         });
     }
 
@@ -1053,8 +1198,11 @@ fn parse_listen(spec: &str) -> Result<(Option<IpAddr>, u16), (String, Option<Str
         Ok(p) if p > 0 => Ok((addr, p)),
         _ => Err((
             format!("http_port '{spec}': '{port}' is not a port number (1-65535)"),
-            port.contains('#')
-                .then(|| "a '#' starts a comment only at the start of a word: put a space before it".to_string()),
+            Some(if port.contains('#') {
+                "a '#' starts a comment only at the start of a word: put a space before it".to_string()
+            } else {
+                "use a port between 1 and 65535, e.g. 'http_port 3128'".to_string()
+            }),
         )),
     }
 }

@@ -14,6 +14,8 @@ pub mod defaults {
     pub const PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
     pub const READ_TIMEOUT: Duration = Duration::from_secs(15 * 60);
     pub const REQUEST_START_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+    pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+    pub const DNS_TIMEOUT: Duration = Duration::from_secs(30);
     pub const CLIENT_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
     pub const SHUTDOWN_LIFETIME: Duration = Duration::from_secs(30);
     pub const DEAD_PEER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -142,6 +144,8 @@ pub struct Ignored {
     pub directive: String,
     pub origin: Origin,
     pub reason: &'static str,
+    /// Squid 5.7 ignores it too (an obsolete name), so behaviour does not differ.
+    pub squid_ignores: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -167,6 +171,10 @@ pub struct Config {
     pub peer_connect_timeout: Duration,
     pub read_timeout: Duration,
     pub request_start_timeout: Duration,
+    /// `request_timeout`: the whole first request head must arrive within it.
+    pub request_timeout: Duration,
+    /// `dns_timeout`: how long one name lookup may take.
+    pub dns_timeout: Duration,
     pub client_lifetime: Duration,
     pub request_header_max_size: usize,
     pub shutdown_lifetime: Duration,
@@ -206,6 +214,8 @@ impl Config {
             peer_connect_timeout: defaults::PEER_CONNECT_TIMEOUT,
             read_timeout: defaults::READ_TIMEOUT,
             request_start_timeout: defaults::REQUEST_START_TIMEOUT,
+            request_timeout: defaults::REQUEST_TIMEOUT,
+            dns_timeout: defaults::DNS_TIMEOUT,
             client_lifetime: defaults::CLIENT_LIFETIME,
             request_header_max_size: defaults::REQUEST_HEADER_MAX_SIZE,
             shutdown_lifetime: defaults::SHUTDOWN_LIFETIME,
