@@ -335,6 +335,7 @@ impl Builder {
                 }
             }
             "include" => {} // expanded by the reader
+            "deny_info" => self.deny_info(line),
             "dns_timeout" => self.duration(line, |c| &mut c.dns_timeout),
             "request_timeout" => self.duration(line, |c| &mut c.request_timeout),
             "logfile_rotate" => {
@@ -970,6 +971,80 @@ impl Builder {
             origin: line.origin.clone(),
             reason: "custom log formats are not supported yet (only 'squid')",
             squid_ignores: false,
+        });
+    }
+
+    // --- deny_info ------------------------------------------------------------------------
+
+    /// `deny_info ERR_NAME|[STATUS:]URL|STATUS:ERR_NAME ACL…` (Squid 5.7's aclParseDenyInfoLine).
+    fn deny_info(&mut self, line: &Line) {
+        let origin = &line.origin;
+        let Some(first) = line.args().first() else {
+            self.error(origin, "deny_info needs an error page name or a URL, and ACL names")
+                .hint = Some("deny_info ERR_ACCESS_DENIED ACL, or deny_info http://example.com/blocked ACL".into());
+            return;
+        };
+        let text = first.text.as_str();
+        let (status, rest) = match text.split_once(':') {
+            Some((code, rest)) if code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()) => {
+                (code.parse::<u16>().ok(), rest)
+            }
+            _ => (None, text),
+        };
+        let answer = if rest.contains("://") {
+            if let Some(code) = status.filter(|c| !(300..400).contains(c)) {
+                self.error(
+                    origin,
+                    format!("deny_info '{text}': a redirect needs a 3xx status, not {code}"),
+                )
+                .hint = Some(format!("use 302:{rest} or leave the status out"));
+                return;
+            }
+            DenyAnswer::Redirect {
+                status,
+                url: rest.to_string(),
+            }
+        } else if rest == "TCP_RESET" {
+            self.error(origin, "deny_info TCP_RESET is not supported by hopproxy")
+                .hint = Some("use an error name (deny_info ERR_ACCESS_DENIED ACL) or a redirect URL instead".into());
+            return;
+        } else {
+            if let Some(code) = status.filter(|c| !(200..600).contains(c)) {
+                self.error(origin, format!("deny_info '{text}': {code} is not an HTTP status"));
+                return;
+            }
+            DenyAnswer::ErrorPage {
+                status: status.unwrap_or(403),
+                name: rest.to_string(),
+            }
+        };
+        let mut acls = Vec::new();
+        for token in &line.args()[1..] {
+            match self.acl_index.get(&token.text) {
+                Some(&index) => acls.push(index),
+                None if self.failed_acls.contains(&token.text) => {}
+                // Squid accepts the line and the name never matches; say so without failing.
+                None => {
+                    self.warning(
+                        origin,
+                        format!("deny_info names ACL '{}', which is not defined (yet)", token.text),
+                    )
+                    .hint = Some("define the ACL before this line, or remove the name".into());
+                }
+            }
+        }
+        if line.args().len() < 2 {
+            // Squid: "deny_info line contains no ACL's, skipping".
+            self.warning(origin, "deny_info line without ACLs is ignored (as Squid does)")
+                .hint = Some(format!(
+                "name the ACL of the denying http_access line: deny_info {text} ACL"
+            ));
+            return;
+        }
+        self.config.deny_info.push(DenyInfo {
+            answer,
+            acls,
+            origin: origin.clone(),
         });
     }
 

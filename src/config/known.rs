@@ -192,6 +192,7 @@ pub const DIRECTIVES: &[(&str, Class)] = &[
     ("max_filedescriptors", Class::Supported),
     ("client_ip_max_connections", Class::Supported),
     ("logfile_rotate", Class::Supported),
+    ("deny_info", Class::Supported),
     (EXT_MAX_CLIENT_CONNECTIONS, Class::Supported),
     // --- supported for Squid's default value -------------------------------------------
     (
@@ -710,12 +711,6 @@ pub const DIRECTIVES: &[(&str, Class)] = &[
     (
         "miss_access",
         Class::Rejected("hopproxy has no cache, so every request is a miss: put these rules in http_access instead"),
-    ),
-    (
-        "deny_info",
-        Class::Rejected(
-            "custom error pages are not supported yet; hopproxy answers 403 with a short text body instead",
-        ),
     ),
     (
         "note",

@@ -138,6 +138,27 @@ pub struct BasicAuth {
     pub origin: Origin,
 }
 
+/// What `deny_info` answers instead of the plain 403 when a request is denied by an
+/// `http_access` line whose last ACL it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DenyAnswer {
+    /// `deny_info [STATUS:]ERR_NAME`: the error named (in `X-Squid-Error`, Proxy-Status details
+    /// and the body), with STATUS or 403.
+    ErrorPage { status: u16, name: String },
+    /// `deny_info [3XX:]URL`: a redirect; without a status, 302 for GET/HEAD and 307 otherwise,
+    /// as Squid does. `%`-codes in the URL are expanded per request.
+    Redirect { status: Option<u16>, url: String },
+}
+
+/// One `deny_info ANSWER ACL…` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DenyInfo {
+    pub answer: DenyAnswer,
+    /// Indices into `Config::acls` of the ACLs the line names.
+    pub acls: Vec<usize>,
+    pub origin: Origin,
+}
+
 /// A directive accepted for compatibility but without effect in hopproxy, for `check`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ignored {
@@ -190,6 +211,8 @@ pub struct Config {
     pub max_client_connections: Option<usize>,
     /// `auth_param basic program …basic_ncsa_auth FILE`; `None` = no client authentication.
     pub auth: Option<BasicAuth>,
+    /// `deny_info` lines, in order: the first that names an ACL applies to it.
+    pub deny_info: Vec<DenyInfo>,
     pub ignored: Vec<Ignored>,
 }
 
@@ -226,7 +249,13 @@ impl Config {
             client_ip_max_connections: None,
             max_client_connections: None,
             auth: None,
+            deny_info: Vec::new(),
             ignored: Vec::new(),
         }
+    }
+
+    /// The `deny_info` answer for a denial whose deciding ACL is `acl` (an index into `acls`).
+    pub fn deny_answer(&self, acl: usize) -> Option<&DenyAnswer> {
+        self.deny_info.iter().find(|d| d.acls.contains(&acl)).map(|d| &d.answer)
     }
 }

@@ -1058,3 +1058,29 @@ fn every_stock_tag_is_classified() {
         assert!(known::class_of(name).is_some(), "{name} has no class");
     }
 }
+
+#[test]
+fn deny_info_forms() {
+    let loaded = snippet(
+        "acl a src 10.0.0.0/8\ndeny_info ERR_X a\ndeny_info 303:http://p.invalid/%u a\ndeny_info http://q.invalid/ a",
+    )
+    .unwrap();
+    assert_eq!(loaded.config.deny_info.len(), 3);
+    // The first line naming an ACL wins, as in Squid.
+    assert_eq!(
+        loaded.config.deny_answer(loaded.config.acls.index_of("a").unwrap()),
+        Some(&DenyAnswer::ErrorPage {
+            status: 403,
+            name: "ERR_X".into()
+        })
+    );
+    assert!(matches!(
+        loaded.config.deny_info[1].answer,
+        DenyAnswer::Redirect { status: Some(303), .. }
+    ));
+    // Squid accepts a name that is not an ACL (it never applies): a warning, not an error.
+    assert!(snippet("deny_info ERR_X nosuch").is_ok());
+    assert!(snippet("deny_info 404:http://x.invalid/ all").is_err());
+    let e = snippet("deny_info TCP_RESET all").unwrap_err();
+    assert!(e[0].hint.as_deref().unwrap().contains("instead"));
+}

@@ -22,6 +22,7 @@ pub const FORWARD_FRAMING: &[u8] = &[60];
 pub const LAB_ENDPOINT: &[u8] = &[65];
 pub const LOG_FULL_DISK: &[u8] = &[63];
 pub const DNS_RESOLVER: &[u8] = &[62];
+pub const CONFIG_DENY_INFO: &[u8] = &[66];
 
 /// Each test file and its blocks.
 pub const FILES: &[(&str, &[u8])] = &[
@@ -39,6 +40,7 @@ pub const FILES: &[(&str, &[u8])] = &[
     ("lab_endpoint.rs", LAB_ENDPOINT),
     ("log_full_disk.rs", LOG_FULL_DISK),
     ("dns_resolver.rs", DNS_RESOLVER),
+    ("config_deny_info.rs", CONFIG_DENY_INFO),
 ];
 
 /// Blocks taken for test files being written (owner, blocks): give each file its own entry in
@@ -46,7 +48,7 @@ pub const FILES: &[(&str, &[u8])] = &[
 pub const RESERVED: &[(&str, &[u8])] = &[
     ("serve tests", &[61]),
     ("packaging and CLI tests", &[64]),
-    ("spare", &[66, 67]),
+    ("spare", &[67]),
     ("timeout, reload and failover tests", &[68, 69]),
     ("plain-HTTP forwarding tests", &[70, 71, 72, 73, 74, 75, 76, 77, 78, 79]),
 ];
