@@ -255,6 +255,11 @@ impl Builder {
                     self.config.always_direct.rules.push(rule);
                 }
             }
+            "follow_x_forwarded_for" => {
+                if let Some(rule) = self.rule(line) {
+                    self.config.follow_x_forwarded_for.rules.push(rule);
+                }
+            }
             "http_port" => self.http_port(line),
             "auth_param" => self.auth_param(line),
             "cache_peer" => self.cache_peer(line),

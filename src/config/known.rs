@@ -146,10 +146,6 @@ const AUTH_TUNING: Class = Class::Rejected(
     "only auth_param basic with basic_ncsa_auth is supported; its cache is set with auth_param \
      basic credentialsttl instead",
 );
-const INDIRECT: Class = Class::Rejected(
-    "X-Forwarded-For trust is not supported yet; let clients connect to hopproxy directly \
-     instead, so src ACLs see their real addresses",
-);
 const HEADER_RULES: Class = Class::Rejected(
     "header rewriting rules are not supported yet; use via off / forwarded_for delete for the \
      Via and X-Forwarded-For headers instead",
@@ -193,6 +189,7 @@ pub const DIRECTIVES: &[(&str, Class)] = &[
     ("client_ip_max_connections", Class::Supported),
     ("logfile_rotate", Class::Supported),
     ("deny_info", Class::Supported),
+    ("follow_x_forwarded_for", Class::Supported),
     (EXT_MAX_CLIENT_CONNECTIONS, Class::Supported),
     // --- supported for Squid's default value -------------------------------------------
     (
@@ -206,28 +203,28 @@ pub const DIRECTIVES: &[(&str, Class)] = &[
         "acl_uses_indirect_client",
         Class::DefaultOnly {
             default: "on",
-            instead: "without follow_x_forwarded_for the indirect client is the direct one",
+            instead: "hopproxy always uses the indirect client (follow_x_forwarded_for) here, as Squid's default does",
         },
     ),
     (
         "log_uses_indirect_client",
         Class::DefaultOnly {
             default: "on",
-            instead: "without follow_x_forwarded_for the indirect client is the direct one",
+            instead: "hopproxy always uses the indirect client (follow_x_forwarded_for) here, as Squid's default does",
         },
     ),
     (
         "delay_pool_uses_indirect_client",
         Class::DefaultOnly {
             default: "on",
-            instead: "without follow_x_forwarded_for the indirect client is the direct one",
+            instead: "hopproxy always uses the indirect client (follow_x_forwarded_for) here, as Squid's default does",
         },
     ),
     (
         "adaptation_uses_indirect_client",
         Class::DefaultOnly {
             default: "on",
-            instead: "without follow_x_forwarded_for the indirect client is the direct one",
+            instead: "hopproxy always uses the indirect client (follow_x_forwarded_for) here, as Squid's default does",
         },
     ),
     (
@@ -697,7 +694,6 @@ pub const DIRECTIVES: &[(&str, Class)] = &[
     ("authenticate_ttl", AUTH_TUNING),
     ("authenticate_ip_ttl", AUTH_TUNING),
     ("auth_schemes", AUTH_TUNING),
-    ("follow_x_forwarded_for", INDIRECT),
     ("request_header_access", HEADER_RULES),
     ("reply_header_access", HEADER_RULES),
     ("request_header_replace", HEADER_RULES),

@@ -211,6 +211,9 @@ pub struct Config {
     pub max_client_connections: Option<usize>,
     /// `auth_param basic program …basic_ncsa_auth FILE`; `None` = no client authentication.
     pub auth: Option<BasicAuth>,
+    /// `follow_x_forwarded_for`: which addresses are trusted to report the client in
+    /// `X-Forwarded-For`; empty = none (Squid's default).
+    pub follow_x_forwarded_for: RuleList,
     /// `deny_info` lines, in order: the first that names an ACL applies to it.
     pub deny_info: Vec<DenyInfo>,
     pub ignored: Vec<Ignored>,
@@ -249,6 +252,7 @@ impl Config {
             client_ip_max_connections: None,
             max_client_connections: None,
             auth: None,
+            follow_x_forwarded_for: RuleList::default(),
             deny_info: Vec::new(),
             ignored: Vec::new(),
         }

@@ -1084,3 +1084,12 @@ fn deny_info_forms() {
     let e = snippet("deny_info TCP_RESET all").unwrap_err();
     assert!(e[0].hint.as_deref().unwrap().contains("instead"));
 }
+
+#[test]
+fn follow_x_forwarded_for_rules() {
+    let loaded =
+        snippet("acl lb src 10.0.0.1\nfollow_x_forwarded_for allow lb\nfollow_x_forwarded_for deny all").unwrap();
+    assert_eq!(loaded.config.follow_x_forwarded_for.rules.len(), 2);
+    assert!(snippet("").unwrap().config.follow_x_forwarded_for.is_empty());
+    assert!(snippet("follow_x_forwarded_for allow nosuch").is_err());
+}

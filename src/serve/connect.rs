@@ -100,7 +100,7 @@ async fn establish<'c>(
     let url = authority(&target);
     tx.set_url(url.clone());
     let generation = &ctx.generation;
-    let verdict = check_access(ctx, "CONNECT", &target, client_proxy_auth(&head.headers)).await;
+    let verdict = check_access(ctx, "CONNECT", &target, &head.headers).await;
     let facts = verdict.facts();
     let Some(tx) = admit(tx, &mut client, &verdict).await else {
         return Err(client);

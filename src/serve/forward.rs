@@ -218,7 +218,7 @@ pub async fn handle(
         Err(reply) => return fail(tx, client, Failure::refused(reply)).await,
     };
 
-    let check = check_access(ctx, &head.method, &request.target, client_proxy_auth(&head.headers)).await;
+    let check = check_access(ctx, &head.method, &request.target, &head.headers).await;
     let Some(tx) = admit(tx, client, &check).await else {
         return Next::Close;
     };

@@ -3,12 +3,14 @@
 
 use std::net::IpAddr;
 
+use super::headers::{client_forwarded_for, client_proxy_auth};
 use super::reply::{ErrorType, ProxyError};
 use super::target::Target;
 use super::transaction::{ClientCtx, Failure, Transaction};
 use crate::auth::{AuthResult, challenge_on_deny, needs_user};
 use crate::config::DenyAnswer;
 use crate::http1::BufConn;
+use crate::http1::Header;
 use crate::log::ResultCode;
 use crate::metrics::Access;
 use crate::policy::{Action, Decision, Origin, RequestFacts};
@@ -37,6 +39,9 @@ pub struct AccessCheck<'a> {
     /// The destination's resolution, when ACLs needed it; the dial reuses it.
     resolved: Option<Resolution>,
     aliases: Vec<String>,
+    /// The client ACLs and the log see: the connection's peer, or with `follow_x_forwarded_for`
+    /// the indirect client it vouches for (`acl_uses_indirect_client on`, Squid's default).
+    pub client: IpAddr,
     /// The user from `Proxy-Authorization`: verified, or the one that failed (for the log).
     pub user: Option<String>,
     /// Whether `user` passed verification (only then do `proxy_auth` ACLs see it).
@@ -56,7 +61,7 @@ impl AccessCheck<'_> {
 
     pub fn facts(&self) -> RequestFacts<'_> {
         RequestFacts {
-            client: self.ctx.client_ip,
+            client: self.client,
             method: &self.method,
             proto: self.target.proto,
             host: &self.target.host,
@@ -76,8 +81,9 @@ pub async fn check_access<'a>(
     ctx: &'a ClientCtx,
     method: &str,
     target: &'a Target,
-    proxy_authorization: Option<&[u8]>,
+    headers: &[Header],
 ) -> AccessCheck<'a> {
+    let proxy_authorization = client_proxy_auth(headers);
     let generation = &ctx.generation;
     let config = &generation.config;
     // One resolution per request: ACLs and the dial see the same addresses.
@@ -99,6 +105,7 @@ pub async fn check_access<'a>(
         ctx,
         method: method.to_ascii_uppercase(),
         target,
+        client: ctx.client_ip,
         dst_addrs,
         resolved,
         aliases,
@@ -117,6 +124,7 @@ pub async fn check_access<'a>(
         }
         check.authenticated = true;
     }
+    check.client = indirect_client(&check, client_forwarded_for(headers).as_deref());
     let decision = config.http_access.evaluate(&config.acls, &check.facts());
     check.verdict = match decision {
         Some(d) if d.action == Action::Allow => Verdict::Allowed,
@@ -163,6 +171,7 @@ pub async fn admit<'c>(
         Verdict::Denied { .. } => Access::Denied,
     };
     tx.decided(access, check.user.clone());
+    tx.set_client(check.client);
     let error = match &check.verdict {
         Verdict::Allowed => return Some(tx),
         Verdict::AuthRequired => auth_required(tx.ctx()),
@@ -200,6 +209,32 @@ pub async fn admit<'c>(
     };
     tx.fail(client, failure).await;
     None
+}
+
+/// Squid's `follow_x_forwarded_for`: starting from the connection's peer, while the rules
+/// allow the current address, step to the next `X-Forwarded-For` entry from the right. Stops
+/// at a denied address, the end of the list, or an entry that is not an IP address. Without
+/// rules nothing is trusted (Squid's default `deny all`).
+fn indirect_client(check: &AccessCheck<'_>, forwarded_for: Option<&[u8]>) -> IpAddr {
+    let config = &check.ctx.generation.config;
+    let (Some(list), false) = (forwarded_for, config.follow_x_forwarded_for.is_empty()) else {
+        return check.client;
+    };
+    let list = String::from_utf8_lossy(list);
+    let mut current = check.client;
+    // Bounded by the header's own entries (itself bounded by request_header_max_size).
+    for entry in list.rsplit(',').map(str::trim) {
+        let mut facts = check.facts();
+        facts.client = current;
+        if !config.follow_x_forwarded_for.allows(&config.acls, &facts, Action::Deny) {
+            break;
+        }
+        match entry.parse::<IpAddr>() {
+            Ok(ip) => current = ip.to_canonical(),
+            Err(_) => break,
+        }
+    }
+    current
 }
 
 /// The plain 403 for a denial.

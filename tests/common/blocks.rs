@@ -22,7 +22,7 @@ pub const FORWARD_FRAMING: &[u8] = &[60];
 pub const LAB_ENDPOINT: &[u8] = &[65];
 pub const LOG_FULL_DISK: &[u8] = &[63];
 pub const DNS_RESOLVER: &[u8] = &[62];
-pub const CONFIG_DENY_INFO: &[u8] = &[66];
+pub const CONFIG_SQUID_PARITY: &[u8] = &[66];
 
 /// Each test file and its blocks.
 pub const FILES: &[(&str, &[u8])] = &[
@@ -40,7 +40,7 @@ pub const FILES: &[(&str, &[u8])] = &[
     ("lab_endpoint.rs", LAB_ENDPOINT),
     ("log_full_disk.rs", LOG_FULL_DISK),
     ("dns_resolver.rs", DNS_RESOLVER),
-    ("config_deny_info.rs", CONFIG_DENY_INFO),
+    ("config_squid_parity.rs", CONFIG_SQUID_PARITY),
 ];
 
 /// Blocks taken for test files being written (owner, blocks): give each file its own entry in
