@@ -169,3 +169,63 @@ fn follow_x_forwarded_for_decides_like_squid() {
     assert_eq!(ours[0], "10.1.2.3");
     squid.stop();
 }
+
+/// The keep-alive timer `ss` shows on the proxy's side of a connection from `source`.
+fn keepalive_timer(source: IpAddr, proxy: SocketAddr) -> Option<String> {
+    let stream = connect_from(source, proxy);
+    let local = stream.local_addr().unwrap();
+    // Bounded wait for the accepted socket to be tuned (it is, right after accept).
+    for _ in 0..100 {
+        let out = std::process::Command::new("ss")
+            .args(["-tnoH", "state", "established", "dst"])
+            .arg(local.to_string())
+            .output()
+            .expect("ss runs");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if let Some(start) = text.find("timer:(keepalive,") {
+            return Some(text[start..].split(',').nth(1).unwrap_or_default().to_string());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    drop(stream);
+    None
+}
+
+/// `http_port … tcpkeepalive=IDLE,INTERVAL,TIMEOUT` arms TCP keep-alive on accepted client
+/// sockets in both proxies, with the idle time given.
+#[test]
+fn tcpkeepalive_arms_the_same_timer_as_squid() {
+    if squid_binary().is_err() || std::process::Command::new("ss").arg("-V").output().is_err() {
+        common::skip("squid or ss is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let hop_ip: IpAddr = "127.0.66.7".parse().unwrap();
+    let squid_ip: IpAddr = "127.0.66.8".parse().unwrap();
+    let client: IpAddr = "127.0.66.9".parse().unwrap();
+    let hop_addr = SocketAddr::new(hop_ip, 31280);
+    let squid_addr = SocketAddr::new(squid_ip, hopproxy::lab::process::free_port(squid_ip).unwrap());
+    let rules = "http_access deny all";
+    let hop_config = hop_config(
+        dir.path(),
+        "keepalive",
+        &format!("{hop_addr} tcpkeepalive=600,30,180"),
+        rules,
+    );
+    let _hop = Hop::start("keepalive", dir.path(), hop_addr, &hop_config);
+    // The lab's Squid writes its own http_port line; this one adds a second, tuned port.
+    let squid_port = SocketAddr::new(squid_ip, hopproxy::lab::process::free_port(squid_ip).unwrap());
+    let squid_rules = format!("http_port {squid_port} tcpkeepalive=600,30,180\n{rules}");
+    let mut squid =
+        Squid::start("keepalive-squid", squid_addr, &squid_rules, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let ours = keepalive_timer(client, hop_addr).expect("hopproxy armed no keep-alive timer");
+    let theirs = keepalive_timer(client, squid_port).expect("squid armed no keep-alive timer");
+    // Both count down from 600 s; allow for the moments between accept and `ss`.
+    for timer in [&ours, &theirs] {
+        assert!(
+            timer.starts_with("9min") || timer.starts_with("10min"),
+            "{ours} / {theirs}"
+        );
+    }
+    squid.stop();
+}

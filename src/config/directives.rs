@@ -98,9 +98,6 @@ fn port_option(key: &str, has_value: bool) -> PortOption {
         "no-vhost" => {
             PortOption::Ignored("only meaningful with 'accel'; Squid 5.7 ignores it on a forward-proxy port too")
         }
-        "tcpkeepalive" => PortOption::Ignored(
-            "hopproxy does not set TCP keep-alive on client sockets; read_timeout and client_lifetime end dead connections",
-        ),
         // Connection-oriented auth (NTLM/Negotiate) is not offered, so the choice has no effect.
         "connection-auth" if has_value => PortOption::Accepted,
         "intercept" | "transparent" | "tproxy" => PortOption::Rejected(INTERCEPT),
@@ -296,6 +293,7 @@ impl Builder {
             "connect_timeout" => self.duration(line, |c| &mut c.connect_timeout),
             "peer_connect_timeout" => self.duration(line, |c| &mut c.peer_connect_timeout),
             "read_timeout" => self.duration(line, |c| &mut c.read_timeout),
+            "write_timeout" => self.duration(line, |c| &mut c.write_timeout),
             "request_start_timeout" => self.duration(line, |c| &mut c.request_start_timeout),
             "client_lifetime" => self.duration(line, |c| &mut c.client_lifetime),
             "shutdown_lifetime" => self.duration(line, |c| &mut c.shutdown_lifetime),
@@ -685,8 +683,20 @@ impl Builder {
         let mut ok = true;
         match parse_listen(&spec.text) {
             Ok((addr, port)) => {
+                let mut tcp_keepalive = None;
                 for option in &line.args()[1..] {
                     let key = option.text.split('=').next().unwrap_or_default();
+                    if key == "tcpkeepalive" {
+                        match parse_keepalive(option.text.split_once('=').map(|(_, v)| v)) {
+                            Ok(keepalive) => tcp_keepalive = Some(keepalive),
+                            Err(message) => {
+                                ok = false;
+                                self.error(origin, format!("http_port option '{}': {message}", option.text))
+                                    .hint = Some("use tcpkeepalive or tcpkeepalive=IDLE,INTERVAL,TIMEOUT in seconds, e.g. tcpkeepalive=60,30,180".into());
+                            }
+                        }
+                        continue;
+                    }
                     match port_option(key, option.text.contains('=')) {
                         PortOption::Accepted => {}
                         PortOption::Ignored(reason) => self.config.ignored.push(Ignored {
@@ -722,6 +732,7 @@ impl Builder {
                     self.config.http_ports.push(HttpPort {
                         addr,
                         port,
+                        tcp_keepalive,
                         origin: origin.clone(),
                     });
                 }
@@ -1245,6 +1256,29 @@ fn cache_peer_option_names() -> impl Iterator<Item = &'static str> {
     ]
     .into_iter()
     .chain(PEER_HARMLESS_OPTIONS.iter().copied())
+}
+
+/// `tcpkeepalive[=IDLE,INTERVAL,TIMEOUT]` (seconds; Squid 5.7 reads the three as integers).
+fn parse_keepalive(value: Option<&str>) -> Result<TcpKeepalive, String> {
+    let Some(value) = value else {
+        return Ok(TcpKeepalive::default());
+    };
+    let parts: Vec<&str> = value.split(',').collect();
+    if parts.len() > 3 {
+        return Err("takes at most three numbers".into());
+    }
+    let mut seconds = [None; 3];
+    for (slot, part) in seconds.iter_mut().zip(&parts) {
+        let n: u64 = part
+            .parse()
+            .map_err(|_| format!("'{part}' is not a number of seconds"))?;
+        *slot = (n > 0).then(|| Duration::from_secs(n));
+    }
+    Ok(TcpKeepalive {
+        idle: seconds[0],
+        interval: seconds[1],
+        timeout: seconds[2],
+    })
 }
 
 /// `PORT`, `IPV4:PORT`, `[IPV6]:PORT`.

@@ -177,6 +177,7 @@ pub const DIRECTIVES: &[(&str, Class)] = &[
     ("connect_timeout", Class::Supported),
     ("peer_connect_timeout", Class::Supported),
     ("read_timeout", Class::Supported),
+    ("write_timeout", Class::Supported),
     ("request_start_timeout", Class::Supported),
     ("request_timeout", Class::Supported),
     ("client_lifetime", Class::Supported),
@@ -760,7 +761,6 @@ pub const DIRECTIVES: &[(&str, Class)] = &[
         "hostname_aliases",
         Class::Rejected("forwarding loops are detected by visible_hostname in Via; set visible_hostname instead"),
     ),
-    ("write_timeout", NOT_YET),
     (
         "append_domain",
         Class::Rejected("write fully qualified names, or map short names in a hosts_file instead"),

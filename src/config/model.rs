@@ -13,6 +13,7 @@ pub mod defaults {
     pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
     pub const PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
     pub const READ_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+    pub const WRITE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
     pub const REQUEST_START_TIMEOUT: Duration = Duration::from_secs(5 * 60);
     pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5 * 60);
     pub const DNS_TIMEOUT: Duration = Duration::from_secs(30);
@@ -36,7 +37,19 @@ pub mod defaults {
 pub struct HttpPort {
     pub addr: Option<IpAddr>,
     pub port: u16,
+    /// `tcpkeepalive[=idle,interval,timeout]`: TCP keep-alive probes on client connections.
+    pub tcp_keepalive: Option<TcpKeepalive>,
     pub origin: Origin,
+}
+
+/// Squid's `tcpkeepalive=idle,interval,timeout` (seconds); `None` fields keep the kernel's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TcpKeepalive {
+    pub idle: Option<Duration>,
+    pub interval: Option<Duration>,
+    /// Total probing time before the connection is dropped (Squid sets the probe count to
+    /// timeout / interval).
+    pub timeout: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,6 +204,9 @@ pub struct Config {
     pub connect_timeout: Duration,
     pub peer_connect_timeout: Duration,
     pub read_timeout: Duration,
+    /// `write_timeout`: data written to a client or server may stay unacknowledged this long
+    /// (TCP_USER_TIMEOUT) before the connection is dropped.
+    pub write_timeout: Duration,
     pub request_start_timeout: Duration,
     /// `request_timeout`: the whole first request head must arrive within it.
     pub request_timeout: Duration,
@@ -239,6 +255,7 @@ impl Config {
             connect_timeout: defaults::CONNECT_TIMEOUT,
             peer_connect_timeout: defaults::PEER_CONNECT_TIMEOUT,
             read_timeout: defaults::READ_TIMEOUT,
+            write_timeout: defaults::WRITE_TIMEOUT,
             request_start_timeout: defaults::REQUEST_START_TIMEOUT,
             request_timeout: defaults::REQUEST_TIMEOUT,
             dns_timeout: defaults::DNS_TIMEOUT,

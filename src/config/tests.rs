@@ -971,8 +971,19 @@ fn logfile_rotate_is_explained() {
 fn http_port_options() {
     let loaded = snippet("http_port 3129 name=egress ipv4 connection-auth=off").unwrap();
     assert_eq!(loaded.config.http_ports.len(), 1);
-    let loaded = snippet("http_port 3129 tcpkeepalive=60,30,3 no-vhost").unwrap();
-    assert_eq!(loaded.config.ignored.len(), 2);
+    let loaded = snippet("http_port 3129 tcpkeepalive=60,30,180 no-vhost").unwrap();
+    assert_eq!(loaded.config.ignored.len(), 1, "no-vhost is ignored, as Squid does");
+    let keepalive = loaded.config.http_ports[0].tcp_keepalive.unwrap();
+    assert_eq!(keepalive.idle, Some(Duration::from_secs(60)));
+    assert_eq!(keepalive.timeout, Some(Duration::from_secs(180)));
+    assert!(
+        snippet("http_port 3129 tcpkeepalive").unwrap().config.http_ports[0]
+            .tcp_keepalive
+            .is_some()
+    );
+    assert!(snippet("http_port 3129 tcpkeepalive=x").is_err());
+    let loaded = snippet("write_timeout 2 minutes").unwrap();
+    assert_eq!(loaded.config.write_timeout, Duration::from_secs(120));
     for (line, word) in [
         ("http_port 3129 intercept", "explicit forward proxy"),
         ("http_port 3129 accel defaultsite=www.example.com", "reverse proxy"),
