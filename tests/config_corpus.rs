@@ -234,3 +234,50 @@ fn syntax_only_skips_referenced_files() {
         .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
 }
+
+/// `check --squid-diff` names what Squid would act on and hopproxy ignores, but not what both
+/// ignore, and the caching difference only while Squid would cache.
+#[test]
+fn squid_diff_lists_what_applies() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |text: &str| {
+        let conf = dir.path().join("d.conf");
+        std::fs::write(&conf, text).unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_hopproxy"))
+            .args(["check", "--squid-diff", "-c"])
+            .arg(&conf)
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let out = run("http_port 3128\nhttp_access deny all\ncache_mem 64 MB\nupgrade_http0.9 deny all\n");
+    assert!(
+        out.contains("d.conf:3: note: squid-diff: Squid acts on 'cache_mem'"),
+        "{out}"
+    );
+    assert!(!out.contains("squid-diff: Squid acts on 'upgrade_http0.9'"), "{out}");
+    assert!(out.contains("squid-diff: Squid caches responses"), "{out}");
+    let out = run("http_port 3128\nhttp_access deny all\ncache deny all\n");
+    assert!(!out.contains("squid-diff: Squid caches responses"), "{out}");
+}
+
+/// `check --list-directives` prints every class.
+#[test]
+fn list_directives_prints_the_table() {
+    let output = Command::new(env!("CARGO_BIN_EXE_hopproxy"))
+        .args(["check", "--list-directives"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&output.stdout);
+    for label in [
+        "\tsupported\t",
+        "\tdefault-only\t",
+        "\tignored-cache\t",
+        "\tignored-obsolete\t",
+        "\trejected\t",
+    ] {
+        assert!(out.contains(label), "{label} missing");
+    }
+    assert!(out.contains("access_log (also cache_access_log)\tsupported"), "{out}");
+}

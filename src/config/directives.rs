@@ -371,6 +371,7 @@ impl Builder {
                     origin: line.origin.clone(),
                     reason,
                     squid_ignores: matches!(known::class_of(name), Some(Class::Obsolete(_))),
+                    args: line.args().iter().map(|t| t.text.clone()).collect(),
                 });
             }
             Some(Class::DefaultOnly { default, instead }) => {
@@ -447,7 +448,9 @@ impl Builder {
                 _ => break,
             }
         }
+        let errors_before = self.diags.iter().filter(|d| d.is_error()).count();
         let values = self.expand_values(values_tokens, origin);
+        let unreadable_file = self.diags.iter().filter(|d| d.is_error()).count() > errors_before;
 
         if let Some(&index) = self.acl_index.get(name) {
             let existing = &self.acls[index];
@@ -505,7 +508,7 @@ impl Builder {
             kind,
             elements: Vec::new(),
         };
-        if values.is_empty() && !(self.syntax_only && values_tokens.iter().any(|t| t.quoted)) {
+        if values.is_empty() && !unreadable_file && !(self.syntax_only && values_tokens.iter().any(|t| t.quoted)) {
             self.warning(origin, format!("ACL '{name}' has no values: it matches no request"));
         }
         let mut diags = Vec::new();
@@ -581,7 +584,7 @@ impl Builder {
                         format!("cannot read ACL values file '{}': {}", path.display(), e.error),
                     )
                     .hint = Some(
-                        "Squid needs it at run time too; 'hopproxy check --syntax-only' checks a config without its files"
+                        "the proxy reads it at start and on reload; 'hopproxy check --syntax-only' checks a config without its files"
                             .into(),
                     );
                 }
@@ -704,6 +707,7 @@ impl Builder {
                             origin: origin.clone(),
                             reason,
                             squid_ignores: key == "no-vhost",
+                            args: Vec::new(),
                         }),
                         PortOption::Rejected(instead) => {
                             ok = false;
@@ -987,6 +991,7 @@ impl Builder {
             origin: line.origin.clone(),
             reason: "custom log formats are not supported yet (only 'squid')",
             squid_ignores: false,
+            args: Vec::new(),
         });
     }
 

@@ -180,6 +180,8 @@ pub struct Ignored {
     pub reason: &'static str,
     /// Squid 5.7 ignores it too (an obsolete name), so behaviour does not differ.
     pub squid_ignores: bool,
+    /// The line's arguments (for `check --squid-diff`, e.g. `cache deny all`).
+    pub args: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -2,10 +2,9 @@
 //! config. Each finding is a note on the line it concerns (or the top of the file when it
 //! concerns the whole config), starting with "squid-diff:" so it can be grepped.
 
-use std::path::Path;
 use std::sync::Arc;
 
-use crate::config::{Diagnostic, Loaded};
+use crate::config::{DenyAnswer, Diagnostic, Loaded};
 use crate::policy::{AclKind, Origin};
 
 /// Every difference that applies to `loaded`, in line order.
@@ -31,7 +30,7 @@ pub fn differences(loaded: &Loaded) -> Vec<Diagnostic> {
     let cache_off = config
         .ignored
         .iter()
-        .any(|i| (i.directive == "cache" || i.directive == "no_cache") && is_deny_all(&i.origin));
+        .any(|i| (i.directive == "cache" || i.directive == "no_cache") && i.args == ["deny", "all"]);
     if !cache_off {
         out.push(note(
             &top,
@@ -80,6 +79,25 @@ pub fn differences(loaded: &Loaded) -> Vec<Diagnostic> {
          logs 0 and '-' for a failed CONNECT) and does not log connections that never sent a byte"
             .into(),
     ));
+    for line in &config.deny_info {
+        if let DenyAnswer::ErrorPage { name, .. } = &line.answer {
+            out.push(note(
+                &line.origin,
+                format!(
+                    "deny_info {name}: Squid sends its HTML template {name}; hopproxy sends the same status and \
+                     X-Squid-Error with its own short text body"
+                ),
+            ));
+        }
+    }
+    if let Some(rule) = config.follow_x_forwarded_for.rules.first() {
+        out.push(note(
+            &rule.origin,
+            "follow_x_forwarded_for: hopproxy's check and explain reason about src ACLs as the \
+             connection's peer; the proxy applies them to the indirect client, as Squid does"
+                .into(),
+        ));
+    }
     if config.request_timeout < config.request_start_timeout {
         out.push(note(
             &top,
@@ -90,18 +108,4 @@ pub fn differences(loaded: &Loaded) -> Vec<Diagnostic> {
     }
     out.sort_by(|a, b| (&a.origin.file, a.origin.line).cmp(&(&b.origin.file, b.origin.line)));
     out
-}
-
-/// Whether the line at `origin` reads `cache deny all` (re-read from the file, as the ignored
-/// list keeps no arguments).
-fn is_deny_all(origin: &Origin) -> bool {
-    let path: &Path = &origin.file;
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return false;
-    };
-    let Some(line) = text.lines().nth((origin.line as usize).saturating_sub(1)) else {
-        return false;
-    };
-    let words: Vec<&str> = line.split_whitespace().take_while(|w| !w.starts_with('#')).collect();
-    words.len() == 3 && words[1] == "deny" && words[2] == "all"
 }

@@ -156,6 +156,7 @@ impl Builder {
             origin: line.origin.clone(),
             reason,
             squid_ignores: false,
+            args: Vec::new(),
         });
     }
 
