@@ -38,12 +38,14 @@ pub fn report(loaded: &Loaded) -> Vec<Diagnostic> {
     let mut all = loaded.diagnostics.clone();
     all.extend(super::lint::lint(&loaded.config));
     all.extend(loaded.config.ignored.iter().map(|i| {
-        let class = if i.squid_ignores {
-            "ignored as by Squid"
-        } else {
-            "ignored"
+        // The class, when the line is a directive of the table (not an option or sub-setting).
+        let class = match known::class_of(&i.directive) {
+            Some(Class::Caching(_)) => " (only concerns caching)",
+            Some(Class::Obsolete(_)) => " (obsolete: Squid ignores it too)",
+            _ if i.squid_ignores => " (Squid ignores it too)",
+            _ => "",
         };
-        Diagnostic::note(&i.origin, format!("'{}' {class}: {}", i.directive, i.reason))
+        Diagnostic::note(&i.origin, format!("'{}' ignored{class}: {}", i.directive, i.reason))
     }));
     all.sort_by_key(|d| d.severity);
     all
