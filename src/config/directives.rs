@@ -376,17 +376,16 @@ impl Builder {
             }
             Some(Class::DefaultOnly { default, instead }) => {
                 let value: Vec<&str> = line.args().iter().map(|t| t.text.as_str()).collect();
-                if !value.join(" ").eq_ignore_ascii_case(default) {
+                let written_value = value.join(" ");
+                if !default.split('|').any(|v| v.eq_ignore_ascii_case(&written_value)) {
                     self.error(
                         &line.origin,
                         format!(
-                            "'{written} {}': hopproxy supports only Squid's default, '{written} {default}'",
-                            value.join(" ")
+                            "'{written} {written_value}': hopproxy supports only '{written} {}'",
+                            default.replace('|', "' or '")
                         ),
                     )
-                    .hint = Some(format!(
-                        "{instead} (or remove the line: hopproxy behaves as the default)"
-                    ));
+                    .hint = Some(format!("{instead} (or remove the line)"));
                 }
             }
             Some(Class::Rejected(instead)) => {

@@ -259,8 +259,9 @@ pub const DIRECTIVES: &[(&str, Class)] = &[
     (
         "uri_whitespace",
         Class::DefaultOnly {
-            default: "strip",
-            instead: "hopproxy strips whitespace from URIs as Squid's default 'strip' does",
+            default: "strip|deny",
+            instead: "hopproxy refuses a URI with whitespace (400), as 'deny' does; Squid's default 'strip' is \
+                      accepted as the absence of the line is",
         },
     ),
     (
@@ -322,8 +323,9 @@ pub const DIRECTIVES: &[(&str, Class)] = &[
     (
         "relaxed_header_parser",
         Class::DefaultOnly {
-            default: "on",
-            instead: "hopproxy's request-head parser tolerance is fixed",
+            default: "on|off",
+            instead: "hopproxy parses request heads strictly, as 'off' does; Squid's default 'on' is accepted \
+                      as the absence of the line is",
         },
     ),
     (

@@ -69,6 +69,12 @@ pub fn differences(loaded: &Loaded) -> Vec<Diagnostic> {
     ));
     out.push(note(
         &top,
+        "a request URI with whitespace: Squid strips it (uri_whitespace strip, its default); \
+         hopproxy answers 400 (as uri_whitespace deny)"
+            .into(),
+    ));
+    out.push(note(
+        &top,
         "an unresolvable destination: Squid answers 500 (CONNECT) or 502 (GET); hopproxy 502 with \
          Proxy-Status error=dns_error"
             .into(),
