@@ -82,11 +82,16 @@ fn debian_stock_squid_conf_passes_without_open_proxy_warning() {
     assert!(!run.stdout.contains(": warning: "), "{}", run.stdout);
     assert!(
         run.stdout
-            .contains("note: 'refresh_pattern' ignored: hopproxy does not cache"),
+            .contains("note: 'refresh_pattern' ignored (only concerns caching): hopproxy does not cache"),
         "{}",
         run.stdout
     );
-    assert!(run.stdout.contains("note: 'coredump_dir' ignored:"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("note: 'coredump_dir' ignored (only concerns caching):"),
+        "{}",
+        run.stdout
+    );
     let summary = run.stdout.lines().last().unwrap_or_default();
     assert!(
         summary.starts_with("/etc/squid/squid.conf: OK (0 warnings, ") && summary.ends_with(" directives ignored)"),
@@ -181,7 +186,7 @@ fn warnings_alone_do_not_fail() {
     assert!(
         has_line(
             &run.stdout,
-            &format!("{p}:3: note: 'cache_dir' ignored: hopproxy does not cache")
+            &format!("{p}:3: note: 'cache_dir' ignored (only concerns caching): hopproxy does not cache")
         ),
         "{}",
         run.stdout

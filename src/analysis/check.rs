@@ -1,16 +1,35 @@
 //! `hopproxy check`: validate a config and print every problem as `FILE:LINE: severity: message`,
 //! then a one-line summary. Exit 0 valid, 1 invalid, 2 unreadable.
 
+mod squid_diff;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::config::{Diagnostic, Loaded, Severity, load_or_unreadable};
+use crate::config::known::{self, Class};
+use crate::config::{Diagnostic, Loaded, Severity, load_with};
 
 #[derive(clap::Args, Debug)]
 pub struct CheckArgs {
     /// The squid.conf-style file to check.
-    #[arg(short = 'c', long = "config", visible_short_alias = 'f')]
-    pub config: PathBuf,
+    #[arg(
+        short = 'c',
+        long = "config",
+        visible_short_alias = 'f',
+        required_unless_present = "list_directives"
+    )]
+    pub config: Option<PathBuf>,
+    /// Validate the syntax only: do not read the files the config refers to (ACL value lists,
+    /// password files), like `squid -k parse` in a CI pipeline without the deployment's files.
+    #[arg(long)]
+    pub syntax_only: bool,
+    /// Also list every place where hopproxy will behave differently from Squid 5.7 with this
+    /// config (ignored directives Squid would act on, deliberate differences that apply).
+    #[arg(long)]
+    pub squid_diff: bool,
+    /// Print every Squid 5.7 directive with what hopproxy does with it, and exit.
+    #[arg(long)]
+    pub list_directives: bool,
 }
 
 /// Everything `check` reports for a config that loaded: the loader's warnings and notes, the
@@ -18,21 +37,35 @@ pub struct CheckArgs {
 pub fn report(loaded: &Loaded) -> Vec<Diagnostic> {
     let mut all = loaded.diagnostics.clone();
     all.extend(super::lint::lint(&loaded.config));
-    all.extend(
-        loaded
-            .config
-            .ignored
-            .iter()
-            .map(|i| Diagnostic::note(&i.origin, format!("'{}' ignored: {}", i.directive, i.reason))),
-    );
+    all.extend(loaded.config.ignored.iter().map(|i| {
+        // The class, when the line is a directive of the table (not an option or sub-setting).
+        let class = match known::class_of(&i.directive) {
+            Some(Class::Caching(_)) => " (only concerns caching)",
+            Some(Class::Obsolete(_)) => " (obsolete: Squid ignores it too)",
+            _ if i.squid_ignores => " (Squid ignores it too)",
+            _ => "",
+        };
+        Diagnostic::note(&i.origin, format!("'{}' ignored{class}: {}", i.directive, i.reason))
+    }));
     all.sort_by_key(|d| d.severity);
     all
 }
 
 pub fn run_command(args: CheckArgs) -> ExitCode {
-    with_valid_config(&args.config, |loaded| {
-        let path = args.config.display();
-        let diagnostics = report(loaded);
+    if args.list_directives {
+        print!("{}", directive_table());
+        return ExitCode::SUCCESS;
+    }
+    let Some(config) = args.config else {
+        eprintln!("error: --config FILE is required");
+        return ExitCode::from(2);
+    };
+    load_and(&config, args.syntax_only, |loaded| {
+        let path = config.display();
+        let mut diagnostics = report(loaded);
+        if args.squid_diff {
+            diagnostics.extend(squid_diff::differences(loaded));
+        }
         for d in &diagnostics {
             println!("{d}");
         }
@@ -50,8 +83,12 @@ pub fn run_command(args: CheckArgs) -> ExitCode {
 /// Loads `path` and runs `then` on a valid config. An unreadable file exits 2; an invalid one
 /// prints every diagnostic and a count, and exits 1 (shared by `check` and `explain`).
 pub fn with_valid_config(path: &std::path::Path, then: impl FnOnce(&Loaded) -> ExitCode) -> ExitCode {
+    load_and(path, false, then)
+}
+
+fn load_and(path: &std::path::Path, syntax_only: bool, then: impl FnOnce(&Loaded) -> ExitCode) -> ExitCode {
     let shown = path.display();
-    match load_or_unreadable(path) {
+    match load_with(path, syntax_only) {
         Err(unreadable) => {
             eprintln!("{shown}: error: {unreadable}");
             ExitCode::from(2)
@@ -66,6 +103,52 @@ pub fn with_valid_config(path: &std::path::Path, then: impl FnOnce(&Loaded) -> E
         }
         Ok(Ok(loaded)) => then(&loaded),
     }
+}
+
+/// `check --list-directives`: every Squid 5.7 directive and old name, its class and what it
+/// means in hopproxy, one per line, grouped by class.
+pub fn directive_table() -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    type Wanted = fn(&Class) -> bool;
+    let groups: [(&str, Wanted); 5] = [
+        ("supported with Squid's semantics", |c| matches!(c, Class::Supported)),
+        ("supported for Squid's default value only", |c| {
+            matches!(c, Class::DefaultOnly { .. })
+        }),
+        ("accepted and ignored: only concerns caching", |c| {
+            matches!(c, Class::Caching(_))
+        }),
+        ("accepted and ignored: Squid 5.7 ignores it too", |c| {
+            matches!(c, Class::Obsolete(_))
+        }),
+        ("rejected, with what to use instead", |c| {
+            matches!(c, Class::Rejected(_))
+        }),
+    ];
+    for (title, wanted) in groups {
+        let _ = writeln!(out, "# {title}");
+        for (name, class) in known::DIRECTIVES.iter().filter(|(_, c)| wanted(c)) {
+            let text = match class {
+                Class::Supported => String::new(),
+                Class::DefaultOnly { default, instead } => format!("only '{default}'; {instead}"),
+                Class::Caching(t) | Class::Obsolete(t) | Class::Rejected(t) => t.to_string(),
+            };
+            let aliases: Vec<&str> = known::ALIASES
+                .iter()
+                .filter(|(_, new)| new == name)
+                .map(|(old, _)| *old)
+                .collect();
+            let aka = if aliases.is_empty() {
+                String::new()
+            } else {
+                format!(" (also {})", aliases.join(", "))
+            };
+            let _ = writeln!(out, "{name}{aka}\t{}\t{text}", class.label());
+        }
+        out.push('\n');
+    }
+    out
 }
 
 #[cfg(test)]

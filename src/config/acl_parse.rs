@@ -147,13 +147,14 @@ pub fn empty_kind(type_name: &str, origin: &Origin) -> Result<AclKind, Diagnosti
         }
         other if SQUID_ONLY_TYPES.contains(&other) => {
             return Err(
-                Diagnostic::error(origin, format!("ACL type '{other}' is not supported by hopproxy"))
-                    .with_hint(format!("supported types: {}", SUPPORTED_TYPES.join(", "))),
+                Diagnostic::error(origin, format!("ACL type '{other}' is not supported by hopproxy")).with_hint(
+                    format!("use one of the supported types instead: {}", SUPPORTED_TYPES.join(", ")),
+                ),
             );
         }
         other => {
             let hint = super::suggest::did_you_mean(other, SUPPORTED_TYPES.iter().copied())
-                .unwrap_or_else(|| format!("supported types: {}", SUPPORTED_TYPES.join(", ")));
+                .unwrap_or_else(|| format!("use one of the supported types instead: {}", SUPPORTED_TYPES.join(", ")));
             return Err(Diagnostic::error(origin, format!("unknown ACL type '{other}'")).with_hint(hint));
         }
     })

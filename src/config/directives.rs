@@ -13,7 +13,7 @@ use ipnet::IpNet;
 
 use super::acl_parse::{self, AclDraft, Value};
 use super::diag::Diagnostic;
-use super::known;
+use super::known::{self, Class};
 use super::lexer::{Line, Token};
 use super::model::*;
 use super::source;
@@ -28,7 +28,8 @@ pub const BUILTIN_ACLS: &[&str] = &["all", "manager", "localhost", "to_localhost
 /// Log format names Squid knows without a `logformat` line.
 const BUILTIN_LOGFORMATS: &[&str] = &["squid", "common", "combined", "referrer", "useragent", "icap_squid"];
 
-/// `http_port` options Squid knows; hopproxy implements none of them (only `name=` is harmless).
+/// `http_port` options Squid knows (for did-you-mean hints); [`port_option`] says what
+/// hopproxy does with each.
 const SQUID_PORT_OPTIONS: &[&str] = &[
     "intercept",
     "transparent",
@@ -69,7 +70,51 @@ const SQUID_PORT_OPTIONS: &[&str] = &[
     "act-as-origin",
     "clientca",
     "tls-min-version",
+    "name",
+    "ipv4",
+    "no-vhost",
 ];
+
+/// What hopproxy does with one `http_port` option.
+enum PortOption {
+    Accepted,
+    Ignored(&'static str),
+    Rejected(&'static str),
+    Unknown,
+}
+
+fn port_option(key: &str, has_value: bool) -> PortOption {
+    const INTERCEPT: &str = "hopproxy is an explicit forward proxy: configure clients to use it \
+        (proxy settings, HTTP_PROXY/HTTPS_PROXY) instead of intercepting their traffic";
+    const ACCEL: &str = "hopproxy is a forward proxy, not an accelerator: put a reverse proxy \
+        (nginx, HAProxy) in front of the origin instead";
+    const TLS: &str = "hopproxy listens for plain HTTP and tunnels HTTPS with CONNECT end to end; \
+        remove the TLS options and filter HTTPS with dstdomain/port ACLs instead";
+    match key {
+        // `name=` labels the port for myportname ACLs and logs; `ipv4` only restricts Squid's
+        // own IPv6 handling of an IPv4 address, which hopproxy does not have.
+        "name" if has_value => PortOption::Accepted,
+        "ipv4" if !has_value => PortOption::Accepted,
+        // Squid 5.7 says "no-vhost option requires Acceleration mode flag" and goes on.
+        "no-vhost" => {
+            PortOption::Ignored("only meaningful with 'accel'; Squid 5.7 ignores it on a forward-proxy port too")
+        }
+        // Connection-oriented auth (NTLM/Negotiate) is not offered, so the choice has no effect.
+        "connection-auth" if has_value => PortOption::Accepted,
+        "intercept" | "transparent" | "tproxy" => PortOption::Rejected(INTERCEPT),
+        "accel" | "defaultsite" | "vhost" | "vport" | "protocol" | "ignore-cc" | "allow-direct" | "act-as-origin" => {
+            PortOption::Rejected(ACCEL)
+        }
+        "require-proxy-header" => PortOption::Rejected(
+            "the PROXY protocol is not supported yet; let clients connect to hopproxy directly instead",
+        ),
+        "disable-pmtu-discovery" | "worker-queues" => {
+            PortOption::Rejected("a Squid tuning knob with no counterpart in hopproxy; remove it")
+        }
+        k if SQUID_PORT_OPTIONS.contains(&k) => PortOption::Rejected(TLS),
+        _ => PortOption::Unknown,
+    }
+}
 
 /// `cache_peer` options that only matter to Squid's caching, ICP or digests: accepted silently.
 const PEER_HARMLESS_OPTIONS: &[&str] = &[
@@ -121,6 +166,10 @@ pub struct Builder {
     acl_index: HashMap<String, usize>,
     /// Every ACL name defined anywhere, with its first line: to say "defined later".
     acl_definitions: HashMap<String, Origin>,
+    /// ACL names whose definition was rejected (already reported).
+    failed_acls: HashSet<String>,
+    /// Referenced files (ACL value lists, password files) are not read: `check --syntax-only`.
+    syntax_only: bool,
     peer_index: HashMap<String, usize>,
     logformats: HashSet<String>,
     /// `auth_param basic` lines seen so far.
@@ -135,6 +184,8 @@ impl Builder {
             acls: Vec::new(),
             acl_index: HashMap::new(),
             acl_definitions: HashMap::new(),
+            failed_acls: HashSet::new(),
+            syntax_only: false,
             peer_index: HashMap::new(),
             logformats: BUILTIN_LOGFORMATS.iter().map(|s| s.to_string()).collect(),
             auth: auth_param::AuthDraft::default(),
@@ -145,6 +196,13 @@ impl Builder {
             builder.acls.push(draft);
         }
         builder
+    }
+
+    /// Skips reading the files a config refers to (ACL value lists, password files), as
+    /// `squid -k parse` validates syntax without needing them.
+    pub fn syntax_only(mut self, yes: bool) -> Builder {
+        self.syntax_only = yes;
+        self
     }
 
     /// Applies every line, then the whole-config checks.
@@ -176,7 +234,8 @@ impl Builder {
     }
 
     fn directive(&mut self, line: &Line) {
-        let name = line.name();
+        // Squid's old names (`cache_access_log`, `no_cache`, …) mean what the new ones mean.
+        let name = known::canonical(line.name());
         match name {
             "acl" => self.acl(line),
             "http_access" => {
@@ -192,6 +251,11 @@ impl Builder {
             "always_direct" => {
                 if let Some(rule) = self.rule(line) {
                     self.config.always_direct.rules.push(rule);
+                }
+            }
+            "follow_x_forwarded_for" => {
+                if let Some(rule) = self.rule(line) {
+                    self.config.follow_x_forwarded_for.rules.push(rule);
                 }
             }
             "http_port" => self.http_port(line),
@@ -262,6 +326,7 @@ impl Builder {
                     self.config.retry_on_error = on;
                 }
             }
+            "write_timeout" => self.duration(line, |c| &mut c.write_timeout),
             "request_start_timeout" => self.duration(line, |c| &mut c.request_start_timeout),
             "client_lifetime" => self.duration(line, |c| &mut c.client_lifetime),
             "shutdown_lifetime" => self.duration(line, |c| &mut c.shutdown_lifetime),
@@ -306,33 +371,90 @@ impl Builder {
                 }
             }
             "include" => {} // expanded by the reader
-            other => {
-                if let Some(reason) = known::ignored_reason(other) {
-                    self.config.ignored.push(Ignored {
-                        directive: other.to_string(),
-                        origin: line.origin.clone(),
-                        reason,
-                    });
-                } else if known::SQUID_DIRECTIVES.contains(&other) {
+            "deny_info" => self.deny_info(line),
+            "dns_timeout" => self.duration(line, |c| &mut c.dns_timeout),
+            "request_timeout" => self.duration(line, |c| &mut c.request_timeout),
+            "logfile_rotate" => {
+                // hopproxy reopens its logs on SIGUSR1 and leaves renaming to logrotate; the
+                // number of old files to keep is logrotate's `rotate N`.
+                if self.number(line, "logfile_rotate N").is_some() {
+                    self.diags.push(
+                        Diagnostic::note(
+                            &line.origin,
+                            "logfile_rotate: hopproxy reopens its logs on SIGUSR1 and leaves renaming to logrotate",
+                        )
+                        .with_hint(
+                            "keep N old files with logrotate's 'rotate N' (as Squid does with logfile_rotate 0)",
+                        ),
+                    );
+                }
+            }
+            other => self.not_implemented(line, other),
+        }
+    }
+
+    /// A directive without its own handler: ignored, accepted for its default value, or
+    /// rejected, as the table in [`known`] says.
+    fn not_implemented(&mut self, line: &Line, name: &str) {
+        let written = line.name();
+        match known::class_of(name) {
+            Some(Class::Caching(reason)) | Some(Class::Obsolete(reason)) => {
+                self.config.ignored.push(Ignored {
+                    directive: written.to_string(),
+                    origin: line.origin.clone(),
+                    reason,
+                    squid_ignores: matches!(known::class_of(name), Some(Class::Obsolete(_))),
+                    args: line.args().iter().map(|t| t.text.clone()).collect(),
+                });
+            }
+            Some(Class::DefaultOnly { default, instead }) => {
+                let value: Vec<&str> = line.args().iter().map(|t| t.text.as_str()).collect();
+                let written_value = value.join(" ");
+                if !default.split('|').any(|v| v.eq_ignore_ascii_case(&written_value)) {
                     self.error(
                         &line.origin,
-                        format!("'{other}' is a Squid directive that hopproxy does not support"),
+                        format!(
+                            "'{written} {written_value}': hopproxy supports only '{written} {}'",
+                            default.replace('|', "' or '")
+                        ),
                     )
-                    .hint = Some(
-                        "remove it; hopproxy cannot honour it, and ignoring it could change what the proxy allows"
-                            .into(),
-                    );
-                } else {
-                    let hint = suggest::did_you_mean(other, known::all_names());
-                    self.error(&line.origin, format!("unknown directive '{other}'")).hint = hint;
+                    .hint = Some(format!("{instead} (or remove the line)"));
                 }
+            }
+            Some(Class::Rejected(instead)) => {
+                self.error(
+                    &line.origin,
+                    format!("'{written}' is a Squid directive that hopproxy does not support"),
+                )
+                .hint = Some(instead.to_string());
+            }
+            Some(Class::Supported) => {
+                // The table and the handlers disagree: a bug, reported rather than ignored.
+                self.error(&line.origin, format!("'{written}' has no handler in this build"));
+            }
+            None => {
+                let hint = suggest::did_you_mean(written, known::all_names());
+                self.error(&line.origin, format!("unknown directive '{written}'")).hint = hint;
             }
         }
     }
 
     // --- ACLs and rules -------------------------------------------------------------------
 
+    /// One `acl` line. A line that fails leaves its name in `failed_acls`, so the rules that use
+    /// it add no "ACL not found" on top of the real error.
     fn acl(&mut self, line: &Line) {
+        let errors_before = self.diags.iter().filter(|d| d.is_error()).count();
+        self.acl_line(line);
+        if self.diags.iter().filter(|d| d.is_error()).count() > errors_before
+            && let Some(name) = line.args().first()
+            && !self.acl_index.contains_key(&name.text)
+        {
+            self.failed_acls.insert(name.text.clone());
+        }
+    }
+
+    fn acl_line(&mut self, line: &Line) {
         let origin = &line.origin;
         let args = line.args();
         if args.len() < 2 {
@@ -358,7 +480,9 @@ impl Builder {
                 _ => break,
             }
         }
+        let errors_before = self.diags.iter().filter(|d| d.is_error()).count();
         let values = self.expand_values(values_tokens, origin);
+        let unreadable_file = self.diags.iter().filter(|d| d.is_error()).count() > errors_before;
 
         if let Some(&index) = self.acl_index.get(name) {
             let existing = &self.acls[index];
@@ -440,7 +564,7 @@ impl Builder {
             kind,
             elements: Vec::new(),
         };
-        if values.is_empty() {
+        if values.is_empty() && !unreadable_file && !(self.syntax_only && values_tokens.iter().any(|t| t.quoted)) {
             self.warning(origin, format!("ACL '{name}' has no values: it matches no request"));
         }
         let mut diags = Vec::new();
@@ -455,7 +579,12 @@ impl Builder {
     fn redefines_builtin_harmlessly(&self, name: &str, type_name: &str, values: &[Value]) -> bool {
         let texts: Vec<&str> = values.iter().map(|v| v.text.as_str()).collect();
         match name {
-            "all" => type_name == "src" && texts.iter().all(|t| ["all", "0.0.0.0/0", "::/0", "0/0"].contains(t)),
+            "all" => {
+                type_name == "src"
+                    && texts
+                        .iter()
+                        .all(|t| ["all", "0.0.0.0/0", "0.0.0.0/0.0.0.0", "::/0", "0/0"].contains(t))
+            }
             "manager" => {
                 (type_name == "proto" && texts == ["cache_object"])
                     || type_name == "url_regex" && texts.iter().any(|t| t.contains("squid-internal-mgr"))
@@ -484,6 +613,9 @@ impl Builder {
                 continue;
             }
             let path = source::resolve(&token.text, &origin.file);
+            if self.syntax_only {
+                continue;
+            }
             match source::read_text(&path) {
                 Ok(text) => {
                     let file: Arc<Path> = Arc::from(path.as_path());
@@ -507,6 +639,10 @@ impl Builder {
                     self.error(
                         origin,
                         format!("cannot read ACL values file '{}': {}", path.display(), e.error),
+                    )
+                    .hint = Some(
+                        "the proxy reads it at start and on reload; 'hopproxy check --syntax-only' checks a config without its files"
+                            .into(),
                     );
                 }
             }
@@ -525,6 +661,7 @@ impl Builder {
             };
             match self.acl_index.get(name) {
                 Some(&acl) => refs.push(AclRef { acl, negated }),
+                None if self.failed_acls.contains(name) => ok = false,
                 None => {
                     ok = false;
                     let hint = match self.acl_definitions.get(name) {
@@ -543,6 +680,11 @@ impl Builder {
                             })
                         }
                     };
+                    let hint = hint.or_else(|| {
+                        Some(format!(
+                            "define it before this line: 'acl {name} TYPE VALUE…', or use an ACL that exists"
+                        ))
+                    });
                     self.error(origin, format!("ACL not found: {name}")).hint = hint;
                 }
             }
@@ -601,24 +743,45 @@ impl Builder {
         let mut ok = true;
         match parse_listen(&spec.text) {
             Ok((addr, port)) => {
+                let mut tcp_keepalive = None;
                 for option in &line.args()[1..] {
                     let key = option.text.split('=').next().unwrap_or_default();
-                    if key == "name" && option.text.contains('=') {
+                    if key == "tcpkeepalive" {
+                        match parse_keepalive(option.text.split_once('=').map(|(_, v)| v)) {
+                            Ok(keepalive) => tcp_keepalive = Some(keepalive),
+                            Err(message) => {
+                                ok = false;
+                                self.error(origin, format!("http_port option '{}': {message}", option.text))
+                                    .hint = Some("use tcpkeepalive or tcpkeepalive=IDLE,INTERVAL,TIMEOUT in seconds, e.g. tcpkeepalive=60,30,180".into());
+                            }
+                        }
                         continue;
                     }
-                    ok = false;
-                    if SQUID_PORT_OPTIONS.contains(&key) {
-                        self.error(
-                            origin,
-                            format!("http_port option '{}' is not supported by hopproxy", option.text),
-                        )
-                        .hint = Some("hopproxy is a plain forward proxy: remove the option".into());
-                    } else {
-                        // Squid: "FATAL: Unknown http_port option 'junk'."
-                        self.error(origin, format!("unknown http_port option '{}'", option.text))
-                            .hint = suggest::did_you_mean(key, SQUID_PORT_OPTIONS.iter().copied()).or_else(|| {
-                            Some("http_port takes [ADDRESS:]PORT; a comment needs a space before '#'".into())
-                        });
+                    match port_option(key, option.text.contains('=')) {
+                        PortOption::Accepted => {}
+                        PortOption::Ignored(reason) => self.config.ignored.push(Ignored {
+                            directive: format!("http_port option '{}'", option.text),
+                            origin: origin.clone(),
+                            reason,
+                            squid_ignores: key == "no-vhost",
+                            args: Vec::new(),
+                        }),
+                        PortOption::Rejected(instead) => {
+                            ok = false;
+                            self.error(
+                                origin,
+                                format!("http_port option '{}' is not supported by hopproxy", option.text),
+                            )
+                            .hint = Some(instead.to_string());
+                        }
+                        PortOption::Unknown => {
+                            ok = false;
+                            // Squid: "FATAL: Unknown http_port option 'junk'."
+                            self.error(origin, format!("unknown http_port option '{}'", option.text))
+                                .hint = suggest::did_you_mean(key, SQUID_PORT_OPTIONS.iter().copied()).or_else(|| {
+                                Some("http_port takes [ADDRESS:]PORT; a comment needs a space before '#'".into())
+                            });
+                        }
                     }
                 }
                 if let Some(previous) = self.config.http_ports.iter().find(|p| p.addr == addr && p.port == port) {
@@ -630,6 +793,7 @@ impl Builder {
                     self.config.http_ports.push(HttpPort {
                         addr,
                         port,
+                        tcp_keepalive,
                         origin: origin.clone(),
                     });
                 }
@@ -883,6 +1047,82 @@ impl Builder {
             directive: "logformat".to_string(),
             origin: line.origin.clone(),
             reason: "custom log formats are not supported yet (only 'squid')",
+            squid_ignores: false,
+            args: Vec::new(),
+        });
+    }
+
+    // --- deny_info ------------------------------------------------------------------------
+
+    /// `deny_info ERR_NAME|[STATUS:]URL|STATUS:ERR_NAME ACL…` (Squid 5.7's aclParseDenyInfoLine).
+    fn deny_info(&mut self, line: &Line) {
+        let origin = &line.origin;
+        let Some(first) = line.args().first() else {
+            self.error(origin, "deny_info needs an error page name or a URL, and ACL names")
+                .hint = Some("deny_info ERR_ACCESS_DENIED ACL, or deny_info http://example.com/blocked ACL".into());
+            return;
+        };
+        let text = first.text.as_str();
+        let (status, rest) = match text.split_once(':') {
+            Some((code, rest)) if code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()) => {
+                (code.parse::<u16>().ok(), rest)
+            }
+            _ => (None, text),
+        };
+        let answer = if rest.contains("://") {
+            if let Some(code) = status.filter(|c| !(300..400).contains(c)) {
+                self.error(
+                    origin,
+                    format!("deny_info '{text}': a redirect needs a 3xx status, not {code}"),
+                )
+                .hint = Some(format!("use 302:{rest} or leave the status out"));
+                return;
+            }
+            DenyAnswer::Redirect {
+                status,
+                url: rest.to_string(),
+            }
+        } else if rest == "TCP_RESET" {
+            self.error(origin, "deny_info TCP_RESET is not supported by hopproxy")
+                .hint = Some("use an error name (deny_info ERR_ACCESS_DENIED ACL) or a redirect URL instead".into());
+            return;
+        } else {
+            if let Some(code) = status.filter(|c| !(200..600).contains(c)) {
+                self.error(origin, format!("deny_info '{text}': {code} is not an HTTP status"));
+                return;
+            }
+            DenyAnswer::ErrorPage {
+                status: status.unwrap_or(403),
+                name: rest.to_string(),
+            }
+        };
+        let mut acls = Vec::new();
+        for token in &line.args()[1..] {
+            match self.acl_index.get(&token.text) {
+                Some(&index) => acls.push(index),
+                None if self.failed_acls.contains(&token.text) => {}
+                // Squid accepts the line and the name never matches; say so without failing.
+                None => {
+                    self.warning(
+                        origin,
+                        format!("deny_info names ACL '{}', which is not defined (yet)", token.text),
+                    )
+                    .hint = Some("define the ACL before this line, or remove the name".into());
+                }
+            }
+        }
+        if line.args().len() < 2 {
+            // Squid: "deny_info line contains no ACL's, skipping".
+            self.warning(origin, "deny_info line without ACLs is ignored (as Squid does)")
+                .hint = Some(format!(
+                "name the ACL of the denying http_access line: deny_info {text} ACL"
+            ));
+            return;
+        }
+        self.config.deny_info.push(DenyInfo {
+            answer,
+            acls,
+            origin: origin.clone(),
         });
     }
 
@@ -1114,6 +1354,29 @@ fn cache_peer_option_names() -> impl Iterator<Item = &'static str> {
     .chain(PEER_HARMLESS_OPTIONS.iter().copied())
 }
 
+/// `tcpkeepalive[=IDLE,INTERVAL,TIMEOUT]` (seconds; Squid 5.7 reads the three as integers).
+fn parse_keepalive(value: Option<&str>) -> Result<TcpKeepalive, String> {
+    let Some(value) = value else {
+        return Ok(TcpKeepalive::default());
+    };
+    let parts: Vec<&str> = value.split(',').collect();
+    if parts.len() > 3 {
+        return Err("takes at most three numbers".into());
+    }
+    let mut seconds = [None; 3];
+    for (slot, part) in seconds.iter_mut().zip(&parts) {
+        let n: u64 = part
+            .parse()
+            .map_err(|_| format!("'{part}' is not a number of seconds"))?;
+        *slot = (n > 0).then(|| Duration::from_secs(n));
+    }
+    Ok(TcpKeepalive {
+        idle: seconds[0],
+        interval: seconds[1],
+        timeout: seconds[2],
+    })
+}
+
 /// `PORT`, `IPV4:PORT`, `[IPV6]:PORT`.
 fn parse_listen(spec: &str) -> Result<(Option<IpAddr>, u16), (String, Option<String>)> {
     let (addr, port) = if let Some(rest) = spec.strip_prefix('[') {
@@ -1145,8 +1408,11 @@ fn parse_listen(spec: &str) -> Result<(Option<IpAddr>, u16), (String, Option<Str
         Ok(p) if p > 0 => Ok((addr, p)),
         _ => Err((
             format!("http_port '{spec}': '{port}' is not a port number (1-65535)"),
-            port.contains('#')
-                .then(|| "a '#' starts a comment only at the start of a word: put a space before it".to_string()),
+            Some(if port.contains('#') {
+                "a '#' starts a comment only at the start of a word: put a space before it".to_string()
+            } else {
+                "use a port between 1 and 65535, e.g. 'http_port 3128'".to_string()
+            }),
         )),
     }
 }

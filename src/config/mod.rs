@@ -66,14 +66,32 @@ fn unreadable_diagnostic(path: &Path, error: &std::io::Error) -> Diagnostic {
 /// Parses config text as if it were the contents of `file_label`. `include` and quoted ACL
 /// value files are still read from disk, relative to `file_label`'s directory.
 pub fn parse_str(text: &str, file_label: &Path) -> Result<Loaded, Vec<Diagnostic>> {
+    parse_str_with(text, file_label, false)
+}
+
+/// Like [`load_or_unreadable`]; with `syntax_only`, the files the config refers to (ACL value
+/// lists, password files) are not read (`check --syntax-only`, like `squid -k parse` in CI).
+pub fn load_with(path: &Path, syntax_only: bool) -> Result<Result<Loaded, Vec<Diagnostic>>, Unreadable> {
+    match source::read_text(path) {
+        Ok(text) => Ok(parse_str_with(&text, path, syntax_only)),
+        Err(e) => Err(Unreadable {
+            path: e.path,
+            source: e.error,
+        }),
+    }
+}
+
+/// [`parse_str`], optionally without reading referenced files.
+pub fn parse_str_with(text: &str, file_label: &Path, syntax_only: bool) -> Result<Loaded, Vec<Diagnostic>> {
     let mut reader = source::Reader::new();
     reader.add_text(text, file_label);
-    let builder = directives::Builder::new(file_label.to_path_buf());
+    let builder = directives::Builder::new(file_label.to_path_buf()).syntax_only(syntax_only);
     let (config, more) = builder.build(&reader.lines);
     let mut diagnostics = reader.diags;
     diagnostics.extend(more);
-    // Errors, then warnings, then notes; within each, the order they were found.
-    diagnostics.sort_by_key(|d| d.severity);
+    // Errors, then warnings, then notes; within each, by file and line.
+    diagnostics
+        .sort_by(|a, b| (a.severity, &a.origin.file, a.origin.line).cmp(&(b.severity, &b.origin.file, b.origin.line)));
     if diagnostics.iter().any(Diagnostic::is_error) {
         Err(diagnostics)
     } else {

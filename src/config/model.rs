@@ -13,7 +13,10 @@ pub mod defaults {
     pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
     pub const PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
     pub const READ_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+    pub const WRITE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
     pub const REQUEST_START_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+    pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+    pub const DNS_TIMEOUT: Duration = Duration::from_secs(30);
     pub const CLIENT_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
     pub const SHUTDOWN_LIFETIME: Duration = Duration::from_secs(30);
     pub const DEAD_PEER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -42,7 +45,19 @@ pub mod defaults {
 pub struct HttpPort {
     pub addr: Option<IpAddr>,
     pub port: u16,
+    /// `tcpkeepalive[=idle,interval,timeout]`: TCP keep-alive probes on client connections.
+    pub tcp_keepalive: Option<TcpKeepalive>,
     pub origin: Origin,
+}
+
+/// Squid's `tcpkeepalive=idle,interval,timeout` (seconds); `None` fields keep the kernel's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TcpKeepalive {
+    pub idle: Option<Duration>,
+    pub interval: Option<Duration>,
+    /// Total probing time before the connection is dropped (Squid sets the probe count to
+    /// timeout / interval).
+    pub timeout: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,12 +159,37 @@ pub struct BasicAuth {
     pub origin: Origin,
 }
 
+/// What `deny_info` answers instead of the plain 403 when a request is denied by an
+/// `http_access` line whose last ACL it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DenyAnswer {
+    /// `deny_info [STATUS:]ERR_NAME`: the error named (in `X-Squid-Error`, Proxy-Status details
+    /// and the body), with STATUS or 403.
+    ErrorPage { status: u16, name: String },
+    /// `deny_info [3XX:]URL`: a redirect; without a status, 302 for GET/HEAD and 307 otherwise,
+    /// as Squid does. `%`-codes in the URL are expanded per request.
+    Redirect { status: Option<u16>, url: String },
+}
+
+/// One `deny_info ANSWER ACL…` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DenyInfo {
+    pub answer: DenyAnswer,
+    /// Indices into `Config::acls` of the ACLs the line names.
+    pub acls: Vec<usize>,
+    pub origin: Origin,
+}
+
 /// A directive accepted for compatibility but without effect in hopproxy, for `check`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ignored {
     pub directive: String,
     pub origin: Origin,
     pub reason: &'static str,
+    /// Squid 5.7 ignores it too (an obsolete name), so behaviour does not differ.
+    pub squid_ignores: bool,
+    /// The line's arguments (for `check --squid-diff`, e.g. `cache deny all`).
+    pub args: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -184,7 +224,14 @@ pub struct Config {
     /// `retry_on_error`: a 403, 500, 501, 502, 503 or 504 answer sends a repeatable request to
     /// the next planned hop instead of being relayed (off: the answer is relayed).
     pub retry_on_error: bool,
+    /// `write_timeout`: data written to a client or server may stay unacknowledged this long
+    /// (TCP_USER_TIMEOUT) before the connection is dropped.
+    pub write_timeout: Duration,
     pub request_start_timeout: Duration,
+    /// `request_timeout`: the whole first request head must arrive within it.
+    pub request_timeout: Duration,
+    /// `dns_timeout`: how long one name lookup may take.
+    pub dns_timeout: Duration,
     pub client_lifetime: Duration,
     pub request_header_max_size: usize,
     pub shutdown_lifetime: Duration,
@@ -204,6 +251,11 @@ pub struct Config {
     pub request_header_access: HeaderRules,
     /// `reply_header_access` / `reply_header_replace`.
     pub reply_header_access: HeaderRules,
+    /// `follow_x_forwarded_for`: which addresses are trusted to report the client in
+    /// `X-Forwarded-For`; empty = none (Squid's default).
+    pub follow_x_forwarded_for: RuleList,
+    /// `deny_info` lines, in order: the first that names an ACL applies to it.
+    pub deny_info: Vec<DenyInfo>,
     pub ignored: Vec<Ignored>,
 }
 
@@ -250,7 +302,10 @@ impl Config {
             forward_max_tries: defaults::FORWARD_MAX_TRIES,
             connect_retries: 0,
             retry_on_error: false,
+            write_timeout: defaults::WRITE_TIMEOUT,
             request_start_timeout: defaults::REQUEST_START_TIMEOUT,
+            request_timeout: defaults::REQUEST_TIMEOUT,
+            dns_timeout: defaults::DNS_TIMEOUT,
             client_lifetime: defaults::CLIENT_LIFETIME,
             request_header_max_size: defaults::REQUEST_HEADER_MAX_SIZE,
             shutdown_lifetime: defaults::SHUTDOWN_LIFETIME,
@@ -263,7 +318,14 @@ impl Config {
             auth: None,
             request_header_access: HeaderRules::default(),
             reply_header_access: HeaderRules::default(),
+            follow_x_forwarded_for: RuleList::default(),
+            deny_info: Vec::new(),
             ignored: Vec::new(),
         }
+    }
+
+    /// The `deny_info` answer for a denial whose deciding ACL is `acl` (an index into `acls`).
+    pub fn deny_answer(&self, acl: usize) -> Option<&DenyAnswer> {
+        self.deny_info.iter().find(|d| d.acls.contains(&acl)).map(|d| &d.answer)
     }
 }

@@ -94,10 +94,14 @@ impl Reader {
                         let mut files: Vec<PathBuf> = paths.filter_map(Result::ok).filter(|p| p.is_file()).collect();
                         files.sort();
                         if files.is_empty() {
-                            self.diags.push(Diagnostic::warning(
-                                &line.origin,
-                                format!("include pattern '{}' matches no file", pattern.display()),
-                            ));
+                            // Squid 5.7: "FATAL: Unable to find configuration file".
+                            self.diags.push(
+                                Diagnostic::error(
+                                    &line.origin,
+                                    format!("include pattern '{}' matches no file", pattern.display()),
+                                )
+                                .with_hint("create a file it matches (it may be empty) or remove the include, as Squid stops here too"),
+                            );
                         }
                         files
                     }

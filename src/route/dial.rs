@@ -172,6 +172,8 @@ async fn connect_any(
             Ok(Ok(stream)) => {
                 // Nagle plus delayed ACK would cost ~40 ms per small exchange in a tunnel.
                 let _ = stream.set_nodelay(true);
+                // write_timeout: data the next hop leaves unacknowledged that long drops it.
+                let _ = socket2::SockRef::from(&stream).set_tcp_user_timeout(Some(config.write_timeout));
                 return Ok((stream, addr));
             }
             Ok(Err(e)) => last = (Some(addr), classify(&e)),

@@ -17,7 +17,6 @@ use hickory_resolver::net::NetError;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 
 /// The longest a lookup may take (Squid's `dns_timeout` is 30 s).
-const LOOKUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Names (per record type) kept in the cache.
 const CACHE_ENTRIES: u64 = 4096;
 /// Longest time a positive answer is kept, whatever its TTL (Squid's `positive_dns_ttl`).
@@ -81,12 +80,14 @@ impl HostsTable {
 pub struct Resolver {
     hosts: HostsTable,
     dns: TokioResolver,
+    lookup_timeout: Duration,
 }
 
 impl Resolver {
     /// A resolver that asks `nameservers` (port 53, UDP then TCP), or the system's
     /// configured servers when the list is empty.
-    pub fn new(hosts: HostsTable, nameservers: &[IpAddr]) -> std::io::Result<Resolver> {
+    /// `lookup_timeout` is `dns_timeout`: a lookup that takes longer fails as a timeout.
+    pub fn new(hosts: HostsTable, nameservers: &[IpAddr], lookup_timeout: Duration) -> std::io::Result<Resolver> {
         let (config, mut options) = if nameservers.is_empty() {
             system_config()
         } else {
@@ -106,7 +107,11 @@ impl Resolver {
             .with_options(options)
             .build()
             .map_err(|e| std::io::Error::other(format!("cannot set up the DNS resolver: {e}")))?;
-        Ok(Resolver { hosts, dns })
+        Ok(Resolver {
+            hosts,
+            dns,
+            lookup_timeout,
+        })
     }
 
     pub fn hosts(&self) -> &HostsTable {
@@ -126,7 +131,7 @@ impl Resolver {
         if host == "invalid" || host.ends_with(".invalid") {
             return Err(ResolveError::NotFound(host.to_string()));
         }
-        let lookup = match tokio::time::timeout(LOOKUP_TIMEOUT, self.dns.lookup_ip(host)).await {
+        let lookup = match tokio::time::timeout(self.lookup_timeout, self.dns.lookup_ip(host)).await {
             Err(_) | Ok(Err(NetError::Timeout)) => return Err(ResolveError::Timeout),
             Ok(Err(e)) => {
                 tracing::debug!("DNS lookup of {host} failed: {e}");
@@ -167,7 +172,7 @@ mod tests {
 
     #[tokio::test]
     async fn invalid_names_fail_without_a_query() {
-        let resolver = Resolver::new(HostsTable::default(), &[]).unwrap();
+        let resolver = Resolver::new(HostsTable::default(), &[], Duration::from_secs(30)).unwrap();
         assert_eq!(
             resolver.resolve("no-such-host.invalid").await,
             Err(ResolveError::NotFound("no-such-host.invalid".into()))

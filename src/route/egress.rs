@@ -37,7 +37,7 @@ impl Egress {
         };
         Ok(Egress::with_resolver(
             config,
-            Resolver::new(hosts, &config.dns_nameservers)?,
+            Resolver::new(hosts, &config.dns_nameservers, config.dns_timeout)?,
             previous,
         ))
     }

@@ -26,7 +26,9 @@ pub async fn serve(ctx: ClientCtx, stream: TcpStream) {
     let mut upstream = forward::Upstream::default();
     loop {
         let head_timeout = if first {
-            config.request_start_timeout
+            // request_start_timeout bounds the wait for the first byte and request_timeout
+            // the whole head; one deadline for the head is the stricter of the two.
+            config.request_start_timeout.min(config.request_timeout)
         } else {
             CLIENT_IDLE_TIMEOUT
         };

@@ -84,6 +84,11 @@ pub fn client_proxy_auth(headers: &[Header]) -> Option<&[u8]> {
         .map(|h| h.value.as_slice())
 }
 
+/// `X-Forwarded-For` values joined, for `follow_x_forwarded_for`.
+pub fn client_forwarded_for(headers: &[Header]) -> Option<Vec<u8>> {
+    joined(headers, "x-forwarded-for")
+}
+
 /// `Via` values joined, for responses.
 pub fn existing_via(headers: &[Header]) -> Option<Vec<u8>> {
     joined(headers, "via")

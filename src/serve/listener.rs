@@ -66,6 +66,7 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: w
             }
         };
         let client_ip = peer.ip().to_canonical();
+        tune_client_socket(&stream, &shared.generation.borrow().config, local_port);
         let mut ctx = ClientCtx {
             generation: Arc::clone(&shared.generation.borrow()),
             client_ip,
@@ -86,6 +87,37 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: w
             Err(refusal) => {
                 tokio::spawn(refuse_over_limit(ctx, stream, refusal));
             }
+        }
+    }
+}
+
+/// `write_timeout` as TCP_USER_TIMEOUT (unacknowledged data, including a zero window, for
+/// longer than that drops the connection) and the port's `tcpkeepalive`.
+fn tune_client_socket(stream: &tokio::net::TcpStream, config: &crate::config::Config, local_port: u16) {
+    let socket = socket2::SockRef::from(stream);
+    if let Err(e) = socket.set_tcp_user_timeout(Some(config.write_timeout)) {
+        tracing::debug!("cannot set write_timeout on a client socket: {e}");
+    }
+    let local = stream.local_addr().ok().map(|a| a.ip().to_canonical());
+    let keepalive = config
+        .http_ports
+        .iter()
+        .find(|p| p.port == local_port && (p.addr.is_none() || p.addr.map(|a| a.to_canonical()) == local))
+        .and_then(|p| p.tcp_keepalive);
+    if let Some(k) = keepalive {
+        let mut params = socket2::TcpKeepalive::new();
+        if let Some(idle) = k.idle {
+            params = params.with_time(idle);
+        }
+        if let Some(interval) = k.interval {
+            params = params.with_interval(interval);
+            if let Some(timeout) = k.timeout {
+                let probes = (timeout.as_secs() / interval.as_secs().max(1)).clamp(1, 127) as u32;
+                params = params.with_retries(probes);
+            }
+        }
+        if let Err(e) = socket.set_tcp_keepalive(&params) {
+            tracing::debug!("cannot set tcpkeepalive on a client socket: {e}");
         }
     }
 }

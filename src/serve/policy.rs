@@ -3,10 +3,12 @@
 
 use std::net::IpAddr;
 
+use super::headers::client_forwarded_for;
 use super::reply::{ErrorType, ProxyError};
 use super::target::Target;
 use super::transaction::{ClientCtx, Failure, Transaction};
 use crate::auth::{AuthResult, challenge_on_deny, needs_user};
+use crate::config::DenyAnswer;
 use crate::http1::{BufConn, Header};
 use crate::log::ResultCode;
 use crate::metrics::Access;
@@ -20,6 +22,8 @@ pub enum Verdict {
     /// Denied by the rule at `rule` (or by the implicit default when `None`).
     Denied {
         rule: Option<Origin>,
+        /// The `deny_info` answer for the rule's last ACL, as Squid picks it.
+        answer: Option<DenyAnswer>,
     },
     /// A `proxy_auth` rule needs a user and none (or a wrong one) was given: answer 407.
     AuthRequired,
@@ -38,6 +42,9 @@ pub struct AccessCheck<'a> {
     url: String,
     headers: &'a [Header],
     clock: LocalClock,
+    /// The client ACLs and the log see: the connection's peer, or with `follow_x_forwarded_for`
+    /// the indirect client it vouches for (`acl_uses_indirect_client on`, Squid's default).
+    pub client: IpAddr,
     /// The user from `Proxy-Authorization`: verified, or the one that failed (for the log).
     pub user: Option<String>,
     /// Whether `user` passed verification (only then do `proxy_auth` ACLs see it).
@@ -57,7 +64,7 @@ impl<'a> AccessCheck<'a> {
 
     pub fn facts(&self) -> RequestFacts<'_> {
         RequestFacts {
-            client: self.ctx.client_ip,
+            client: self.client,
             method: &self.method,
             proto: self.target.proto,
             host: &self.target.host,
@@ -113,6 +120,7 @@ pub async fn check_access<'a>(
         ctx,
         method: method.to_ascii_uppercase(),
         target,
+        client: ctx.client_ip,
         dst_addrs,
         resolved,
         aliases,
@@ -134,6 +142,7 @@ pub async fn check_access<'a>(
         }
         check.authenticated = true;
     }
+    check.client = indirect_client(&check, client_forwarded_for(headers).as_deref());
     let decision = config.http_access.evaluate(&config.acls, &check.facts());
     check.verdict = match decision {
         Some(d) if d.action == Action::Allow => Verdict::Allowed,
@@ -143,11 +152,21 @@ pub async fn check_access<'a>(
         }
         Some(d) => Verdict::Denied {
             rule: d.rule.map(|i| config.http_access.rules[i].origin.clone()),
+            // Squid answers with the deny_info of the last ACL on the line that denied; the
+            // implicit deny after the last line has no such ACL here.
+            answer: d
+                .rule
+                .and_then(|i| config.http_access.rules[i].acls.last())
+                .and_then(|last| config.deny_answer(last.acl))
+                .cloned(),
         },
         // No http_access lines at all: Squid denies everything.
-        None => Verdict::Denied { rule: None },
+        None => Verdict::Denied {
+            rule: None,
+            answer: None,
+        },
     };
-    if let Verdict::Denied { rule } = &check.verdict {
+    if let Verdict::Denied { rule, .. } = &check.verdict {
         let by = rule
             .as_ref()
             .map_or_else(|| "the implicit default".to_string(), |o| o.to_string());
@@ -195,15 +214,37 @@ pub async fn admit<'c>(
         Verdict::Denied { .. } => Access::Denied,
     };
     tx.decided(access, check.user.clone());
-    let error = match check.verdict {
+    tx.set_client(check.client);
+    let error = match &check.verdict {
         Verdict::Allowed => return Some(tx),
         Verdict::AuthRequired => auth_required(tx.ctx()),
-        Verdict::Denied { .. } => ProxyError::new(
-            403,
-            ErrorType::HttpRequestDenied,
-            format!("access to {} denied by policy", tx.url()),
-        )
-        .with_hint("the proxy's http_access rules do not allow this client, destination, port or method"),
+        Verdict::Denied { answer: None, .. } => denied(tx.url()),
+        Verdict::Denied {
+            answer: Some(DenyAnswer::ErrorPage { status, name }),
+            ..
+        } => ProxyError {
+            status: *status,
+            ..denied(tx.url())
+        }
+        .with_header("X-Squid-Error", format!("{name} 0")),
+        Verdict::Denied {
+            answer: Some(DenyAnswer::Redirect { status, url }),
+            ..
+        } => {
+            // Squid: 302 for GET and HEAD, 307 for other methods, unless the line names one.
+            let status = status.unwrap_or(if matches!(check.method.as_str(), "GET" | "HEAD") {
+                302
+            } else {
+                307
+            });
+            let location = expand_deny_url(url, check, tx.url(), &tx.ctx().generation.hostname);
+            ProxyError::new(
+                status,
+                ErrorType::HttpRequestDenied,
+                format!("access to {} denied by policy", tx.url()),
+            )
+            .with_header("Location", location)
+        }
     };
     let failure = Failure {
         result: ResultCode::Denied,
@@ -211,6 +252,91 @@ pub async fn admit<'c>(
     };
     tx.fail(client, failure).await;
     None
+}
+
+/// Squid's `follow_x_forwarded_for`: starting from the connection's peer, while the rules
+/// allow the current address, step to the next `X-Forwarded-For` entry from the right. Stops
+/// at a denied address, the end of the list, or an entry that is not an IP address. Without
+/// rules nothing is trusted (Squid's default `deny all`).
+fn indirect_client(check: &AccessCheck<'_>, forwarded_for: Option<&[u8]>) -> IpAddr {
+    let config = &check.ctx.generation.config;
+    let (Some(list), false) = (forwarded_for, config.follow_x_forwarded_for.is_empty()) else {
+        return check.client;
+    };
+    let list = String::from_utf8_lossy(list);
+    let mut current = check.client;
+    // Bounded by the header's own entries (itself bounded by request_header_max_size).
+    for entry in list.rsplit(',').map(str::trim) {
+        let mut facts = check.facts();
+        facts.client = current;
+        if !config.follow_x_forwarded_for.allows(&config.acls, &facts, Action::Deny) {
+            break;
+        }
+        match entry.parse::<IpAddr>() {
+            Ok(ip) => current = ip.to_canonical(),
+            Err(_) => break,
+        }
+    }
+    current
+}
+
+/// The plain 403 for a denial.
+fn denied(url: &str) -> ProxyError {
+    ProxyError::new(
+        403,
+        ErrorType::HttpRequestDenied,
+        format!("access to {url} denied by policy"),
+    )
+    .with_hint("the proxy's http_access rules do not allow this client, destination, port or method")
+}
+
+/// Expands the `%`-codes Squid documents for `deny_info` URLs (the values URL-escaped, as
+/// Squid does): `%u`/`%U` URL, `%H` host, `%p` port, `%M` method, `%i` client address,
+/// `%h` visible_hostname, `%%`. Other codes are left as written.
+fn expand_deny_url(template: &str, check: &AccessCheck<'_>, url: &str, hostname: &str) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut chars = template.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let value = match chars.next() {
+            Some('u' | 'U') => url.to_string(),
+            Some('H') => check.target.host.clone(),
+            Some('p') => check.target.port.to_string(),
+            Some('M') => check.method.clone(),
+            Some('i') => check.ctx.client_ip.to_string(),
+            Some('h') => hostname.to_string(),
+            Some('%') => {
+                out.push('%');
+                continue;
+            }
+            Some(other) => {
+                out.push('%');
+                out.push(other);
+                continue;
+            }
+            None => {
+                out.push('%');
+                break;
+            }
+        };
+        escape_into(&mut out, &value);
+    }
+    out
+}
+
+/// RFC 3986 percent-encoding of everything but unreserved characters.
+fn escape_into(out: &mut String, value: &str) {
+    use std::fmt::Write as _;
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            let _ = write!(out, "%{byte:02X}");
+        }
+    }
 }
 
 /// The 407 reply for [`Verdict::AuthRequired`].

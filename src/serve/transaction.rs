@@ -142,6 +142,9 @@ pub struct Transaction<'c> {
     /// The proxy-auth user (verified, or the one that failed), for the log's user field.
     user: Option<String>,
     access: Option<Access>,
+    /// The indirect client (`follow_x_forwarded_for`) the log shows instead of the peer
+    /// (`log_uses_indirect_client on`, Squid's default).
+    client: Option<IpAddr>,
 }
 
 impl<'c> Transaction<'c> {
@@ -155,6 +158,7 @@ impl<'c> Transaction<'c> {
             url: url.to_string(),
             user: None,
             access: None,
+            client: None,
         }
     }
 
@@ -178,6 +182,13 @@ impl<'c> Transaction<'c> {
     pub fn decided(&mut self, access: Access, user: Option<String>) {
         self.access = Some(access);
         self.user = user;
+    }
+
+    /// Logs `client` instead of the connection's peer (an indirect client).
+    pub fn set_client(&mut self, client: IpAddr) {
+        if client != self.ctx.client_ip {
+            self.client = Some(client);
+        }
     }
 
     /// The single failure path: sends the failure's reply, if any, and logs. The caller then
@@ -210,7 +221,7 @@ impl<'c> Transaction<'c> {
         let record = Record {
             end: SystemTime::now(),
             elapsed: self.start.elapsed(),
-            client: ctx.client_ip,
+            client: self.client.unwrap_or(ctx.client_ip),
             result: outcome.result,
             status: outcome.status,
             bytes: outcome.bytes,

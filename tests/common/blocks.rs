@@ -27,6 +27,7 @@ pub const FORWARD_FAILOVER: &[u8] = &[70];
 pub const FORWARD_KEEPALIVE: &[u8] = &[71];
 pub const FORWARD_HOSTILE: &[u8] = &[72, 73, 74];
 pub const DIFFERENTIAL_DIALECT: &[u8] = &[67];
+pub const CONFIG_SQUID_PARITY: &[u8] = &[66];
 
 /// Each test file and its blocks.
 pub const FILES: &[(&str, &[u8])] = &[
@@ -49,13 +50,13 @@ pub const FILES: &[(&str, &[u8])] = &[
     ("forward_failover.rs", FORWARD_FAILOVER),
     ("forward_keepalive.rs", FORWARD_KEEPALIVE),
     ("forward_hostile.rs", FORWARD_HOSTILE),
+    ("config_squid_parity.rs", CONFIG_SQUID_PARITY),
 ];
 
 /// Blocks taken for test files being written (owner, blocks): give each file its own entry in
 /// [`FILES`] when it lands.
 pub const RESERVED: &[(&str, &[u8])] = &[
     ("serve tests", &[61]),
-    ("spare", &[66]),
     ("timeout, reload and failover tests", &[68, 69]),
     ("plain-HTTP forwarding tests", &[75, 76, 77, 78, 79]),
 ];

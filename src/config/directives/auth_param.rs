@@ -31,6 +31,9 @@ pub struct AuthDraft {
     case_sensitive: Option<bool>,
     /// The first `auth_param` line, for "no program" warnings.
     first: Option<Origin>,
+    /// An `auth_param` line was rejected: what depends on it (proxy_auth ACLs, the "no program"
+    /// warning) stays quiet, so one problem gives one error.
+    rejected: bool,
 }
 
 impl AuthDraft {
@@ -42,6 +45,14 @@ impl AuthDraft {
 
 impl Builder {
     pub(super) fn auth_param(&mut self, line: &Line) {
+        let errors_before = self.diags.iter().filter(|d| d.is_error()).count();
+        self.auth_param_line(line);
+        if self.diags.iter().filter(|d| d.is_error()).count() > errors_before {
+            self.auth.rejected = true;
+        }
+    }
+
+    fn auth_param_line(&mut self, line: &Line) {
         let origin = &line.origin;
         let args = line.args();
         let Some(scheme) = args.first() else {
@@ -144,6 +155,8 @@ impl Builder {
             directive: directive.to_string(),
             origin: line.origin.clone(),
             reason,
+            squid_ignores: false,
+            args: Vec::new(),
         });
     }
 
@@ -193,7 +206,7 @@ impl Builder {
 
     /// A `proxy_auth` ACL needs `auth_param basic program` on an earlier line, as in Squid.
     pub(super) fn check_proxy_auth_acl(&mut self, name: &str, kind: &AclKind, origin: &Origin) {
-        if !matches!(kind, AclKind::ProxyAuth(_)) || self.auth.configured() {
+        if !matches!(kind, AclKind::ProxyAuth(_)) || self.auth.configured() || self.auth.rejected {
             return;
         }
         self.error(
@@ -211,7 +224,7 @@ impl Builder {
     pub(super) fn finish_auth(&mut self) {
         let draft = std::mem::take(&mut self.auth);
         let Some((helper, passwd_file, origin)) = draft.program else {
-            if let Some(first) = draft.first {
+            if let Some(first) = draft.first.filter(|_| !draft.rejected) {
                 self.warning(
                     &first,
                     "auth_param basic has no 'program' line: no client is authenticated",
@@ -228,7 +241,9 @@ impl Builder {
             case_sensitive: draft.case_sensitive.unwrap_or(false),
             origin,
         };
-        self.check_passwd_file(&auth);
+        if !self.syntax_only {
+            self.check_passwd_file(&auth);
+        }
         self.check_auth_is_used(&auth);
         self.config.auth = Some(auth);
     }
@@ -245,7 +260,11 @@ impl Builder {
                         path.display()
                     ),
                 )
-                .hint = Some("create it with 'htpasswd -c -B FILE USER' (apache2-utils)".into());
+                .hint = Some(
+                    "create it with 'htpasswd -c -B FILE USER' (apache2-utils); 'hopproxy check --syntax-only' \
+                     checks a config without its files"
+                        .into(),
+                );
                 return;
             }
         };
