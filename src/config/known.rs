@@ -33,10 +33,15 @@ pub const SUPPORTED: &[&str] = &[
     "max_filedescriptors",
     "client_ip_max_connections",
     EXT_MAX_CLIENT_CONNECTIONS,
+    EXT_METRICS_PORT,
+    "cache_log",
+    "debug_options",
 ];
 
 /// hopproxy's own extension: a global cap on concurrent client connections.
 pub const EXT_MAX_CLIENT_CONNECTIONS: &str = "max_client_connections";
+/// hopproxy's own extension: the address of the Prometheus `/metrics` endpoint.
+pub const EXT_METRICS_PORT: &str = "metrics_port";
 
 const NO_CACHE: &str = "hopproxy does not cache";
 const NO_ICP: &str = "hopproxy speaks neither ICP nor HTCP and keeps no netdb";
@@ -97,11 +102,6 @@ pub const IGNORED: &[(&str, &str)] = &[
     ("unlinkd_program", NO_CACHE),
     ("hierarchy_stoplist", NO_CACHE),
     ("coredump_dir", "hopproxy does not change directory for core dumps"),
-    ("cache_log", "hopproxy writes its diagnostics to stderr"),
-    (
-        "debug_options",
-        "hopproxy's diagnostics are chosen with the HOPPROXY_LOG environment variable (e.g. HOPPROXY_LOG=debug)",
-    ),
     (
         "logfile_rotate",
         "hopproxy does not rotate logs itself: rotate with logrotate and signal SIGUSR1",
