@@ -23,6 +23,7 @@ pub const LAB_ENDPOINT: &[u8] = &[65];
 pub const LOG_FULL_DISK: &[u8] = &[63];
 pub const DNS_RESOLVER: &[u8] = &[62];
 pub const CLI_HABITS: &[u8] = &[64];
+pub const METRICS: &[u8] = &[68];
 
 /// Each test file and its blocks.
 pub const FILES: &[(&str, &[u8])] = &[
@@ -41,6 +42,7 @@ pub const FILES: &[(&str, &[u8])] = &[
     ("log_full_disk.rs", LOG_FULL_DISK),
     ("dns_resolver.rs", DNS_RESOLVER),
     ("cli_habits.rs", CLI_HABITS),
+    ("metrics.rs", METRICS),
 ];
 
 /// Blocks taken for test files being written (owner, blocks): give each file its own entry in
@@ -48,6 +50,6 @@ pub const FILES: &[(&str, &[u8])] = &[
 pub const RESERVED: &[(&str, &[u8])] = &[
     ("serve tests", &[61]),
     ("spare", &[66, 67]),
-    ("timeout, reload and failover tests", &[68, 69]),
+    ("timeout, reload and failover tests", &[69]),
     ("plain-HTTP forwarding tests", &[70, 71, 72, 73, 74, 75, 76, 77, 78, 79]),
 ];
