@@ -32,7 +32,10 @@ fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
     stream.read_to_end(&mut out)?;
     let text = String::from_utf8_lossy(&out).into_owned();
     let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     Ok((status, body))
 }
 
@@ -71,7 +74,12 @@ fn open_tunnel(source: IpAddr, proxy: SocketAddr, target: SocketAddr) -> TcpStre
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(stream.read(&mut byte).unwrap(), 1, "closed: {}", String::from_utf8_lossy(&head));
+        assert_eq!(
+            stream.read(&mut byte).unwrap(),
+            1,
+            "closed: {}",
+            String::from_utf8_lossy(&head)
+        );
         head.push(byte[0]);
     }
     assert!(head.starts_with(b"HTTP/1.1 200 "), "{}", String::from_utf8_lossy(&head));
@@ -154,10 +162,22 @@ fn counters_follow_known_traffic_a_dead_parent_and_reloads() {
             1.0,
         ),
         (r#"hopproxy_bytes_total{direction="to_upstream"}"#.to_string(), 10.0),
-        (r#"hopproxy_bytes_total{direction="to_client"}"#.to_string(), logged_bytes as f64),
-        (format!(r#"hopproxy_http_access_total{{decision="allow",rule="{allow}"}}"#), 3.0),
-        (format!(r#"hopproxy_http_access_total{{decision="deny",rule="{deny}"}}"#), 1.0),
-        (r#"hopproxy_connect_duration_seconds_count{next_hop="direct"}"#.to_string(), 3.0),
+        (
+            r#"hopproxy_bytes_total{direction="to_client"}"#.to_string(),
+            logged_bytes as f64,
+        ),
+        (
+            format!(r#"hopproxy_http_access_total{{decision="allow",rule="{allow}"}}"#),
+            3.0,
+        ),
+        (
+            format!(r#"hopproxy_http_access_total{{decision="deny",rule="{deny}"}}"#),
+            1.0,
+        ),
+        (
+            r#"hopproxy_connect_duration_seconds_count{next_hop="direct"}"#.to_string(),
+            3.0,
+        ),
         (r#"hopproxy_parent_up{parent="deadend"}"#.to_string(), 0.0),
         ("hopproxy_log_records_dropped_total".to_string(), 0.0),
     ] {
@@ -180,7 +200,11 @@ fn counters_follow_known_traffic_a_dead_parent_and_reloads() {
     hop.signal("HUP");
     hop.wait_for_stderr(&format!("serving metrics on http://{moved}/metrics"));
     let text = wait_for_value(moved, r#"hopproxy_config_reloads_total{result="applied"}"#, 1.0);
-    assert_eq!(value(&text, "hopproxy_tunnels_total"), Some(3.0), "counters survive a reload:\n{text}");
+    assert_eq!(
+        value(&text, "hopproxy_tunnels_total"),
+        Some(3.0),
+        "counters survive a reload:\n{text}"
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect_timeout(&metrics, Duration::from_secs(1)).is_ok() {
         assert!(Instant::now() < deadline, "the old metrics address still accepts");
