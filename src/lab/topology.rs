@@ -209,7 +209,14 @@ mod tests {
                 !findings.iter().any(crate::analysis::lint::is_open_door),
                 "proxy {index}: {findings:#?}"
             );
-            assert!(!text.contains("SSL_ports") && !text.contains("Safe_ports"), "{text}");
+            let rules: Vec<&str> = text.lines().filter(|l| l.starts_with("http_access")).collect();
+            assert_eq!(
+                rules,
+                [
+                    "http_access allow client_net CONNECT allowed_https_sites endpoint_ports",
+                    "http_access deny all"
+                ]
+            );
         }
     }
 }
