@@ -1,7 +1,8 @@
 //! `metrics_port`: the `/metrics` endpoint of a running proxy. Counters are asserted against
 //! traffic the test makes (tunnels and their bytes, a policy denial, a dead parent, reloads);
 //! the endpoint follows `metrics_port` across a reload; a live scrape passes `promtool check
-//! metrics`; and a real Prometheus server (Debian's `prometheus` package) scrapes it.
+//! metrics`; and a real Prometheus server (Debian's `prometheus` package) scrapes it. Also the
+//! other window on a running proxy: its diagnostics in `cache_log`.
 //! Addresses: 127.0.68.0/24 (tests/common/blocks.rs).
 
 mod common;
@@ -314,4 +315,43 @@ fn promtool_accepts_a_scrape_and_prometheus_scrapes_it() {
     }
     server.stop();
     assert!(TcpStream::connect_timeout(&web, Duration::from_secs(1)).is_err());
+}
+
+/// `cache_log`: the diagnostics go there as well as to stderr, and SIGUSR1 (logrotate's
+/// signal) moves them to a fresh file at the same path.
+#[test]
+fn cache_log_gets_the_diagnostics_and_follows_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = addr_on(3);
+    let cache_log = dir.path().join("cache.log");
+    let config = common::hop_config(
+        dir.path(),
+        "c",
+        &proxy.to_string(),
+        &format!(
+            "cache_log {}\ndebug_options ALL,1\nhttp_access deny all",
+            cache_log.display()
+        ),
+    );
+    let hop = Hop::start("c", dir.path(), proxy, &config);
+    let read = |path: &Path| std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        read(&cache_log).contains(&format!("listening on {proxy}")),
+        "{}",
+        read(&cache_log)
+    );
+
+    let rotated = dir.path().join("cache.log.1");
+    std::fs::rename(&cache_log, &rotated).unwrap();
+    hop.signal("USR1");
+    hop.wait_for_stderr("SIGUSR1: reopening");
+    // A denial is logged at info level; it lands in the new file once the reopen is done.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !read(&cache_log).contains("denied by") {
+        assert!(Instant::now() < deadline, "no diagnostics in the new cache_log");
+        let denied = common::connect_from(ip(8), proxy);
+        (&denied).write_all(b"CONNECT 127.0.68.9:443 HTTP/1.1\r\n\r\n").unwrap();
+        let _ = (&denied).read_to_end(&mut Vec::new());
+    }
+    assert!(read(&rotated).contains("SIGUSR1: reopening"), "{}", read(&rotated));
 }

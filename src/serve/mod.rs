@@ -4,6 +4,7 @@
 pub mod client;
 pub mod connect;
 pub mod control;
+pub mod diagnostics;
 pub mod failure;
 pub mod forward;
 pub mod headers;
@@ -14,7 +15,6 @@ pub mod reply;
 pub mod target;
 pub mod transaction;
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -46,11 +46,14 @@ const DEFAULT_ACCESS_LOG: &str = "/var/log/squid/access.log";
 const FINAL_LOG_GRACE: Duration = Duration::from_secs(2);
 
 pub fn run_command(args: RunArgs) -> ExitCode {
-    init_tracing();
     let config = match load_config(&args.config) {
         Some(config) => config,
         None => return ExitCode::from(1),
     };
+    if let Err(e) = diagnostics::init(&config) {
+        eprintln!("hopproxy: {e}");
+        return ExitCode::from(1);
+    }
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
@@ -70,20 +73,6 @@ pub fn run_command(args: RunArgs) -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-fn init_tracing() {
-    let level = std::env::var("HOPPROXY_LOG").unwrap_or_else(|_| "info".into());
-    // The DNS client's own debug lines would drown ours; `HOPPROXY_LOG=…,hickory_proto=debug`
-    // still turns them on, since a later directive for the same target wins.
-    let filter = tracing_subscriber::EnvFilter::try_new(format!("hickory_proto=warn,hickory_resolver=warn,{level}"))
-        .unwrap_or_else(|_| "info".into());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .try_init();
 }
 
 /// Loads and validates; prints every diagnostic to stderr. `None` when the config is invalid.
@@ -298,6 +287,9 @@ impl Daemon {
         for d in &loaded.diagnostics {
             tracing::warn!("{d}");
         }
+        if loaded.config.cache_log.as_deref() != diagnostics::cache_log_path() {
+            tracing::warn!("cache_log changed: the new file is used after a restart");
+        }
         let config = Arc::new(loaded.config);
         let previous = Arc::clone(&self.generation_tx.borrow());
         let built = match self.outputs_for(&config) {
@@ -336,6 +328,7 @@ impl Daemon {
 
     fn reopen_logs(&self) {
         tracing::info!("SIGUSR1: reopening access logs");
+        diagnostics::reopen();
         for (_, sender) in self.writers.values() {
             sender.reopen();
         }
