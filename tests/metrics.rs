@@ -188,6 +188,7 @@ fn counters_follow_known_traffic_a_dead_parent_and_reloads() {
     assert!(value(&text, "process_resident_memory_bytes").is_some_and(|n| n > 0.0));
     assert!(value(&text, "process_open_fds").is_some_and(|n| n > 0.0));
     assert_eq!(http_get(metrics, "/elsewhere").unwrap().0, 404);
+    dashboard_queries_only_exposed_metrics(&text);
 
     // A reload that moves the endpoint: the new address serves the same counters, the old one
     // is closed.
@@ -354,4 +355,28 @@ fn cache_log_gets_the_diagnostics_and_follows_rotation() {
         let _ = (&denied).read_to_end(&mut Vec::new());
     }
     assert!(read(&rotated).contains("SIGUSR1: reopening"), "{}", read(&rotated));
+}
+
+/// Every metric the packaged Grafana dashboard queries is in a live scrape.
+fn dashboard_queries_only_exposed_metrics(scrape: &str) {
+    let dashboard =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/grafana-dashboard.json"))
+            .unwrap();
+    let json: serde_json::Value = serde_json::from_str(&dashboard).expect("the dashboard is JSON");
+    let mut queried = 0;
+    for panel in json["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if word.starts_with("hopproxy_") || word.starts_with("process_") {
+                    queried += 1;
+                    assert!(
+                        scrape.lines().any(|l| l.starts_with(word)),
+                        "the dashboard queries {word}, which /metrics does not expose:\n{scrape}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(queried > 10);
 }

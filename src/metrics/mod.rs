@@ -188,6 +188,13 @@ impl Metrics {
             "Config reloads (SIGHUP), by result: applied or rejected (the running config kept)",
             reloads.clone(),
         );
+        // Series that exist from the start, so `increase()` sees their first event.
+        for result in [AuthCheck::Accepted, AuthCheck::Missing, AuthCheck::Rejected] {
+            auth.get_or_create(&ResultLabels { result: result.label() });
+        }
+        for result in ["applied", "rejected"] {
+            reloads.get_or_create(&ResultLabels { result });
+        }
         Metrics {
             registry: root,
             requests,
