@@ -190,10 +190,10 @@ impl Metrics {
         );
         // Series that exist from the start, so `increase()` sees their first event.
         for result in [AuthCheck::Accepted, AuthCheck::Missing, AuthCheck::Rejected] {
-            auth.get_or_create(&ResultLabels { result: result.label() });
+            let _ = auth.get_or_create(&ResultLabels { result: result.label() });
         }
         for result in ["applied", "rejected"] {
-            reloads.get_or_create(&ResultLabels { result });
+            let _ = reloads.get_or_create(&ResultLabels { result });
         }
         Metrics {
             registry: root,
