@@ -610,17 +610,15 @@ impl Builder {
         };
         match parse_listen(spec) {
             Ok((addr, port)) => {
-                if self
-                    .config
-                    .http_ports
-                    .iter()
-                    .any(|p| p.port == port && (p.addr == addr || p.addr.is_none()))
-                {
-                    self.error(origin, format!("metrics_port {spec} is also an http_port"));
+                let addr = addr.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+                let clash = |p: &HttpPort| p.port == port && p.addr.is_none_or(|a| a == addr || a.is_unspecified());
+                if self.config.http_ports.iter().any(clash) {
+                    self.error(origin, format!("metrics_port {spec} is also an http_port"))
+                        .hint = Some("give the metrics endpoint a port of its own".into());
                     return;
                 }
                 self.config.metrics_port = Some(HttpPort {
-                    addr: Some(addr.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))),
+                    addr: Some(addr),
                     port,
                     origin: origin.clone(),
                 });

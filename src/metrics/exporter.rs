@@ -82,3 +82,20 @@ async fn answer(metrics: Arc<Metrics>, request: Request<Incoming>) -> Result<Res
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())));
     Ok(response)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    #[test]
+    fn metrics_port_defaults_to_loopback_and_keeps_off_proxy_ports() {
+        let parse = |text: &str| crate::config::parse_str(text, Path::new("t.conf"));
+        let config = parse("http_port 3128\nmetrics_port 9301\n").expect("valid").config;
+        let port = config.metrics_port.expect("set");
+        assert_eq!((port.addr, port.port), (Some([127, 0, 0, 1].into()), 9301));
+        assert!(parse("http_port 3128\nmetrics_port 3128\n").is_err());
+        assert!(parse("http_port 127.0.0.1:3128\nmetrics_port 3128\n").is_err());
+        assert!(parse("http_port 10.0.0.1:3128\nmetrics_port 3128\n").is_ok());
+        assert!(parse("http_port 3128\nmetrics_port 127.0.0.1:x\n").is_err());
+    }
+}
