@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::log::LogSender;
+use crate::metrics::rule_label;
 use crate::policy::AclRef;
 use crate::route::Egress;
 
@@ -22,6 +23,11 @@ pub struct Generation {
     pub logs: Vec<AccessLogOutput>,
     /// Client proxy authentication (`auth_param basic`), if configured.
     pub auth: Option<Authenticator>,
+    /// Metric labels of `config.http_access.rules[i]` (its `FILE:LINE`), made once here so
+    /// counting a decision never formats one.
+    pub rule_labels: Vec<Arc<str>>,
+    /// Metric labels of `config.peers[i]` (its name).
+    pub peer_labels: Vec<Arc<str>>,
 }
 
 /// Where one `access_log` line's records go, and which transactions it takes.
@@ -45,7 +51,11 @@ impl Generation {
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("proxy authentication: {e}")))?;
         let hostname = config.visible_hostname.clone().unwrap_or_else(machine_hostname);
         let via_entry = format!("1.1 {hostname} (hopproxy/{})", env!("CARGO_PKG_VERSION"));
+        let rule_labels = config.http_access.rules.iter().map(|r| rule_label(&r.origin)).collect();
+        let peer_labels = config.peers.iter().map(|p| Arc::from(p.name.as_str())).collect();
         Ok(Generation {
+            rule_labels,
+            peer_labels,
             config,
             hostname,
             via_entry,

@@ -71,7 +71,7 @@ fn the_unit_has_what_operators_rely_on() {
     let unit = std::fs::read_to_string(packaging("hopproxy.service")).unwrap();
     for line in [
         "User=hopproxy",
-        "ExecStartPre=/usr/bin/hopproxy check -c /etc/hopproxy/squid.conf",
+        "ExecStartPre=/usr/bin/hopproxy check --strict -c /etc/hopproxy/squid.conf",
         "ExecStart=/usr/bin/hopproxy run -c /etc/hopproxy/squid.conf",
         "ExecReload=/usr/bin/hopproxy reload -c /etc/hopproxy/squid.conf --pid $MAINPID",
         "CapabilityBoundingSet=CAP_NET_BIND_SERVICE",
@@ -125,7 +125,7 @@ fn the_unit_exposure_is_at_most_2_5() {
 #[test]
 fn the_shipped_config_is_valid_and_closed_by_default() {
     let path = packaging("squid.conf");
-    let output = run(hopproxy_bin(), &["check", "-c", path.to_str().unwrap()]);
+    let output = run(hopproxy_bin(), &["check", "--strict", "-c", path.to_str().unwrap()]);
     let report = text(&output);
     assert!(output.status.success(), "{report}");
     assert!(report.contains("OK (0 warnings"), "{report}");

@@ -26,6 +26,8 @@ fn options(lab: &Lab) -> TraceOptions {
         key: Some(hopproxy::lab::endpoint::DEFAULT_KEY.into()),
         request: true,
         step_timeout: Duration::from_secs(5),
+        // The lab's proxy 1 admits only the agent's address.
+        source: Some(lab.topology.agent_ip),
     }
 }
 

@@ -98,6 +98,7 @@ fn options(chain: &Chain, proxies: Vec<String>, host: &str, port: u16) -> TraceO
         key: None,
         request: true,
         step_timeout: Duration::from_secs(10),
+        source: None,
     }
 }
 

@@ -30,13 +30,24 @@ pub struct CheckArgs {
     /// Print every Squid 5.7 directive with what hopproxy does with it, and exit.
     #[arg(long)]
     pub list_directives: bool,
+    /// Also fail (exit 1) when the policy is an open door: any client reaching any host, or
+    /// any client reaching ports other than 443 with CONNECT (the lint's warnings).
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// Everything `check` reports for a config that loaded: the loader's warnings and notes, the
 /// effective-policy lint, and one note per ignored directive; errors, warnings, then notes.
 pub fn report(loaded: &Loaded) -> Vec<Diagnostic> {
+    report_and_open_doors(loaded).0
+}
+
+/// [`report`], and how many of its findings are open doors (what `--strict` refuses).
+fn report_and_open_doors(loaded: &Loaded) -> (Vec<Diagnostic>, usize) {
+    let lint = super::lint::lint(&loaded.config);
+    let open_doors = lint.iter().filter(|d| super::lint::is_open_door(d)).count();
     let mut all = loaded.diagnostics.clone();
-    all.extend(super::lint::lint(&loaded.config));
+    all.extend(lint);
     all.extend(loaded.config.ignored.iter().map(|i| {
         // The class, when the line is a directive of the table (not an option or sub-setting).
         let class = match known::class_of(&i.directive) {
@@ -48,7 +59,7 @@ pub fn report(loaded: &Loaded) -> Vec<Diagnostic> {
         Diagnostic::note(&i.origin, format!("'{}' ignored{class}: {}", i.directive, i.reason))
     }));
     all.sort_by_key(|d| d.severity);
-    all
+    (all, open_doors)
 }
 
 pub fn run_command(args: CheckArgs) -> ExitCode {
@@ -62,7 +73,7 @@ pub fn run_command(args: CheckArgs) -> ExitCode {
     };
     load_and(&config, args.syntax_only, |loaded| {
         let path = config.display();
-        let mut diagnostics = report(loaded);
+        let (mut diagnostics, open_doors) = report_and_open_doors(loaded);
         if args.squid_diff {
             diagnostics.extend(squid_diff::differences(loaded));
         }
@@ -76,6 +87,13 @@ pub fn run_command(args: CheckArgs) -> ExitCode {
             if warnings == 1 { "" } else { "s" },
             if ignored == 1 { "" } else { "s" }
         );
+        if args.strict && open_doors > 0 {
+            println!(
+                "{path}: refused by --strict: {open_doors} open-proxy finding{} (see the warnings above)",
+                if open_doors == 1 { "" } else { "s" }
+            );
+            return ExitCode::from(1);
+        }
         ExitCode::SUCCESS
     })
 }

@@ -24,6 +24,12 @@ use super::space::{NOBODY_HOST, OTHER_METHOD, Probe, Space};
 use crate::config::{Config, Diagnostic};
 use crate::policy::{AclKind, Action, Origin, Rule};
 
+/// Whether a finding of [`lint`] is an open door (`check --strict` fails on these): every
+/// warning the lint gives is one; its notes (some clients reach more than 443) are not.
+pub fn is_open_door(finding: &Diagnostic) -> bool {
+    finding.severity == crate::config::Severity::Warning
+}
+
 pub fn lint(config: &Config) -> Vec<Diagnostic> {
     if config.http_access.is_empty() {
         return Vec::new(); // the loader already warns that everything is denied

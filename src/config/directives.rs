@@ -370,6 +370,14 @@ impl Builder {
                     }
                 }
             }
+            known::EXT_METRICS_PORT => self.metrics_port(line),
+            "cache_log" => {
+                if let Some(value) = self.one_arg(line, "cache_log PATH") {
+                    let value = value.strip_prefix("stdio:").unwrap_or(value);
+                    self.config.cache_log = (value != "none").then(|| source::resolve(value, &line.origin.file));
+                }
+            }
+            "debug_options" => self.debug_options(line),
             "include" => {} // expanded by the reader
             "deny_info" => self.deny_info(line),
             "dns_timeout" => self.duration(line, |c| &mut c.dns_timeout),
@@ -802,6 +810,73 @@ impl Builder {
                 self.error(origin, message).hint = hint;
             }
         }
+    }
+
+    /// `metrics_port [ADDRESS:]PORT`: without an address, loopback only (metrics say a lot
+    /// about a network; exposing them is a decision to write down).
+    fn metrics_port(&mut self, line: &Line) {
+        let origin = &line.origin;
+        self.diags.push(
+            Diagnostic::note(
+                origin,
+                "'metrics_port' is a hopproxy extension (Squid does not know it)",
+            )
+            .with_hint("serves Prometheus metrics at http://ADDRESS:PORT/metrics"),
+        );
+        let Some(spec) = self.one_arg(line, "metrics_port [ADDRESS:]PORT, e.g. 127.0.0.1:9301") else {
+            return;
+        };
+        match parse_listen(spec) {
+            Ok((addr, port)) => {
+                let addr = addr.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+                let clash = |p: &HttpPort| p.port == port && p.addr.is_none_or(|a| a == addr || a.is_unspecified());
+                if self.config.http_ports.iter().any(clash) {
+                    self.error(origin, format!("metrics_port {spec} is also an http_port"))
+                        .hint = Some("give the metrics endpoint a port of its own".into());
+                    return;
+                }
+                self.config.metrics_port = Some(HttpPort {
+                    addr: Some(addr),
+                    port,
+                    tcp_keepalive: None,
+                    origin: origin.clone(),
+                });
+            }
+            Err((message, hint)) => {
+                self.error(origin, message.replacen("http_port", "metrics_port", 1))
+                    .hint = hint;
+            }
+        }
+    }
+
+    /// `debug_options ALL,N [SECTION,N…]`: only the `ALL` level has an effect (hopproxy has no
+    /// debug sections); it sets the diagnostics level unless `HOPPROXY_LOG` is set.
+    fn debug_options(&mut self, line: &Line) {
+        let origin = &line.origin;
+        let mut options = Vec::new();
+        for arg in line.args() {
+            let valid = arg.text.split_once(',').is_some_and(|(section, level)| {
+                (section.eq_ignore_ascii_case("ALL") || section.parse::<u16>().is_ok())
+                    && level.parse::<u8>().is_ok_and(|l| l <= 9)
+            });
+            if !valid && !arg.text.starts_with("rotate=") {
+                self.error(origin, format!("debug_options: '{}' is not SECTION,LEVEL", arg.text))
+                    .hint = Some("debug_options ALL,1 (levels 0-9)".into());
+                return;
+            }
+            options.push(arg.text.clone());
+        }
+        self.config.debug_options = options;
+        let level = self.config.diagnostics_level().unwrap_or("info");
+        self.diags.push(
+            Diagnostic::note(
+                origin,
+                format!(
+                    "debug_options: hopproxy's diagnostics level is '{level}' (sections other than ALL have no effect)"
+                ),
+            )
+            .with_hint("the HOPPROXY_LOG environment variable overrides it (e.g. HOPPROXY_LOG=debug)"),
+        );
     }
 
     fn cache_peer(&mut self, line: &Line) {

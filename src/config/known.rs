@@ -40,6 +40,8 @@ impl Class {
 
 /// hopproxy's own extension: a global cap on concurrent client connections.
 pub const EXT_MAX_CLIENT_CONNECTIONS: &str = "max_client_connections";
+/// hopproxy's own extension: the address of the Prometheus `/metrics` endpoint.
+pub const EXT_METRICS_PORT: &str = "metrics_port";
 
 /// Old names Squid 5.7's parser still accepts, with the current name they stand for (found by
 /// feeding every name in the squid binary to `squid -k parse`).
@@ -92,7 +94,6 @@ const PROCESS: Class = Class::Caching("Squid's process and memory tuning; hoppro
 const POLL: Class = Class::Caching("Squid's event-loop tuning; hopproxy uses the kernel's readiness events");
 const DNS_CACHE: Class = Class::Caching("Squid's DNS cache tuning; hopproxy's resolver caches by record TTL");
 const PCONN: Class = Class::Caching("persistent-connection tuning; hopproxy keeps and times out connections itself");
-const DIAG: Class = Class::Caching("Squid's own diagnostics; hopproxy writes diagnostics to stderr (RUST_LOG)");
 const MAIL: Class = Class::Caching("Squid mails the cache administrator when it dies; hopproxy sends no e-mail");
 const ANNOUNCE: Class = Class::Caching("cache announcements to a registry; hopproxy does not announce itself");
 
@@ -188,7 +189,10 @@ pub const DIRECTIVES: &[(&str, Class)] = &[
     ("logfile_rotate", Class::Supported),
     ("deny_info", Class::Supported),
     ("follow_x_forwarded_for", Class::Supported),
+    ("cache_log", Class::Supported),
+    ("debug_options", Class::Supported),
     (EXT_MAX_CLIENT_CONNECTIONS, Class::Supported),
+    (EXT_METRICS_PORT, Class::Supported),
     // --- supported for Squid's default value -------------------------------------------
     (
         "half_closed_clients",
@@ -498,8 +502,6 @@ pub const DIRECTIVES: &[(&str, Class)] = &[
     ("happy_eyeballs_connect_timeout", PCONN),
     ("happy_eyeballs_connect_gap", PCONN),
     ("happy_eyeballs_connect_limit", PCONN),
-    ("cache_log", DIAG),
-    ("debug_options", DIAG),
     (
         "logfile_daemon",
         Class::Caching("Squid's log-writing helper; hopproxy writes access logs itself"),

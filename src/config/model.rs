@@ -256,6 +256,12 @@ pub struct Config {
     pub follow_x_forwarded_for: RuleList,
     /// `deny_info` lines, in order: the first that names an ACL applies to it.
     pub deny_info: Vec<DenyInfo>,
+    /// hopproxy extension `metrics_port`: where `/metrics` is served; `None` = nowhere.
+    pub metrics_port: Option<HttpPort>,
+    /// `cache_log`: a file that gets the diagnostics too (they always go to stderr).
+    pub cache_log: Option<PathBuf>,
+    /// `debug_options`, as written (`ALL,1 33,2`); `HOPPROXY_LOG` overrides it.
+    pub debug_options: Vec<String>,
     pub ignored: Vec<Ignored>,
 }
 
@@ -279,6 +285,24 @@ impl PidFilename {
 }
 
 impl Config {
+    /// The diagnostics level `debug_options ALL,N` asks for (Squid's 0 = critical only,
+    /// 1 = important, the default, up to 9 = everything); `None` when it does not say.
+    pub fn diagnostics_level(&self) -> Option<&'static str> {
+        let all = self
+            .debug_options
+            .iter()
+            .filter_map(|o| o.split_once(','))
+            .filter(|(section, _)| section.eq_ignore_ascii_case("ALL"))
+            .filter_map(|(_, level)| level.parse::<u8>().ok())
+            .next_back()?;
+        Some(match all {
+            0 => "error",
+            1 => "info",
+            2..=4 => "debug",
+            _ => "trace",
+        })
+    }
+
     /// A config with Squid's defaults and no ports, rules or peers (deny-all).
     pub fn empty(source: PathBuf) -> Config {
         Config {
@@ -320,6 +344,9 @@ impl Config {
             reply_header_access: HeaderRules::default(),
             follow_x_forwarded_for: RuleList::default(),
             deny_info: Vec::new(),
+            metrics_port: None,
+            cache_log: None,
+            debug_options: Vec::new(),
             ignored: Vec::new(),
         }
     }

@@ -19,7 +19,8 @@ pub struct LabArgs {
     /// Keep every file here (default: a temporary directory, removed at the end).
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
-    /// Stay up after the check and print a curl command through the chain; Ctrl-C stops all.
+    /// Stay up after the check and print a curl command through the chain; Ctrl-C, SIGTERM or
+    /// SIGHUP stops every process the lab started.
     #[arg(long)]
     pub keep_running: bool,
     /// Number of proxies in the chain.
@@ -57,7 +58,7 @@ pub fn run_command(args: LabArgs) -> ExitCode {
         eprintln!("lab: --fail {f}: there are only hops 1 to {}", args.hops);
         return ExitCode::from(2);
     }
-    let (dir, _temp) = match &args.dir {
+    let (dir, temp_dir) = match &args.dir {
         Some(d) => match std::fs::create_dir_all(d).and_then(|_| std::fs::canonicalize(d)) {
             Ok(d) => (d, None),
             Err(e) => {
@@ -98,6 +99,7 @@ pub fn run_command(args: LabArgs) -> ExitCode {
         hopproxy,
     };
     let keep_running = args.keep_running;
+    let temporary = temp_dir.is_some();
     // Everything that owns a process lives inside this future: Ctrl-C drops it, which kills them.
     let lab = async move {
         println!(
@@ -105,6 +107,9 @@ pub fn run_command(args: LabArgs) -> ExitCode {
             plan.hops,
             plan.dir.display()
         );
+        if temporary {
+            println!("  (a temporary directory, removed when the lab ends; --dir DIR keeps the files)");
+        }
         let lab = match run::start(&plan, &mut |line| println!("{line}")) {
             Ok(lab) => lab,
             Err(e) => {
@@ -116,7 +121,7 @@ pub fn run_command(args: LabArgs) -> ExitCode {
         print!("{}", run::render_outcome(&lab, &outcome));
         if keep_running {
             println!(
-                "\nThe chain stays up. Try it (Ctrl-C stops every process):\n  {}",
+                "\nThe chain stays up. Try it (Ctrl-C or SIGTERM stops every process):\n  {}",
                 lab.curl_command()
             );
             std::future::pending::<()>().await;
@@ -127,13 +132,42 @@ pub fn run_command(args: LabArgs) -> ExitCode {
             ExitCode::from(1)
         }
     };
-    runtime.block_on(async {
+    let code = runtime.block_on(async {
         tokio::select! {
             code = lab => code,
-            _ = tokio::signal::ctrl_c() => {
-                println!("\nlab: interrupted; stopping every process it started");
+            signal = stop_signal() => {
+                println!("\nlab: {signal}; stopping every process it started");
                 ExitCode::from(130)
             }
         }
-    })
+    });
+    if let Some(temp) = temp_dir {
+        let path = temp.0.clone();
+        drop(temp);
+        println!("lab: removed {}", path.display());
+    }
+    code
+}
+
+/// The first of SIGINT (Ctrl-C), SIGTERM (kill, systemd, a closing terminal multiplexer) and
+/// SIGHUP (the terminal went away): each stops the lab the same way. When a handler cannot be
+/// installed, that signal keeps its default action, which ends the lab too (without cleanup).
+async fn stop_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let mut hup = signal(SignalKind::hangup()).ok();
+    let mut int = signal(SignalKind::interrupt()).ok();
+    async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+        match s {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+    tokio::select! {
+        _ = next(&mut int) => "interrupted",
+        _ = next(&mut term) => "SIGTERM",
+        _ = next(&mut hup) => "SIGHUP",
+    }
 }

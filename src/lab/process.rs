@@ -28,6 +28,11 @@ impl ChildGuard {
         self.child.as_ref().map(Child::id)
     }
 
+    /// The child's piped stdout, once (for a reader thread).
+    pub fn take_stdout(&mut self) -> Option<std::process::ChildStdout> {
+        self.child.as_mut()?.stdout.take()
+    }
+
     /// The exit status if the child has already ended.
     pub fn try_status(&mut self) -> Option<ExitStatus> {
         self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())

@@ -113,6 +113,9 @@ pub fn start(plan: &LabPlan, out: &mut dyn FnMut(&str)) -> Result<Lab, LabError>
     for (label, path) in &files {
         out(&format!("  {label:<width$}  {path}"));
     }
+    out("the proxy configs are least privilege: each admits only its one client (the agent, or");
+    out("the proxy before it) and only the endpoint; their comments say how to widen them.");
+    out("Check an edited copy with: hopproxy check --strict -c FILE");
 
     let endpoint = Endpoint::start(topology.endpoint, &pki, EndpointOptions::default())?;
     out(&format!(

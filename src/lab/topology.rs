@@ -106,7 +106,11 @@ impl Topology {
         self.hops.iter().find(|h| h.name.eq_ignore_ascii_case(name))
     }
 
-    /// Hop `index`'s squid.conf: the seed's rules, with the lab's addresses and files.
+    /// Hop `index`'s squid.conf: least privilege, fit to copy to a real machine. Only the hop's
+    /// one client (the agent, or the proxy before it) may CONNECT, and only to the endpoint's
+    /// name and port; everything else is denied. The seed's `allow CONNECT SSL_ports` and
+    /// `allow Safe_ports` (any client to any host on 443) are deliberately not reproduced, so
+    /// `hopproxy check --strict` passes; the comments say how to widen the policy.
     pub fn squid_conf(&self, index: usize) -> String {
         let hop = &self.hops[index - 1];
         let client = if index == 1 {
@@ -118,30 +122,37 @@ impl Topology {
             Some(next) => (
                 format!("forwards to its parent, proxy {} ({})", next.index, next.name),
                 format!(
-                    "\n# proxy{} へのフォワード (forward to the next proxy; never go direct)\n\
+                    "\n# Forward to the next proxy; never go direct.\n\
                      cache_peer {} parent {} 0 no-query default no-digest no-netdb-exchange\n\
                      never_direct allow all\n",
-                    next.index,
                     next.addr.ip(),
                     next.addr.port()
                 ),
             ),
             None => ("goes direct to the endpoint".to_string(), String::new()),
         };
+        let client_what = if index == 1 {
+            "the agent".to_string()
+        } else {
+            format!("proxy {}", index - 1)
+        };
         format!(
             "# hopproxy lab: {name}, proxy {index} of {total}; it {role}.\n\
-             # Rules as in the seed's proxy configs (sections 5 and 6); addresses are the lab's.\n\
+             # Least privilege: only {client_what} may CONNECT, and only to the endpoint.\n\
+             # To widen it on a real machine:\n\
+             #  - more clients: add their addresses or networks to client_net\n\
+             #    (acl client_net src 10.20.0.0/24; several acl lines add up);\n\
+             #  - more endpoints: add names to allowed_https_sites (.example.com = the domain\n\
+             #    and its subdomains) and their ports to endpoint_ports.\n\
+             # Keep every allow line tied to client_net: 'http_access allow CONNECT SSL_ports'\n\
+             # alone lets anyone reach any host, and 'hopproxy check --strict' refuses it.\n\
              http_port {addr}\n\
              \n\
-             acl SSL_ports port 443\n\
-             acl Safe_ports port 443\n\
-             acl CONNECT method CONNECT\n\
+             acl endpoint_ports port {endpoint_port}\n\
              acl allowed_https_sites dstdomain {ENDPOINT_NAME}\n\
              acl client_net src {client}\n\
              \n\
-             http_access allow client_net allowed_https_sites\n\
-             http_access allow CONNECT SSL_ports\n\
-             http_access allow Safe_ports\n\
+             http_access allow client_net CONNECT allowed_https_sites endpoint_ports\n\
              http_access deny all\n\
              {upstream}\n\
              access_log stdio:{log} squid\n\
@@ -154,6 +165,7 @@ impl Topology {
             name = hop.name,
             total = self.hops.len(),
             addr = hop.addr,
+            endpoint_port = self.endpoint.port(),
             log = hop.access_log().display(),
             hosts = self.hosts_file().display(),
             ip = hop.addr.ip(),
@@ -181,5 +193,30 @@ mod tests {
         assert!(!c3.contains("cache_peer") && !c3.contains("never_direct"));
         assert!(c3.contains("visible_hostname proxy3.lab\n"));
         assert_eq!(t.hop_at(&t.hops[1].addr.to_string()).unwrap().index, 2);
+    }
+
+    /// What the lab writes for real machines is never an open proxy.
+    #[test]
+    fn configs_are_least_privilege() {
+        let t = Topology::allocate(Path::new("/lab"), 3).unwrap();
+        for index in 1..=3 {
+            let text = t
+                .squid_conf(index)
+                .replace(&format!("hosts_file {}", t.hosts_file().display()), "hosts_file none");
+            let loaded = crate::config::parse_str(&text, Path::new("squid.conf")).expect("valid");
+            let findings = crate::analysis::lint::lint(&loaded.config);
+            assert!(
+                !findings.iter().any(crate::analysis::lint::is_open_door),
+                "proxy {index}: {findings:#?}"
+            );
+            let rules: Vec<&str> = text.lines().filter(|l| l.starts_with("http_access")).collect();
+            assert_eq!(
+                rules,
+                [
+                    "http_access allow client_net CONNECT allowed_https_sites endpoint_ports",
+                    "http_access deny all"
+                ]
+            );
+        }
     }
 }

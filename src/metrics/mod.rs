@@ -1,15 +1,33 @@
 //! Metrics: one registry for the daemon's whole life (it outlives config reloads, so counters
-//! never reset on SIGHUP), fed once per transaction where its access-log record is made.
-//! Encoded in the Prometheus/OpenMetrics text format; serving it over HTTP is the exporter's
-//! job, not this module's.
+//! never reset on SIGHUP), fed where a transaction ends and at the few events a log line does
+//! not show (a policy decision, an auth check, a tunnel opening, a reload). Encoded in the
+//! Prometheus text format; [`exporter`] serves it over HTTP.
+//!
+//! Cost on the hot path: atomics plus one family lookup (a read lock and a hash of small,
+//! mostly `&'static str` labels). Labels whose values come from the config (rule lines, parent
+//! names) are `Arc<str>` built once per config generation, so a lookup clones a pointer rather
+//! than formatting a string; labels from client input (the method) are folded into a fixed set.
+
+pub mod exporter;
+mod process;
+mod sources;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::log::{Record, ResultCode};
+pub use sources::ParentSample;
+
+/// The `Content-Type` of [`Metrics::encode`]'s output.
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 /// What `http_access` decided for a transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,13 +48,31 @@ impl Access {
     }
 }
 
+/// The result of checking a client's proxy credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthCheck {
+    Accepted,
+    /// No credentials (or another scheme): challenged.
+    Missing,
+    /// Wrong or malformed credentials.
+    Rejected,
+}
+
+impl AuthCheck {
+    fn label(self) -> &'static str {
+        match self {
+            AuthCheck::Accepted => "accepted",
+            AuthCheck::Missing => "missing",
+            AuthCheck::Rejected => "rejected",
+        }
+    }
+}
+
 /// One ended transaction as the metrics see it: its log record plus what the log does not say.
 pub struct Ended<'a> {
     pub record: &'a Record,
     /// Bytes forwarded from the client to the next hop (the log counts only the other way).
     pub bytes_to_upstream: u64,
-    /// The `http_access` decision, when the transaction got as far as one.
-    pub access: Option<Access>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -54,14 +90,45 @@ struct DirectionLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DecisionLabels {
     decision: &'static str,
+    /// `FILE:LINE` of the deciding `http_access` line, or `implicit`.
+    rule: Arc<str>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NextHopLabels {
+    /// `direct`, or the `cache_peer` name.
+    next_hop: Arc<str>,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Connect times from 1 ms to 30 s: a LAN parent answers in milliseconds, an origin abroad in
+/// hundreds, a dead one at `connect_timeout`.
+fn connect_histogram() -> Histogram {
+    Histogram::new([
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    ])
 }
 
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     tunnels: Counter,
+    tunnels_open: Gauge,
     bytes: Family<DirectionLabels, Counter>,
+    connect_duration: HistogramFamily<NextHopLabels>,
     access: Family<DecisionLabels, Counter>,
+    auth: Family<ResultLabels, Counter>,
+    reloads: Family<ResultLabels, Counter>,
+    sources: Arc<sources::Sources>,
+    /// Shared label values, so a lookup never formats one.
+    direct: Arc<str>,
+    implicit: Arc<str>,
 }
 
 impl Default for Metrics {
@@ -72,7 +139,11 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("hopproxy");
+        let mut root = Registry::default();
+        root.register_collector(Box::new(process::ProcessCollector::new()));
+        let sources = Arc::new(sources::Sources::default());
+        let registry = root.sub_registry_with_prefix("hopproxy");
+        registry.register_collector(Box::new(Arc::clone(&sources)));
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "requests",
@@ -82,23 +153,61 @@ impl Metrics {
         let tunnels = Counter::default();
         registry.register(
             "tunnels",
-            "CONNECT tunnels established (counted when they close)",
+            "CONNECT tunnels established, counted when they close (as the access log does)",
             tunnels.clone(),
+        );
+        let tunnels_open = Gauge::default();
+        registry.register(
+            "tunnels_open",
+            "CONNECT tunnels open now (from the 200 to the close)",
+            tunnels_open.clone(),
         );
         let bytes = Family::<DirectionLabels, Counter>::default();
         registry.register(
             "bytes",
-            "Bytes relayed: to_client as the access log counts them; to_upstream for requests that got an answer",
+            "Bytes relayed: to_client as the access log counts them; to_upstream from the client to the next hop",
             bytes.clone(),
         );
+        let connect_duration: HistogramFamily<NextHopLabels> = Family::new_with_constructor(connect_histogram);
+        registry.register(
+            "connect_duration_seconds",
+            "Time to establish a tunnel's upstream side (TCP connect, and the parent's answer to our CONNECT), by next hop",
+            connect_duration.clone(),
+        );
         let access = Family::<DecisionLabels, Counter>::default();
-        registry.register("http_access", "http_access decisions", access.clone());
+        registry.register(
+            "http_access",
+            "http_access decisions, by decision and deciding rule (FILE:LINE, or implicit)",
+            access.clone(),
+        );
+        let auth = Family::<ResultLabels, Counter>::default();
+        registry.register("auth", "Proxy credential checks, by result", auth.clone());
+        let reloads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "config_reloads",
+            "Config reloads (SIGHUP), by result: applied or rejected (the running config kept)",
+            reloads.clone(),
+        );
+        // Series that exist from the start, so `increase()` sees their first event.
+        for result in [AuthCheck::Accepted, AuthCheck::Missing, AuthCheck::Rejected] {
+            let _ = auth.get_or_create(&ResultLabels { result: result.label() });
+        }
+        for result in ["applied", "rejected"] {
+            let _ = reloads.get_or_create(&ResultLabels { result });
+        }
         Metrics {
-            registry,
+            registry: root,
             requests,
             tunnels,
+            tunnels_open,
             bytes,
+            connect_duration,
             access,
+            auth,
+            reloads,
+            sources,
+            direct: Arc::from("direct"),
+            implicit: Arc::from("implicit"),
         }
     }
 
@@ -120,21 +229,75 @@ impl Metrics {
                 self.bytes.get_or_create(&DirectionLabels { direction }).inc_by(n);
             }
         }
-        if let Some(access) = ended.access {
-            self.access
-                .get_or_create(&DecisionLabels {
-                    decision: access.label(),
-                })
-                .inc();
-        }
     }
 
-    /// The registry in the OpenMetrics text format.
+    /// Counts an `http_access` decision; `rule` is the deciding line's label (see
+    /// [`rule_label`]), `None` for the implicit default.
+    pub fn access_decided(&self, access: Access, rule: Option<&Arc<str>>) {
+        self.access
+            .get_or_create(&DecisionLabels {
+                decision: access.label(),
+                rule: Arc::clone(rule.unwrap_or(&self.implicit)),
+            })
+            .inc();
+    }
+
+    pub fn auth_checked(&self, result: AuthCheck) {
+        self.auth.get_or_create(&ResultLabels { result: result.label() }).inc();
+    }
+
+    pub fn config_reloaded(&self, applied: bool) {
+        let result = if applied { "applied" } else { "rejected" };
+        self.reloads.get_or_create(&ResultLabels { result }).inc();
+    }
+
+    /// A tunnel's upstream side is ready after `took`; `parent` is the parent's name label, or
+    /// `None` when direct.
+    pub fn tunnel_connected(&self, parent: Option<&Arc<str>>, took: Duration) {
+        self.connect_duration
+            .get_or_create(&NextHopLabels {
+                next_hop: Arc::clone(parent.unwrap_or(&self.direct)),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// A tunnel answered 200; it counts as open until the returned guard is dropped.
+    pub fn tunnel_opened(&self) -> OpenTunnel {
+        self.tunnels_open.inc();
+        OpenTunnel(self.tunnels_open.clone())
+    }
+
+    /// Where `hopproxy_parent_up` and `hopproxy_parent_failures_total` are read at each scrape
+    /// (the daemon's current parents; set once at start).
+    pub fn watch_parents(&self, source: impl Fn() -> Vec<ParentSample> + Send + Sync + 'static) {
+        self.sources.set_parents(Box::new(source));
+    }
+
+    /// Adds an access-log writer's lost-records counter to `hopproxy_log_records_dropped_total`.
+    pub fn watch_log_drops(&self, counter: Arc<AtomicU64>) {
+        self.sources.add_log_drops(counter);
+    }
+
+    /// The registry in the Prometheus text format (version 0.0.4).
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
-        let _ = encode(&mut out, &self.registry);
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// The label a rule line gets in `hopproxy_http_access_total`: its `FILE:LINE`.
+pub fn rule_label(origin: &crate::policy::Origin) -> Arc<str> {
+    Arc::from(origin.to_string())
+}
+
+/// Held while a tunnel is open; lowers `hopproxy_tunnels_open` when dropped.
+pub struct OpenTunnel(Gauge);
+
+impl Drop for OpenTunnel {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
@@ -165,7 +328,8 @@ fn status_class(status: u16) -> &'static str {
 #[cfg(test)]
 mod tests {
     use std::net::{IpAddr, Ipv4Addr};
-    use std::time::{Duration, SystemTime};
+    use std::sync::atomic::Ordering;
+    use std::time::SystemTime;
 
     use super::*;
     use crate::log::Hierarchy;
@@ -194,20 +358,36 @@ mod tests {
         metrics.transaction_ended(&Ended {
             record: &get,
             bytes_to_upstream: 100,
-            access: Some(Access::Allowed),
         });
         let denied = record("BREW", ResultCode::Denied, 403, 300, Hierarchy::None);
         metrics.transaction_ended(&Ended {
             record: &denied,
             bytes_to_upstream: 0,
-            access: Some(Access::Denied),
         });
         let tunnel = record("CONNECT", ResultCode::Tunnel, 200, 4000, Hierarchy::FirstUpParent);
         metrics.transaction_ended(&Ended {
             record: &tunnel,
             bytes_to_upstream: 700,
-            access: Some(Access::Allowed),
         });
+        let rule: Arc<str> = Arc::from("squid.conf:7");
+        metrics.access_decided(Access::Allowed, Some(&rule));
+        metrics.access_decided(Access::Allowed, Some(&rule));
+        metrics.access_decided(Access::Denied, None);
+        metrics.auth_checked(AuthCheck::Rejected);
+        metrics.config_reloaded(true);
+        let parent: Arc<str> = Arc::from("edge");
+        metrics.tunnel_connected(Some(&parent), Duration::from_millis(3));
+        let open = metrics.tunnel_opened();
+        metrics.watch_parents(|| {
+            vec![ParentSample {
+                name: "edge".into(),
+                up: false,
+                failures: 4,
+            }]
+        });
+        let drops = Arc::new(AtomicU64::new(0));
+        metrics.watch_log_drops(Arc::clone(&drops));
+        drops.store(2, Ordering::Relaxed);
         let text = metrics.encode();
         let lines: Vec<&str> = text.lines().collect();
         for expected in [
@@ -215,13 +395,22 @@ mod tests {
             r#"hopproxy_requests_total{method="other",status_class="4xx",hierarchy="HIER_NONE"} 1"#,
             r#"hopproxy_requests_total{method="CONNECT",status_class="2xx",hierarchy="FIRSTUP_PARENT"} 1"#,
             "hopproxy_tunnels_total 1",
+            "hopproxy_tunnels_open 1",
             r#"hopproxy_bytes_total{direction="to_client"} 4812"#,
             r#"hopproxy_bytes_total{direction="to_upstream"} 800"#,
-            r#"hopproxy_http_access_total{decision="allow"} 2"#,
-            r#"hopproxy_http_access_total{decision="deny"} 1"#,
+            r#"hopproxy_http_access_total{decision="allow",rule="squid.conf:7"} 2"#,
+            r#"hopproxy_http_access_total{decision="deny",rule="implicit"} 1"#,
+            r#"hopproxy_auth_total{result="rejected"} 1"#,
+            r#"hopproxy_config_reloads_total{result="applied"} 1"#,
+            r#"hopproxy_connect_duration_seconds_count{next_hop="edge"} 1"#,
+            r#"hopproxy_parent_up{parent="edge"} 0"#,
+            r#"hopproxy_parent_failures_total{parent="edge"} 4"#,
+            "hopproxy_log_records_dropped_total 2",
         ] {
             assert!(lines.contains(&expected), "missing {expected:?} in:\n{text}");
         }
-        assert_eq!(lines.last(), Some(&"# EOF"));
+        assert!(text.contains("process_start_time_seconds "), "{text}");
+        drop(open);
+        assert!(metrics.encode().lines().any(|l| l == "hopproxy_tunnels_open 0"));
     }
 }

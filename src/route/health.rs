@@ -5,7 +5,7 @@
 //! sacrifices one: docs/squid-behaviour.md F7).
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -20,6 +20,8 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 #[derive(Debug, Default)]
 pub struct PeerHealth {
     consecutive_failures: AtomicU32,
+    /// Every connection failure counted (requests' and the start-up probe's), for metrics.
+    failures_total: AtomicU64,
     down: AtomicBool,
     probing: AtomicBool,
 }
@@ -27,6 +29,11 @@ pub struct PeerHealth {
 impl PeerHealth {
     pub fn is_down(&self) -> bool {
         self.down.load(Ordering::Relaxed)
+    }
+
+    /// Connection failures since this parent was configured (kept across reloads with it).
+    pub fn failures_total(&self) -> u64 {
+        self.failures_total.load(Ordering::Relaxed)
     }
 
     pub fn record_success(&self) {
@@ -38,11 +45,13 @@ impl PeerHealth {
 
     /// Marks the parent down at once (start-up probe failed); true if it was up.
     pub fn mark_down(&self) -> bool {
+        self.failures_total.fetch_add(1, Ordering::Relaxed);
         !self.down.swap(true, Ordering::Relaxed)
     }
 
     /// Counts a connect failure; returns true when this failure marked the parent down.
     pub fn record_failure(&self, limit: u32) -> bool {
+        self.failures_total.fetch_add(1, Ordering::Relaxed);
         let failures = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
         failures >= limit.max(1) && !self.down.swap(true, Ordering::Relaxed)
     }

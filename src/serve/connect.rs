@@ -16,7 +16,7 @@ use super::transaction::{ClientCtx, Failure, Outcome, Transaction, close_gracefu
 use crate::http1::head::response_body_kind;
 use crate::http1::{BufConn, RequestHead, ResponseHead, copy_body};
 use crate::relay::relay;
-use crate::route::select::{Attempt, plan};
+use crate::route::select::{Attempt, NextHop, plan};
 use crate::route::tunnel::{self, ParentRequest, TunnelOutcome};
 
 pub const ESTABLISHED: &[u8] = b"HTTP/1.1 200 Connection established\r\n\r\n";
@@ -61,6 +61,7 @@ async fn run_tunnel(established: Established<'_>) {
     let mut bytes = 0u64;
     let mut bytes_to_upstream = 0u64;
     let mut ready = client_stream.write_all(ESTABLISHED).await.is_ok();
+    let _open = ready.then(|| ctx.metrics.tunnel_opened());
     if ready {
         bytes += ESTABLISHED.len() as u64;
         ready =
@@ -119,7 +120,8 @@ async fn establish<'c>(
         client_proxy_auth: client_proxy_auth(&head.headers),
     };
 
-    match tunnel::open(
+    let dialing = Instant::now();
+    let opened = tunnel::open(
         &generation.egress,
         &generation.config,
         &facts,
@@ -127,8 +129,15 @@ async fn establish<'c>(
         &verdict.destination(),
         &request,
     )
-    .await
-    {
+    .await;
+    if let Ok(TunnelOutcome::Established { attempt, .. }) = &opened {
+        let parent = match attempt.hop {
+            NextHop::Parent(index) => generation.peer_labels.get(index),
+            NextHop::Direct => None,
+        };
+        ctx.metrics.tunnel_connected(parent, dialing.elapsed());
+    }
+    match opened {
         Ok(TunnelOutcome::Established {
             upstream,
             addr,

@@ -4,6 +4,7 @@
 pub mod client;
 pub mod connect;
 pub mod control;
+pub mod diagnostics;
 pub mod failure;
 pub mod forward;
 pub mod headers;
@@ -15,7 +16,6 @@ pub mod reply;
 pub mod target;
 pub mod transaction;
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -47,11 +47,14 @@ const DEFAULT_ACCESS_LOG: &str = "/var/log/squid/access.log";
 const FINAL_LOG_GRACE: Duration = Duration::from_secs(2);
 
 pub fn run_command(args: RunArgs) -> ExitCode {
-    init_tracing();
     let config = match load_config(&args.config) {
         Some(config) => config,
         None => return ExitCode::from(1),
     };
+    if let Err(e) = diagnostics::init(&config) {
+        eprintln!("hopproxy: {e}");
+        return ExitCode::from(1);
+    }
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
@@ -71,20 +74,6 @@ pub fn run_command(args: RunArgs) -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-fn init_tracing() {
-    let level = std::env::var("HOPPROXY_LOG").unwrap_or_else(|_| "info".into());
-    // The DNS client's own debug lines would drown ours; `HOPPROXY_LOG=…,hickory_proto=debug`
-    // still turns them on, since a later directive for the same target wins.
-    let filter = tracing_subscriber::EnvFilter::try_new(format!("hickory_proto=warn,hickory_resolver=warn,{level}"))
-        .unwrap_or_else(|_| "info".into());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .try_init();
 }
 
 /// Loads and validates; prints every diagnostic to stderr. `None` when the config is invalid.
@@ -135,6 +124,16 @@ struct Daemon {
     listeners: HashMap<(Option<IpAddr>, u16), watch::Sender<bool>>,
     accept_tasks: Vec<tokio::task::JoinHandle<()>>,
     writers: HashMap<PathBuf, (LogWriter, LogSender)>,
+    metrics: Arc<Metrics>,
+    /// The `metrics_port` being served and the switch that stops it.
+    metrics_port: Option<(SocketAddr, watch::Sender<bool>)>,
+}
+
+/// What a config asks of the metrics endpoint, relative to the running one.
+enum MetricsPortChange {
+    Keep,
+    Stop,
+    Start(tokio::net::TcpListener),
 }
 
 impl Daemon {
@@ -147,6 +146,7 @@ impl Daemon {
                 Some((_, sender)) => sender.clone(),
                 None => {
                     let (writer, sender) = LogWriter::start(vec![path.clone()])?;
+                    self.metrics.watch_log_drops(writer.dropped_counter());
                     self.writers.insert(path.clone(), (writer, sender.clone()));
                     sender
                 }
@@ -211,8 +211,66 @@ impl Daemon {
         Ok(())
     }
 
+    /// Binds the `metrics_port` of `config` if it differs from the one being served; nothing
+    /// changes until [`Daemon::switch_metrics_port`].
+    async fn bind_metrics_port(&self, config: &Config) -> std::io::Result<MetricsPortChange> {
+        let wanted = config.metrics_port.as_ref().map(|p| {
+            (
+                SocketAddr::new(p.addr.unwrap_or(IpAddr::from([127, 0, 0, 1])), p.port),
+                p,
+            )
+        });
+        let running = self.metrics_port.as_ref().map(|(addr, _)| *addr);
+        match wanted {
+            None if running.is_none() => Ok(MetricsPortChange::Keep),
+            None => Ok(MetricsPortChange::Stop),
+            Some((addr, _)) if Some(addr) == running => Ok(MetricsPortChange::Keep),
+            Some((addr, port)) => match tokio::net::TcpListener::bind(addr).await {
+                Ok(listener) => Ok(MetricsPortChange::Start(listener)),
+                Err(e) => {
+                    let hint = listener::bind_hint(&e, addr.port());
+                    Err(std::io::Error::new(
+                        e.kind(),
+                        format!("{}: cannot serve metrics on {addr}: {e}{hint}", port.origin),
+                    ))
+                }
+            },
+        }
+    }
+
+    fn switch_metrics_port(&mut self, change: MetricsPortChange) {
+        let stop_running = |running: Option<(SocketAddr, watch::Sender<bool>)>| {
+            if let Some((addr, stop)) = running {
+                tracing::info!("no longer serving metrics on {addr}");
+                let _ = stop.send(true);
+            }
+        };
+        match change {
+            MetricsPortChange::Keep => {}
+            MetricsPortChange::Stop => stop_running(self.metrics_port.take()),
+            MetricsPortChange::Start(listener) => {
+                stop_running(self.metrics_port.take());
+                let Ok(addr) = listener.local_addr() else { return };
+                tracing::info!("serving metrics on http://{addr}/metrics");
+                let (stop_tx, stop_rx) = watch::channel(false);
+                tokio::spawn(crate::metrics::exporter::serve(
+                    listener,
+                    Arc::clone(&self.metrics),
+                    stop_rx,
+                ));
+                self.metrics_port = Some((addr, stop_tx));
+            }
+        }
+    }
+
     /// SIGHUP: re-read the config; apply it whole, or keep the running one and say why.
     async fn reload(&mut self) {
+        let applied = self.try_reload().await;
+        self.metrics.config_reloaded(applied);
+    }
+
+    /// The reload itself; true when the new config was applied.
+    async fn try_reload(&mut self) -> bool {
         tracing::info!("SIGHUP: reloading {}", self.config_path.display());
         let loaded = match crate::config::load(&self.config_path) {
             Ok(loaded) => loaded,
@@ -224,11 +282,14 @@ impl Daemon {
                     "reload rejected: {} is not valid; the running config is kept",
                     self.config_path.display()
                 );
-                return;
+                return false;
             }
         };
         for d in &loaded.diagnostics {
             tracing::warn!("{d}");
+        }
+        if loaded.config.cache_log.as_deref() != diagnostics::cache_log_path() {
+            tracing::warn!("cache_log changed: the new file is used after a restart");
         }
         let config = Arc::new(loaded.config);
         let previous = Arc::clone(&self.generation_tx.borrow());
@@ -241,23 +302,34 @@ impl Daemon {
             Err(e) => {
                 tracing::error!("reload rejected: {e}; the running config is kept");
                 self.retire_unused_writers(&previous.config);
-                return;
+                return false;
+            }
+        };
+        let metrics_port = match self.bind_metrics_port(&config).await {
+            Ok(change) => change,
+            Err(e) => {
+                tracing::error!("reload rejected: {e}; the running config is kept");
+                self.retire_unused_writers(&previous.config);
+                return false;
             }
         };
         if let Err(e) = self.apply_ports(&config).await {
             tracing::error!("reload rejected: {e}; the running config is kept");
             self.retire_unused_writers(&previous.config);
-            return;
+            return false;
         }
+        self.switch_metrics_port(metrics_port);
         self.limits.apply(&config);
         health::probe_at_start(&generation.egress, &generation.config);
         let _ = self.generation_tx.send(generation);
         self.retire_unused_writers(&config);
         tracing::info!("reloaded: new connections use the new config; open ones keep theirs");
+        true
     }
 
     fn reopen_logs(&self) {
         tracing::info!("SIGUSR1: reopening access logs");
+        diagnostics::reopen();
         for (_, sender) in self.writers.values() {
             sender.reopen();
         }
@@ -276,11 +348,12 @@ pub async fn run(config_path: PathBuf, config: Config) -> std::io::Result<()> {
         watch::channel(Arc::new(Generation::new(Arc::clone(&config), None, Vec::new())?));
     // Created once: reloads replace generations, never the counters.
     let metrics = Arc::new(Metrics::new());
+    metrics.watch_parents(parent_samples(generation_rx.clone()));
     let shared = Arc::new(listener::Shared {
         generation: generation_rx,
         limits: Arc::clone(&limits),
         shutdown: shutdown_rx,
-        metrics,
+        metrics: Arc::clone(&metrics),
     });
     let mut daemon = Daemon {
         config_path,
@@ -290,11 +363,15 @@ pub async fn run(config_path: PathBuf, config: Config) -> std::io::Result<()> {
         listeners: HashMap::new(),
         accept_tasks: Vec::new(),
         writers: HashMap::new(),
+        metrics,
+        metrics_port: None,
     };
     let outputs = daemon.outputs_for(&config)?;
     let generation = Arc::new(Generation::new(Arc::clone(&config), None, outputs)?);
     let _ = daemon.generation_tx.send(Arc::clone(&generation));
+    let metrics_port = daemon.bind_metrics_port(&config).await?;
     daemon.apply_ports(&config).await?;
+    daemon.switch_metrics_port(metrics_port);
     let pid_file = write_pid_file(&config)?;
     health::probe_at_start(&generation.egress, &generation.config);
     drop(generation);
@@ -317,6 +394,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> std::io::Result<()> {
     for stop in daemon.listeners.values() {
         let _ = stop.send(true);
     }
+    daemon.switch_metrics_port(MetricsPortChange::Stop);
     for task in daemon.accept_tasks.drain(..) {
         let _ = task.await;
     }
@@ -343,6 +421,29 @@ pub async fn run(config_path: PathBuf, config: Config) -> std::io::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The parents of the current generation as the metrics show them.
+fn parent_samples(
+    generation: watch::Receiver<Arc<Generation>>,
+) -> impl Fn() -> Vec<crate::metrics::ParentSample> + Send + Sync + 'static {
+    move || {
+        let generation = Arc::clone(&generation.borrow());
+        generation
+            .config
+            .peers
+            .iter()
+            .enumerate()
+            .map(|(index, peer)| {
+                let health = generation.egress.health(index);
+                crate::metrics::ParentSample {
+                    name: peer.name.clone(),
+                    up: !health.is_down(),
+                    failures: health.failures_total(),
+                }
+            })
+            .collect()
+    }
 }
 
 /// Waits until no client connection is open, or `limit` passed.

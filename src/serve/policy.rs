@@ -11,7 +11,7 @@ use crate::auth::{AuthResult, challenge_on_deny, needs_user};
 use crate::config::DenyAnswer;
 use crate::http1::{BufConn, Header};
 use crate::log::ResultCode;
-use crate::metrics::Access;
+use crate::metrics::{Access, AuthCheck};
 use crate::policy::{Action, Decision, LocalClock, MoreFacts, Origin, RequestFacts};
 use crate::route::dial::Destination;
 use crate::route::dns::Resolution;
@@ -50,6 +50,8 @@ pub struct AccessCheck<'a> {
     /// Whether `user` passed verification (only then do `proxy_auth` ACLs see it).
     authenticated: bool,
     pub verdict: Verdict,
+    /// The index of the deciding `http_access` line (`None`: the implicit default, or auth).
+    rule: Option<usize>,
 }
 
 impl<'a> AccessCheck<'a> {
@@ -130,11 +132,17 @@ pub async fn check_access<'a>(
         user: None,
         authenticated: false,
         verdict: Verdict::Allowed,
+        rule: None,
     };
     if let Some(auth) = &generation.auth
         && needs_user(&config.http_access, &config.acls, &check.facts())
     {
         let result = auth.check(proxy_authorization).await;
+        ctx.metrics.auth_checked(match result {
+            AuthResult::Authenticated(_) => AuthCheck::Accepted,
+            AuthResult::Missing => AuthCheck::Missing,
+            AuthResult::Invalid { .. } => AuthCheck::Rejected,
+        });
         check.user = result.user().map(str::to_string);
         if !matches!(result, AuthResult::Authenticated(_)) {
             check.verdict = Verdict::AuthRequired;
@@ -144,6 +152,7 @@ pub async fn check_access<'a>(
     }
     check.client = indirect_client(&check, client_forwarded_for(headers).as_deref());
     let decision = config.http_access.evaluate(&config.acls, &check.facts());
+    check.rule = decision.as_ref().and_then(|d| d.rule);
     check.verdict = match decision {
         Some(d) if d.action == Action::Allow => Verdict::Allowed,
         // `http_access deny !users`: a deny decided by a proxy_auth ACL asks for credentials.
@@ -213,7 +222,10 @@ pub async fn admit<'c>(
         Verdict::AuthRequired => Access::AuthRequired,
         Verdict::Denied { .. } => Access::Denied,
     };
-    tx.decided(access, check.user.clone());
+    let ctx = tx.ctx();
+    ctx.metrics
+        .access_decided(access, check.rule.and_then(|i| ctx.generation.rule_labels.get(i)));
+    tx.decided(check.user.clone());
     tx.set_client(check.client);
     let error = match &check.verdict {
         Verdict::Allowed => return Some(tx),

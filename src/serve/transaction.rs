@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use super::reply::{self, ProxyError};
 use crate::http1::BufConn;
 use crate::log::{Hierarchy, Record, ResultCode};
-use crate::metrics::{Access, Ended, Metrics};
+use crate::metrics::{Ended, Metrics};
 use crate::policy::{AclRef, RequestFacts};
 use crate::route::select::Attempt;
 use crate::state::Generation;
@@ -141,7 +141,6 @@ pub struct Transaction<'c> {
     url: String,
     /// The proxy-auth user (verified, or the one that failed), for the log's user field.
     user: Option<String>,
-    access: Option<Access>,
     /// The indirect client (`follow_x_forwarded_for`) the log shows instead of the peer
     /// (`log_uses_indirect_client on`, Squid's default).
     client: Option<IpAddr>,
@@ -157,7 +156,6 @@ impl<'c> Transaction<'c> {
             method: method.to_string(),
             url: url.to_string(),
             user: None,
-            access: None,
             client: None,
         }
     }
@@ -178,9 +176,9 @@ impl<'c> Transaction<'c> {
         self.url = url;
     }
 
-    /// Records the `http_access` decision and the user it saw.
-    pub fn decided(&mut self, access: Access, user: Option<String>) {
-        self.access = Some(access);
+    /// Records the user the `http_access` decision saw (the decision itself is counted where
+    /// it is made).
+    pub fn decided(&mut self, user: Option<String>) {
         self.user = user;
     }
 
@@ -242,7 +240,6 @@ impl<'c> Transaction<'c> {
         ctx.metrics.transaction_ended(&Ended {
             record: &record,
             bytes_to_upstream: outcome.bytes_to_upstream,
-            access: self.access,
         });
     }
 }
@@ -335,7 +332,7 @@ mod tests {
         let metrics = Arc::new(Metrics::new());
         let ctx = context(Arc::clone(&metrics));
         let mut tx = Transaction::new(&ctx, Instant::now(), "GET", "http://example.invalid/");
-        tx.decided(Access::Allowed, None);
+        tx.decided(None);
         let peer = IpAddr::V4(Ipv4Addr::new(127, 0, 61, 3));
         tx.finish(Outcome {
             result: ResultCode::Miss,
@@ -351,7 +348,6 @@ mod tests {
             r#"hopproxy_requests_total{method="GET",status_class="2xx",hierarchy="HIER_DIRECT"} 1"#,
             r#"hopproxy_bytes_total{direction="to_client"} 120"#,
             r#"hopproxy_bytes_total{direction="to_upstream"} 77"#,
-            r#"hopproxy_http_access_total{decision="allow"} 1"#,
             "hopproxy_tunnels_total 0",
         ] {
             assert!(text.lines().any(|l| l == expected), "missing {expected:?} in:\n{text}");

@@ -30,6 +30,10 @@ pub struct TraceArgs {
     /// Limit for each step, in seconds.
     #[arg(long, default_value_t = 5)]
     pub timeout: u64,
+    /// Connect from this local address (as curl's --interface), so the proxies' `src` ACLs
+    /// see the address the agent has.
+    #[arg(long, value_name = "IP")]
+    pub interface: Option<std::net::IpAddr>,
 }
 
 /// Splits `host:port` (IPv6 in brackets).
@@ -62,6 +66,7 @@ fn options_from_args(args: &TraceArgs) -> Result<TraceOptions, String> {
             auth,
             key: Some(cfg.key.clone()),
             request: args.request,
+            source: args.interface,
             step_timeout,
         });
     }
@@ -78,6 +83,7 @@ fn options_from_args(args: &TraceArgs) -> Result<TraceOptions, String> {
         auth: None,
         key: None,
         request: args.request,
+        source: args.interface,
         step_timeout,
     })
 }

@@ -43,4 +43,7 @@ pub struct TraceOptions {
     pub key: Option<String>,
     pub request: bool,
     pub step_timeout: Duration,
+    /// The local address to connect from (the proxies' `src` ACLs see it); `None` = the
+    /// system's choice.
+    pub source: Option<std::net::IpAddr>,
 }

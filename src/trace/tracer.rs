@@ -94,7 +94,7 @@ impl Tracer {
             .cloned()
             .unwrap_or_else(|| self.report.target.clone());
         let t = self.opts.step_timeout;
-        match tokio::time::timeout(t, TcpStream::connect(first.as_str())).await {
+        match tokio::time::timeout(t, connect_from(&first, self.opts.source)).await {
             Ok(r) => r,
             Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")),
         }
@@ -192,7 +192,7 @@ impl Tracer {
         for (i, proxy) in self.opts.proxies.clone().into_iter().enumerate() {
             let started = Instant::now();
             let label = format!("proxy {} ({proxy})", i + 1);
-            let connected = tokio::time::timeout(self.opts.step_timeout, TcpStream::connect(proxy.as_str())).await;
+            let connected = tokio::time::timeout(self.opts.step_timeout, connect_from(&proxy, self.opts.source)).await;
             let mut stream = match connected {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
@@ -237,4 +237,28 @@ impl Tracer {
             });
         }
     }
+}
+
+/// Connects to `addr` (`host:port`), from `source` when given.
+async fn connect_from(addr: &str, source: Option<std::net::IpAddr>) -> std::io::Result<TcpStream> {
+    let Some(source) = source else {
+        return TcpStream::connect(addr).await;
+    };
+    let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, format!("{addr}: no address"));
+    for target in tokio::net::lookup_host(addr).await? {
+        if target.is_ipv4() != source.is_ipv4() {
+            continue;
+        }
+        let socket = if target.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.bind(std::net::SocketAddr::new(source, 0))?;
+        match socket.connect(target).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }

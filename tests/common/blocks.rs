@@ -28,6 +28,7 @@ pub const FORWARD_KEEPALIVE: &[u8] = &[71];
 pub const FORWARD_HOSTILE: &[u8] = &[72, 73, 74];
 pub const DIFFERENTIAL_DIALECT: &[u8] = &[67];
 pub const CONFIG_SQUID_PARITY: &[u8] = &[66];
+pub const METRICS: &[u8] = &[68];
 
 /// Each test file and its blocks.
 pub const FILES: &[(&str, &[u8])] = &[
@@ -51,12 +52,13 @@ pub const FILES: &[(&str, &[u8])] = &[
     ("forward_keepalive.rs", FORWARD_KEEPALIVE),
     ("forward_hostile.rs", FORWARD_HOSTILE),
     ("config_squid_parity.rs", CONFIG_SQUID_PARITY),
+    ("metrics.rs", METRICS),
 ];
 
 /// Blocks taken for test files being written (owner, blocks): give each file its own entry in
 /// [`FILES`] when it lands.
 pub const RESERVED: &[(&str, &[u8])] = &[
     ("serve tests", &[61]),
-    ("timeout, reload and failover tests", &[68, 69]),
+    ("timeout, reload and failover tests", &[69]),
     ("plain-HTTP forwarding tests", &[75, 76, 77, 78, 79]),
 ];
