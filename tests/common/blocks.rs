@@ -23,6 +23,8 @@ pub const LAB_ENDPOINT: &[u8] = &[65];
 pub const LOG_FULL_DISK: &[u8] = &[63];
 pub const DNS_RESOLVER: &[u8] = &[62];
 pub const CLI_HABITS: &[u8] = &[64];
+pub const SERVE_LIFECYCLE: &[u8] = &[69];
+pub const SERVE_OUTPUTS: &[u8] = &[61];
 
 /// Each test file and its blocks.
 pub const FILES: &[(&str, &[u8])] = &[
@@ -41,13 +43,14 @@ pub const FILES: &[(&str, &[u8])] = &[
     ("log_full_disk.rs", LOG_FULL_DISK),
     ("dns_resolver.rs", DNS_RESOLVER),
     ("cli_habits.rs", CLI_HABITS),
+    ("serve_lifecycle.rs", SERVE_LIFECYCLE),
+    ("serve_outputs.rs", SERVE_OUTPUTS),
 ];
 
 /// Blocks taken for test files being written (owner, blocks): give each file its own entry in
 /// [`FILES`] when it lands.
 pub const RESERVED: &[(&str, &[u8])] = &[
-    ("serve tests", &[61]),
     ("spare", &[66, 67]),
-    ("timeout, reload and failover tests", &[68, 69]),
+    ("timeout, reload and failover tests", &[68]),
     ("plain-HTTP forwarding tests", &[70, 71, 72, 73, 74, 75, 76, 77, 78, 79]),
 ];
