@@ -3,7 +3,7 @@
 //! reaches no parent without `login=` (CONNECT and GET, recorded byte for byte by the parent);
 //! plain-HTTP 407; and `access_log` lines split over two outputs by ACLs.
 //!
-//! Block 127.0.61.0/24: clients .5 and .6, proxies .11–.19, origins and parents .20–.31.
+//! Block 127.0.61.0/24: clients .5 and .6, proxies .10–.19, origins and parents .20–.31.
 
 mod common;
 
