@@ -330,6 +330,10 @@ mod tests {
 
     /// client ⇄ [relay] ⇄ server over real loopback sockets; returns both outer ends.
     async fn rig(mode: Mode) -> (TcpStream, TcpStream, tokio::task::JoinHandle<RelayStats>) {
+        rig_with_idle(mode, Duration::from_secs(10)).await
+    }
+
+    async fn rig_with_idle(mode: Mode, idle: Duration) -> (TcpStream, TcpStream, tokio::task::JoinHandle<RelayStats>) {
         let a = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let b = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client_outer = TcpStream::connect(a.local_addr().unwrap()).await.unwrap();
@@ -339,7 +343,7 @@ mod tests {
         let (_tx, rx) = watch::channel(false);
         let task = tokio::spawn(async move {
             let _keep_sender = _tx;
-            relay_with(mode, client_inner, server_inner, Duration::from_secs(10), rx).await
+            relay_with(mode, client_inner, server_inner, idle, rx).await
         });
         (client_outer, server_outer, task)
     }
@@ -386,6 +390,24 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn copy_path_moves_bulk_and_keeps_half_close() {
         bulk_and_half_close(Mode::Copy).await;
+    }
+
+    /// Traffic resets the idle clock: a tunnel that moves a byte every 50 ms is still open
+    /// after twice its 2 s idle limit (the limit counts from the last byte, not the start).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn traffic_keeps_a_tunnel_past_the_idle_limit() {
+        let (mut client, mut server, task) = rig_with_idle(Mode::Auto, Duration::from_secs(2)).await;
+        let mut byte = [0u8; 1];
+        // Bounded: 80 round trips of at least 50 ms, 4 s or more in all.
+        for i in 0..80u8 {
+            client.write_all(&[i]).await.unwrap();
+            server.read_exact(&mut byte).await.unwrap();
+            assert_eq!(byte[0], i);
+            assert!(!task.is_finished(), "ended after {i} bytes while traffic flowed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        drop((client, server));
+        assert_eq!(task.await.unwrap().end, RelayEnd::Closed);
     }
 
     #[tokio::test]

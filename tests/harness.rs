@@ -85,3 +85,58 @@ fn literal_blocks_sees_both_spellings() {
     let text = "\"127.0.16.11:31280\" IpAddr::from([127, 0, 47, host]) 127.0.0.1 127.0.{block}.20";
     assert_eq!(literal_blocks(text), BTreeSet::from([0, 16, 47]));
 }
+
+/// Files under `dir` (recursively) whose name ends with one of `suffixes`.
+fn files_under(dir: &Path, suffixes: &[&str], out: &mut Vec<std::path::PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files_under(&path, suffixes, out);
+        } else if path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| suffixes.iter().any(|s| n.ends_with(s)))
+        {
+            out.push(path);
+        }
+    }
+}
+
+/// Every `docs/…` file that code, tests or the READMEs cite exists: a comment that sends the
+/// reader to a missing page is a broken promise.
+#[test]
+fn cited_doc_files_exist() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![root.join("README.md")];
+    for dir in ["src", "tests", "bench", "fuzz", "packaging"] {
+        files_under(&root.join(dir), &[".rs", ".md"], &mut files);
+    }
+    let mut missing = BTreeSet::new();
+    let mut cited = 0;
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        for (at, _) in text.match_indices("docs/") {
+            // `…/docs/x.md` is some other tree's docs; only the repository's own count.
+            if text[..at].ends_with(|c: char| c.is_alphanumeric() || c == '/' || c == '_' || c == '-') {
+                continue;
+            }
+            let name: String = text[at..]
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || "/._-".contains(*c))
+                .collect();
+            let name = name.trim_end_matches('.');
+            if !name.ends_with(".md") {
+                continue;
+            }
+            cited += 1;
+            if !root.join(name).is_file() {
+                missing.insert(format!("{} cites {name}", file.strip_prefix(root).unwrap().display()));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "cited but missing: {missing:#?}");
+    assert!(cited > 0, "no docs/ citation found at all: the scan is broken");
+}

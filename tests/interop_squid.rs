@@ -3,8 +3,8 @@
 //! session, plain GET and POST, a denial at the far hop and a stopped far hop; every case
 //! checks what curl saw and the access-log line of every hop, field by field.
 //!
-//! The configs are `tests/fixtures/interop/*.conf` (the ones `docs/mixing-with-squid.md`
-//! shows), with the example network `10.1.0.x` moved to this test's loopback block:
+//! The configs are `tests/fixtures/interop/*.conf` (the ones README.md's "Mixing hopproxy
+//! and Squid" shows), with the example network `10.1.0.x` moved to this test's loopback block:
 //! agent `.5`, proxy 1 `.11`, proxy 2 `.12`, proxy 3 `.13`, endpoint `.20` (TLS on 443, plain
 //! HTTP on 80), a DNS stub answering NXDOMAIN on `.53`. Each test owns its block (43, 44, 45).
 

@@ -345,6 +345,44 @@ mod tests {
         assert!(needs("tcp_outgoing_address 127.0.0.1 d"));
     }
 
+    /// `tcp_outgoing_address`: the first line whose ACLs hold (negation honoured) and whose
+    /// family fits the destination's; none when nothing fits.
+    #[test]
+    fn outgoing_address_table() {
+        let (config, _) = setup(
+            "acl five src 127.0.0.5\nacl other src 127.0.0.6\n\
+             tcp_outgoing_address 10.0.0.1 other\n\
+             tcp_outgoing_address 10.0.0.2 !five\n\
+             tcp_outgoing_address 2001:db8::7 five\n\
+             tcp_outgoing_address 10.0.0.3 five\n",
+        );
+        let from = |client: [u8; 4], dest: &str| {
+            let facts = RequestFacts {
+                client: IpAddr::from(client),
+                method: "GET",
+                proto: "HTTP",
+                host: "x.test",
+                port: 80,
+                path: "/",
+                dst_addrs: &[],
+                host_aliases: &[],
+                local_port: 3128,
+                user: None,
+                more: crate::policy::MoreFacts::default(),
+            };
+            outgoing_address(&config, &facts, dest.parse().unwrap()).map(|a| a.to_string())
+        };
+        // .5: `other` and `!five` fail; the IPv6 line fits only an IPv6 destination.
+        assert_eq!(from([127, 0, 0, 5], "192.0.2.1").as_deref(), Some("10.0.0.3"));
+        assert_eq!(from([127, 0, 0, 5], "2001:db8::1").as_deref(), Some("2001:db8::7"));
+        // An IPv4-mapped IPv6 destination is IPv4.
+        assert_eq!(from([127, 0, 0, 5], "::ffff:192.0.2.1").as_deref(), Some("10.0.0.3"));
+        assert_eq!(from([127, 0, 0, 6], "192.0.2.1").as_deref(), Some("10.0.0.1"));
+        assert_eq!(from([127, 0, 0, 7], "192.0.2.1").as_deref(), Some("10.0.0.2"));
+        // .7 to IPv6: only `2001:db8::7 five` has the family, and .7 is not `five`.
+        assert_eq!(from([127, 0, 0, 7], "2001:db8::1"), None);
+    }
+
     #[test]
     fn route_shape_table() {
         use RouteShape::*;

@@ -369,17 +369,18 @@ pub async fn run(config_path: PathBuf, config: Config) -> std::io::Result<()> {
     let outputs = daemon.outputs_for(&config)?;
     let generation = Arc::new(Generation::new(Arc::clone(&config), None, outputs)?);
     let _ = daemon.generation_tx.send(Arc::clone(&generation));
+    // Handlers first: once "listening on" is printed (what supervisors and tests wait for), a
+    // SIGHUP must reload, not kill the process with the default action.
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut usr1 = signal(SignalKind::user_defined1())?;
     let metrics_port = daemon.bind_metrics_port(&config).await?;
     daemon.apply_ports(&config).await?;
     daemon.switch_metrics_port(metrics_port);
     let pid_file = write_pid_file(&config)?;
     health::probe_at_start(&generation.egress, &generation.config);
     drop(generation);
-
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut usr1 = signal(SignalKind::user_defined1())?;
     loop {
         tokio::select! {
             _ = term.recv() => break,

@@ -29,6 +29,8 @@ pub const FORWARD_HOSTILE: &[u8] = &[72, 73, 74];
 pub const DIFFERENTIAL_DIALECT: &[u8] = &[67];
 pub const CONFIG_SQUID_PARITY: &[u8] = &[66];
 pub const METRICS: &[u8] = &[68];
+pub const SERVE_LIFECYCLE: &[u8] = &[69];
+pub const SERVE_OUTPUTS: &[u8] = &[61];
 
 /// Each test file and its blocks.
 pub const FILES: &[(&str, &[u8])] = &[
@@ -53,12 +55,10 @@ pub const FILES: &[(&str, &[u8])] = &[
     ("forward_hostile.rs", FORWARD_HOSTILE),
     ("config_squid_parity.rs", CONFIG_SQUID_PARITY),
     ("metrics.rs", METRICS),
+    ("serve_lifecycle.rs", SERVE_LIFECYCLE),
+    ("serve_outputs.rs", SERVE_OUTPUTS),
 ];
 
 /// Blocks taken for test files being written (owner, blocks): give each file its own entry in
 /// [`FILES`] when it lands.
-pub const RESERVED: &[(&str, &[u8])] = &[
-    ("serve tests", &[61]),
-    ("timeout, reload and failover tests", &[69]),
-    ("plain-HTTP forwarding tests", &[75, 76, 77, 78, 79]),
-];
+pub const RESERVED: &[(&str, &[u8])] = &[("plain-HTTP forwarding tests", &[75, 76, 77, 78, 79])];
