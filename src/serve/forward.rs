@@ -804,8 +804,14 @@ async fn relay_response(
         content_type: content_type(&answer),
         bytes_to_upstream,
     });
+    // An answer whose end the method or status fixes (HEAD, 204, 304) rather than its own
+    // framing is where a hostile origin's stray bytes hide, and a lenient parent (Squid 5.7
+    // does) passes them on, possibly after we have looked: such a connection is never reused,
+    // so those bytes can never answer the next request, perhaps for another host.
+    let end_fixed_by_rule = request.head.method.eq_ignore_ascii_case("HEAD") || matches!(answer.status, 204 | 304);
     let upstream_reusable = complete
         && leftover == 0
+        && !end_fixed_by_rule
         && answer.version >= 1
         && response_kind != BodyKind::UntilClose
         && !connection_tokens(&answer.headers).iter().any(|t| t == "close");
