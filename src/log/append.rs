@@ -6,6 +6,10 @@
 //! file at once: the file only ever holds whole records. Where the file cannot be shortened
 //! (an append-only file, `chattr +a`), the rest of the record is owed instead and written before
 //! anything else, so the line is completed, never glued.
+//!
+//! Cutting back still lets a reader (`tail -f`) see the fragment for a moment, so where the
+//! filesystem can, a batch's blocks are reserved first (fallocate, size unchanged): a batch that
+//! does not fit is then refused before a byte is written, and never appears even briefly.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -14,9 +18,25 @@ use std::io::{self, Write};
 pub trait CutBack {
     /// Removes the last `bytes` bytes.
     fn cut_back(&mut self, bytes: u64) -> io::Result<()>;
+
+    /// Reserves room for `bytes` more at the end without changing the file's size, so the
+    /// write that follows cannot run out of space. `Ok(false)` when the filesystem cannot.
+    fn reserve(&mut self, _bytes: u64) -> io::Result<bool> {
+        Ok(false)
+    }
 }
 
 impl CutBack for File {
+    fn reserve(&mut self, bytes: u64) -> io::Result<bool> {
+        use rustix::fs::{FallocateFlags, fallocate};
+        let len = self.metadata()?.len();
+        match fallocate(&*self, FallocateFlags::KEEP_SIZE, len, bytes) {
+            Ok(()) => Ok(true),
+            Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::NOSYS) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     fn cut_back(&mut self, bytes: u64) -> io::Result<()> {
         let len = self.metadata()?.len();
         // Shortened by someone else meanwhile (copytruncate): never extend the file with zeros.
@@ -72,6 +92,14 @@ impl<F: Write + CutBack> RecordFile<F> {
                 return outcome;
             }
             outcome.written = 1;
+        }
+        if !records.is_empty()
+            && let Err(error) = self.file.reserve(records.len() as u64)
+        {
+            // No room for the whole batch: none of it is written, so no reader sees a fragment.
+            outcome.lost = count_records(records);
+            outcome.error = Some(error);
+            return outcome;
         }
         let (done, error) = write_some(&mut self.file, records);
         let Some(error) = error else {
@@ -150,6 +178,47 @@ mod tests {
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
         }
+    }
+
+    /// A disk whose reservations fail: a full filesystem that supports fallocate.
+    struct ReservedFull(TinyDisk);
+
+    impl Write for ReservedFull {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.write(buf)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl CutBack for ReservedFull {
+        fn cut_back(&mut self, bytes: u64) -> io::Result<()> {
+            self.0.cut_back(bytes)
+        }
+        fn reserve(&mut self, bytes: u64) -> io::Result<bool> {
+            if bytes as usize > self.0.room {
+                return Err(io::Error::from_raw_os_error(28)); // ENOSPC
+            }
+            Ok(true)
+        }
+    }
+
+    #[test]
+    fn a_batch_that_cannot_be_reserved_writes_nothing() {
+        let disk = TinyDisk {
+            stored: b"a\n".to_vec(),
+            room: 5,
+            can_cut: true,
+        };
+        let mut file = RecordFile::new(ReservedFull(disk));
+        let outcome = file.append(b"bb\ncc\n");
+        assert_eq!((outcome.written, outcome.lost), (0, 2));
+        assert!(outcome.error.is_some());
+        assert_eq!(file.get_ref().0.stored, b"a\n", "not even a fragment was written");
+        let outcome = file.append(b"dd\n");
+        assert_eq!((outcome.written, outcome.lost), (1, 0));
+        assert_eq!(file.get_ref().0.stored, b"a\ndd\n");
     }
 
     impl CutBack for TinyDisk {
