@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
-use crate::log::LogSender;
+use crate::log::{Format, LogSender, Needs};
 use crate::policy::AclRef;
 use crate::route::Egress;
 
@@ -20,6 +20,8 @@ pub struct Generation {
     pub egress: Arc<Egress>,
     /// One entry per `access_log` line that writes somewhere.
     pub logs: Vec<AccessLogOutput>,
+    /// What the formats of `logs` read beyond the native format's fields.
+    pub log_needs: Needs,
     /// Client proxy authentication (`auth_param basic`), if configured.
     pub auth: Option<Authenticator>,
 }
@@ -27,6 +29,7 @@ pub struct Generation {
 /// Where one `access_log` line's records go, and which transactions it takes.
 pub struct AccessLogOutput {
     pub sender: LogSender,
+    pub format: Format,
     /// Log only transactions matching all of these (empty = all).
     pub acls: Vec<AclRef>,
 }
@@ -45,12 +48,14 @@ impl Generation {
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("proxy authentication: {e}")))?;
         let hostname = config.visible_hostname.clone().unwrap_or_else(machine_hostname);
         let via_entry = format!("1.1 {hostname} (hopproxy/{})", env!("CARGO_PKG_VERSION"));
+        let log_needs = logs.iter().fold(Needs::default(), |n, l| n.union(l.format.needs()));
         Ok(Generation {
             config,
             hostname,
             via_entry,
             egress,
             logs,
+            log_needs,
             auth,
         })
     }

@@ -9,6 +9,7 @@ pub const SUPPORTED: &[&str] = &[
     "auth_param",
     "acl",
     "http_access",
+    "http_reply_access",
     "never_direct",
     "always_direct",
     "cache_peer",

@@ -184,6 +184,7 @@ mod tests {
             hierarchy,
             peer: None,
             content_type: None,
+            details: Default::default(),
         }
     }
 
