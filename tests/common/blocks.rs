@@ -27,6 +27,7 @@ pub const FORWARD_FAILOVER: &[u8] = &[70];
 pub const FORWARD_KEEPALIVE: &[u8] = &[71];
 pub const FORWARD_HOSTILE: &[u8] = &[72, 73, 74];
 pub const DIFFERENTIAL_DIALECT: &[u8] = &[67];
+pub const DIFFERENTIAL_LOGFORMAT: &[u8] = &[66];
 
 /// Each test file and its blocks.
 pub const FILES: &[(&str, &[u8])] = &[
@@ -40,6 +41,7 @@ pub const FILES: &[(&str, &[u8])] = &[
     ("interop_squid.rs", INTEROP_SQUID),
     ("differential.rs", DIFFERENTIAL),
     ("differential_dialect.rs", DIFFERENTIAL_DIALECT),
+    ("differential_logformat.rs", DIFFERENTIAL_LOGFORMAT),
     ("trace_squid.rs", TRACE_SQUID),
     ("forward_framing.rs", FORWARD_FRAMING),
     ("lab_endpoint.rs", LAB_ENDPOINT),
@@ -55,7 +57,6 @@ pub const FILES: &[(&str, &[u8])] = &[
 /// [`FILES`] when it lands.
 pub const RESERVED: &[(&str, &[u8])] = &[
     ("serve tests", &[61]),
-    ("spare", &[66]),
     ("timeout, reload and failover tests", &[68, 69]),
     ("plain-HTTP forwarding tests", &[75, 76, 77, 78, 79]),
 ];
