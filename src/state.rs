@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
-use crate::log::LogSender;
+use crate::log::{Format, LogSender, Needs};
 use crate::metrics::rule_label;
 use crate::policy::AclRef;
 use crate::route::Egress;
@@ -21,6 +21,8 @@ pub struct Generation {
     pub egress: Arc<Egress>,
     /// One entry per `access_log` line that writes somewhere.
     pub logs: Vec<AccessLogOutput>,
+    /// What the formats of `logs` read beyond the native format's fields.
+    pub log_needs: Needs,
     /// Client proxy authentication (`auth_param basic`), if configured.
     pub auth: Option<Authenticator>,
     /// Metric labels of `config.http_access.rules[i]` (its `FILE:LINE`), made once here so
@@ -33,6 +35,7 @@ pub struct Generation {
 /// Where one `access_log` line's records go, and which transactions it takes.
 pub struct AccessLogOutput {
     pub sender: LogSender,
+    pub format: Format,
     /// Log only transactions matching all of these (empty = all).
     pub acls: Vec<AclRef>,
 }
@@ -53,6 +56,7 @@ impl Generation {
         let via_entry = format!("1.1 {hostname} (hopproxy/{})", env!("CARGO_PKG_VERSION"));
         let rule_labels = config.http_access.rules.iter().map(|r| rule_label(&r.origin)).collect();
         let peer_labels = config.peers.iter().map(|p| Arc::from(p.name.as_str())).collect();
+        let log_needs = logs.iter().fold(Needs::default(), |n, l| n.union(l.format.needs()));
         Ok(Generation {
             rule_labels,
             peer_labels,
@@ -61,6 +65,7 @@ impl Generation {
             via_entry,
             egress,
             logs,
+            log_needs,
             auth,
         })
     }

@@ -19,6 +19,8 @@ use super::model::*;
 use super::source;
 use super::suggest;
 use super::units;
+use crate::log::Format;
+use crate::log::format as log_format;
 use crate::policy::{Acl, AclKind, AclRef, AclSet, Action, IpMatch, Origin, Rule, RuleList};
 
 /// Names of ACLs Squid 5 defines before reading the config (cf.data.pre, `acl`).
@@ -27,6 +29,17 @@ pub const BUILTIN_ACLS: &[&str] = &["all", "manager", "localhost", "to_localhost
 
 /// Log format names Squid knows without a `logformat` line.
 const BUILTIN_LOGFORMATS: &[&str] = &["squid", "common", "combined", "referrer", "useragent", "icap_squid"];
+
+/// The formats every config knows: Squid's built-ins, compiled once.
+fn builtin_formats() -> HashMap<String, Format> {
+    let mut formats = HashMap::new();
+    formats.insert("squid".to_string(), Format::Native);
+    for (name, text) in log_format::BUILTIN {
+        let compiled = log_format::compile(text).expect("the built-in formats compile");
+        formats.insert(name.to_string(), Format::Custom(Arc::new(compiled)));
+    }
+    formats
+}
 
 /// `http_port` options Squid knows (for did-you-mean hints); [`port_option`] says what
 /// hopproxy does with each.
@@ -171,7 +184,8 @@ pub struct Builder {
     /// Referenced files (ACL value lists, password files) are not read: `check --syntax-only`.
     syntax_only: bool,
     peer_index: HashMap<String, usize>,
-    logformats: HashSet<String>,
+    /// Formats by name: the built-ins, then each `logformat` line's, compiled.
+    logformats: HashMap<String, Format>,
     /// `auth_param basic` lines seen so far.
     auth: auth_param::AuthDraft,
     diags: Vec<Diagnostic>,
@@ -187,7 +201,7 @@ impl Builder {
             failed_acls: HashSet::new(),
             syntax_only: false,
             peer_index: HashMap::new(),
-            logformats: BUILTIN_LOGFORMATS.iter().map(|s| s.to_string()).collect(),
+            logformats: builtin_formats(),
             auth: auth_param::AuthDraft::default(),
             diags: Vec::new(),
         };
@@ -241,6 +255,11 @@ impl Builder {
             "http_access" => {
                 if let Some(rule) = self.rule(line) {
                     self.config.http_access.rules.push(rule);
+                }
+            }
+            "http_reply_access" => {
+                if let Some(rule) = self.rule(line) {
+                    self.config.http_reply_access.rules.push(rule);
                 }
             }
             "never_direct" => {
@@ -1072,27 +1091,38 @@ impl Builder {
             }
         };
         let mut rest = &line.args()[1..];
-        let mut format: Option<&str> = None;
+        let mut named: Option<&str> = None;
         while let Some(option) = rest.first().and_then(|t| t.text.split_once('=')) {
             match option {
-                ("logformat", name) => format = Some(name),
+                ("logformat", name) => named = Some(name),
                 ("buffer-size" | "on-error" | "rotate", _) => {}
                 _ => break,
             }
             rest = &rest[1..];
         }
-        if format.is_none()
-            && let Some(first) = rest.first().filter(|t| self.logformats.contains(&t.text))
+        if named.is_none()
+            && let Some(first) = rest.first().filter(|t| self.logformats.contains_key(&t.text))
         {
-            format = Some(first.text.as_str());
+            named = Some(first.text.as_str());
             rest = &rest[1..];
         }
-        if let Some(format) = format.filter(|f| *f != "squid") {
-            self.error(
-                origin,
-                format!("access_log format '{format}': only the squid native format is supported for now"),
-            )
-            .hint = Some("use 'squid' or leave the format out".into());
+        let format = match named {
+            None => Format::Native,
+            Some(name) => match self.logformats.get(name) {
+                Some(format) => format.clone(),
+                None => {
+                    let known: Vec<&str> = self.logformats.keys().map(String::as_str).collect();
+                    let hint = suggest::did_you_mean(name, known.iter().copied())
+                        .unwrap_or_else(|| format!("define it first: logformat {name} %ts.%03tu %>a %ru …"));
+                    self.error(origin, format!("access_log: unknown logformat '{name}'"))
+                        .hint = Some(hint);
+                    return;
+                }
+            },
+        };
+        if named == Some("icap_squid") {
+            self.error(origin, "access_log format 'icap_squid': hopproxy has no ICAP")
+                .hint = Some("use squid, common, combined or a logformat of your own".into());
             return;
         }
         let Some(acls) = self.acl_refs(rest, origin) else {
@@ -1100,31 +1130,69 @@ impl Builder {
         };
         self.config.access_logs.push(AccessLog {
             target,
+            format,
             acls,
             origin: origin.clone(),
         });
     }
 
+    /// `logformat NAME CODES…`: the rest of the line is taken verbatim, as Squid does (a
+    /// trailing `# text` is part of the format: docs/squid-behaviour.md section 1), and
+    /// compiled now, so a bad code fails the load, not the first request.
     fn logformat(&mut self, line: &Line) {
         let Some(name) = line.args().first() else {
-            self.error(&line.origin, "logformat needs a name and a format");
+            self.error(&line.origin, "logformat needs a name and a format").hint =
+                Some("logformat mine %ts.%03tu %>a %Ss/%03>Hs %rm %ru".into());
             return;
         };
-        if name.text == "squid" {
+        if BUILTIN_LOGFORMATS.contains(&name.text.as_str()) {
             self.warning(
                 &line.origin,
-                "'logformat squid' is ignored: 'squid' always means Squid's native format",
+                format!(
+                    "'logformat {}' is ignored: '{}' always means Squid's built-in format",
+                    name.text, name.text
+                ),
+            )
+            .hint = Some("give your format another name".into());
+            return;
+        }
+        let body = line.rest.trim_start()[name.text.len()..].trim_start_matches([' ', '\t']);
+        if body.is_empty() {
+            self.error(
+                &line.origin,
+                format!("logformat {}: no format after the name", name.text),
             );
             return;
         }
-        self.logformats.insert(name.text.clone());
-        self.config.ignored.push(Ignored {
-            directive: "logformat".to_string(),
-            origin: line.origin.clone(),
-            reason: "custom log formats are not supported yet (only 'squid')",
-            squid_ignores: false,
-            args: Vec::new(),
-        });
+        match log_format::compile(body) {
+            Ok(compiled) => {
+                if !compiled.dashes.is_empty() {
+                    self.warning(
+                        &line.origin,
+                        format!(
+                            "logformat {}: {} always logged as '-' (hopproxy does not have these values)",
+                            name.text,
+                            compiled.dashes.join(" ")
+                        ),
+                    );
+                }
+                if self.logformats.contains_key(&name.text) {
+                    self.warning(
+                        &line.origin,
+                        format!(
+                            "logformat {} is defined again; this one is used from here on",
+                            name.text
+                        ),
+                    );
+                }
+                self.logformats
+                    .insert(name.text.clone(), Format::Custom(Arc::new(compiled)));
+            }
+            Err(e) => {
+                self.error(&line.origin, format!("logformat {}: {}", name.text, e.message))
+                    .hint = e.hint;
+            }
+        }
     }
 
     // --- deny_info ------------------------------------------------------------------------

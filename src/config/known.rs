@@ -188,6 +188,7 @@ pub const DIRECTIVES: &[(&str, Class)] = &[
     ("client_ip_max_connections", Class::Supported),
     ("logfile_rotate", Class::Supported),
     ("deny_info", Class::Supported),
+    ("http_reply_access", Class::Supported),
     ("follow_x_forwarded_for", Class::Supported),
     ("cache_log", Class::Supported),
     ("debug_options", Class::Supported),
@@ -702,10 +703,6 @@ pub const DIRECTIVES: &[(&str, Class)] = &[
     ("reply_header_replace", Class::Supported),
     ("request_header_add", HEADER_RULES),
     ("reply_header_add", HEADER_RULES),
-    (
-        "http_reply_access",
-        Class::Rejected("reply rules are not supported yet; deny the request with http_access instead"),
-    ),
     (
         "miss_access",
         Class::Rejected("hopproxy has no cache, so every request is a miss: put these rules in http_access instead"),

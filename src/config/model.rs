@@ -125,6 +125,8 @@ pub enum LogTarget {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessLog {
     pub target: LogTarget,
+    /// `squid` (native), a built-in, or a `logformat` compiled at load.
+    pub format: crate::log::Format,
     /// ACLs after the format on the `access_log` line: log only matching transactions.
     pub acls: Vec<AclRef>,
     pub origin: Origin,
@@ -199,6 +201,8 @@ pub struct Config {
     pub http_ports: Vec<HttpPort>,
     pub acls: AclSet,
     pub http_access: RuleList,
+    /// `http_reply_access`: checked once the next hop's answer head is read; no rules → allow.
+    pub http_reply_access: RuleList,
     pub peers: Vec<Peer>,
     pub never_direct: RuleList,
     pub always_direct: RuleList,
@@ -310,6 +314,7 @@ impl Config {
             http_ports: Vec::new(),
             acls: AclSet::default(),
             http_access: RuleList::default(),
+            http_reply_access: RuleList::default(),
             peers: Vec::new(),
             never_direct: RuleList::default(),
             always_direct: RuleList::default(),

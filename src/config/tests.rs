@@ -209,16 +209,20 @@ fn errors_name_file_line_and_problem() {
             "t.conf:1: error: max_filedescriptors: 'lots' is not a valid number",
         ),
         (
-            "access_log stdio:/tmp/a.log common",
-            "t.conf:1: error: access_log format 'common': only the squid native format is supported for now",
+            "logformat mine %ts %zz",
+            "t.conf:1: error: logformat mine: unknown logformat code '%zz'",
         ),
         (
             "access_log syslog:daemon.info",
             "t.conf:1: error: access_log module 'syslog' is not supported",
         ),
         (
-            "logformat mine %ts\naccess_log stdio:/tmp/a.log mine",
-            "t.conf:2: error: access_log format 'mine': only the squid native format is supported for now",
+            "access_log stdio:/tmp/a.log logformat=mine",
+            "t.conf:1: error: access_log: unknown logformat 'mine'",
+        ),
+        (
+            "http_reply_access maybe all",
+            "t.conf:1: error: http_reply_access: 'maybe' is neither 'allow' nor 'deny'",
         ),
         (
             "access_log stdio:/tmp/a.log squid nosuchacl",
@@ -386,6 +390,8 @@ fn clean_inputs_give_no_diagnostics() {
         "access_log stdio:/tmp/a.log squid\naccess_log none",
         "access_log daemon:/tmp/a.log logformat=squid",
         "logformat mine %ts %>a # verbatim",
+        "logformat mine %ts\naccess_log stdio:/tmp/a.log mine\naccess_log stdio:/tmp/b.log combined",
+        "acl bad http_status 404\nhttp_reply_access deny bad\nhttp_reply_access allow all",
         "shutdown_lifetime 1 seconds\nconnect_timeout 1 minute\nread_timeout 15 minutes",
     ];
     for input in cases {
@@ -489,6 +495,37 @@ fn access_log_forms() {
     assert_eq!(logs[1].target, LogTarget::None);
     assert!(logs[1].acls[0].negated);
     assert_eq!(logs[2].target, LogTarget::File("/tmp/b.log".into()));
+}
+
+#[test]
+fn logformat_takes_the_rest_of_the_line_and_access_log_uses_it() {
+    let config = load_ok(
+        "logformat mine %>a %rm # kept\naccess_log stdio:/tmp/a.log mine\naccess_log stdio:/tmp/b.log\n\
+         access_log stdio:/tmp/c.log logformat=combined",
+    );
+    let logs = &config.access_logs;
+    let crate::log::Format::Custom(mine) = &logs[0].format else {
+        panic!("a compiled format: {:?}", logs[0].format)
+    };
+    let record = crate::log::Record {
+        end: std::time::UNIX_EPOCH,
+        elapsed: std::time::Duration::ZERO,
+        client: "127.0.0.5".parse().unwrap(),
+        result: crate::log::ResultCode::Miss,
+        status: 200,
+        bytes: 1,
+        method: "GET".into(),
+        url: "http://h.invalid/".into(),
+        user: None,
+        hierarchy: crate::log::Hierarchy::Direct,
+        peer: None,
+        content_type: None,
+        details: Default::default(),
+    };
+    // Squid keeps a trailing comment in a logformat (docs/squid-behaviour.md section 1).
+    assert_eq!(mine.render(&record, true), "127.0.0.5 GET # kept\n");
+    assert_eq!(logs[1].format, crate::log::Format::Native);
+    assert!(logs[2].format.needs().request_headers);
 }
 
 #[test]

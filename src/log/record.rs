@@ -2,7 +2,7 @@
 //! `%ts.%03tu %6tr %>a %Ss/%03>Hs %<st %rm %ru %[un %Sh/%<a %mt`.
 
 use std::fmt::Write as _;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Squid's hierarchy codes that hopproxy produces.
@@ -36,6 +36,8 @@ pub enum ResultCode {
     /// went away. Squid marks these `_ABORTED`.
     MissAborted,
     Denied,
+    /// Refused by `http_reply_access` after the next hop answered.
+    DeniedReply,
     None,
 }
 
@@ -46,6 +48,7 @@ impl ResultCode {
             ResultCode::Miss => "TCP_MISS",
             ResultCode::MissAborted => "TCP_MISS_ABORTED",
             ResultCode::Denied => "TCP_DENIED",
+            ResultCode::DeniedReply => "TCP_DENIED_REPLY",
             ResultCode::None => "NONE_NONE",
         }
     }
@@ -71,6 +74,27 @@ pub struct Record {
     /// The address actually connected to (origin or parent).
     pub peer: Option<IpAddr>,
     pub content_type: Option<String>,
+    /// What only custom `logformat`s read.
+    pub details: Details,
+}
+
+/// Fields only custom `logformat` codes read. The cheap ones are always filled; the header
+/// lists only when a configured format uses them ([`super::format::Needs`]).
+#[derive(Debug, Clone, Default)]
+pub struct Details {
+    pub client_port: u16,
+    /// The local address the client connected to.
+    pub local: Option<SocketAddr>,
+    /// The port of the next hop connected to.
+    pub peer_port: Option<u16>,
+    /// The status the next hop answered with (`%<Hs`).
+    pub upstream_status: Option<u16>,
+    /// Minor version of the client's HTTP/1.x request; `None` before a head was understood.
+    pub version: Option<u8>,
+    /// Bytes of the request head received from the client (`%>st`).
+    pub request_size: u64,
+    pub request_headers: Vec<(String, Vec<u8>)>,
+    pub reply_headers: Vec<(String, Vec<u8>)>,
 }
 
 impl Record {
@@ -114,7 +138,7 @@ impl Record {
 }
 
 /// Squid's `strip_query_terms on`: `/path?secret=1` is logged as `/path?`.
-fn strip_query_terms(url: &str) -> &str {
+pub(super) fn strip_query_terms(url: &str) -> &str {
     match url.find('?') {
         Some(at) => &url[..=at],
         None => url,
@@ -164,6 +188,7 @@ mod tests {
             hierarchy: Hierarchy::FirstUpParent,
             peer: Some("127.0.0.12".parse().unwrap()),
             content_type: None,
+            details: Details::default(),
         }
     }
 

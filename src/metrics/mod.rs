@@ -348,6 +348,7 @@ mod tests {
             hierarchy,
             peer: None,
             content_type: None,
+            details: Default::default(),
         }
     }
 

@@ -33,7 +33,8 @@ struct Established<'c> {
 }
 
 pub async fn handle(ctx: &ClientCtx, client: BufConn, head: RequestHead, start: Instant) {
-    let tx = Transaction::new(ctx, start, "CONNECT", &head.target);
+    let mut tx = Transaction::new(ctx, start, "CONNECT", &head.target);
+    tx.request_head(head.version, &head.method, &head.target, &head.headers);
     match establish(tx, client, head).await {
         Ok(established) => run_tunnel(established).await,
         Err(mut refused) => close_gracefully(&mut refused.stream).await,

@@ -22,7 +22,7 @@ use super::headers::{
     client_proxy_auth, existing_via, push_header, reply_filter, request_filter, write_forwarded, write_via,
 };
 use super::max_forwards;
-use super::policy::{admit, check_access};
+use super::policy::{admit, check_access, reply_refusal};
 use super::reply::{ErrorType, ProxyError, reason_phrase};
 use super::target::{Target, absolute_url, authority, host_field_matches, parse_absolute};
 use super::transaction::{ClientCtx, Failure, HopSeen, Outcome, Transaction};
@@ -284,6 +284,7 @@ pub async fn handle(
     start: Instant,
 ) -> Next {
     let mut tx = Transaction::new(ctx, start, &head.method, &head.target);
+    tx.request_head(head.version, &head.method, &head.target, &head.headers);
     let mut request = match validate(&mut tx, &head) {
         Ok(request) => request,
         Err(reply) => return fail(tx, client, Failure::refused(reply)).await,
@@ -293,7 +294,7 @@ pub async fn handle(
     // while the check's facts are still in use.
     let target = request.target.clone();
     let check = check_access(ctx, &head.method, &target, &head.headers).await;
-    let Some(tx) = admit(tx, client, &check).await else {
+    let Some(mut tx) = admit(tx, client, &check).await else {
         return Next::Close;
     };
     if max_forwards::remaining(&head) == Some(0) {
@@ -382,6 +383,21 @@ pub async fn handle(
                     );
                     next += 1;
                     continue;
+                }
+                let head = &answer.head;
+                tx.upstream_answered(head.status, &head.headers);
+                let config = &ctx.generation.config;
+                if let Some(refusal) = reply_refusal(config, &facts, head.status, &head.headers, tx.url()) {
+                    // Squid's TCP_DENIED_REPLY: our 403, and the next hop's connection (with
+                    // the unread body) is closed.
+                    let hop = live.seen();
+                    drop(live);
+                    let failure = Failure {
+                        result: ResultCode::DeniedReply,
+                        hop,
+                        ..Failure::refused(refusal)
+                    };
+                    return fail(tx, client, failure).await;
                 }
                 return relay_response(tx, client, upstream, live, &request, answer, bytes_to_upstream).await;
             }
@@ -800,7 +816,7 @@ async fn relay_response(
         status: answer.status,
         bytes,
         hierarchy: live.attempt.hierarchy,
-        peer: Some(live.addr.ip()),
+        peer: Some(live.addr),
         content_type: content_type(&answer),
         bytes_to_upstream,
     });

@@ -70,6 +70,7 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: w
         let mut ctx = ClientCtx {
             generation: Arc::clone(&shared.generation.borrow()),
             client_ip,
+            client_port: peer.port(),
             local_port,
             local_ip: stream.local_addr().ok().map(|a| a.ip().to_canonical()),
             client_connections: 0,

@@ -28,7 +28,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
 use crate::config::{Config, LogTarget};
-use crate::log::{LogSender, LogWriter};
+use crate::log::{Format, LogSender, LogWriter};
 use crate::metrics::Metrics;
 use crate::policy::AclRef;
 use crate::route::health;
@@ -99,17 +99,17 @@ fn load_config(path: &Path) -> Option<Config> {
     }
 }
 
-/// The access-log files a config writes to, each with the ACLs of its `access_log` line.
-/// Without any `access_log` line, Squid's default file.
-fn log_outputs(config: &Config) -> Vec<(PathBuf, Vec<AclRef>)> {
+/// The access-log files a config writes to, each with the format and ACLs of its
+/// `access_log` line. Without any `access_log` line, Squid's default file.
+fn log_outputs(config: &Config) -> Vec<(PathBuf, Format, Vec<AclRef>)> {
     if config.access_logs.is_empty() {
-        return vec![(PathBuf::from(DEFAULT_ACCESS_LOG), Vec::new())];
+        return vec![(PathBuf::from(DEFAULT_ACCESS_LOG), Format::Native, Vec::new())];
     }
     config
         .access_logs
         .iter()
         .filter_map(|l| match &l.target {
-            LogTarget::File(p) => Some((p.clone(), l.acls.clone())),
+            LogTarget::File(p) => Some((p.clone(), l.format.clone(), l.acls.clone())),
             LogTarget::None => None,
         })
         .collect()
@@ -141,7 +141,7 @@ impl Daemon {
     fn outputs_for(&mut self, config: &Config) -> std::io::Result<Vec<AccessLogOutput>> {
         let wanted = log_outputs(config);
         let mut outputs = Vec::with_capacity(wanted.len());
-        for (path, acls) in wanted {
+        for (path, format, acls) in wanted {
             let sender = match self.writers.get(&path) {
                 Some((_, sender)) => sender.clone(),
                 None => {
@@ -151,7 +151,7 @@ impl Daemon {
                     sender
                 }
             };
-            outputs.push(AccessLogOutput { sender, acls });
+            outputs.push(AccessLogOutput { sender, format, acls });
         }
         Ok(outputs)
     }
@@ -159,7 +159,7 @@ impl Daemon {
     /// Closes writers no current output uses; their threads end once the connections of
     /// older generations are gone and every queued line is written.
     fn retire_unused_writers(&mut self, config: &Config) {
-        let used: Vec<PathBuf> = log_outputs(config).into_iter().map(|(p, _)| p).collect();
+        let used: Vec<PathBuf> = log_outputs(config).into_iter().map(|(p, _, _)| p).collect();
         let unused: Vec<PathBuf> = self.writers.keys().filter(|p| !used.contains(p)).cloned().collect();
         for path in unused {
             if let Some((writer, sender)) = self.writers.remove(&path) {

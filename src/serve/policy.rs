@@ -351,6 +351,34 @@ fn escape_into(out: &mut String, value: &str) {
     }
 }
 
+/// `http_reply_access` for an answer the next hop sent: `Some(reply)` when it is refused.
+/// No rules allow everything, as in Squid; a refusal is Squid's `TCP_DENIED_REPLY/403`.
+pub fn reply_refusal(
+    config: &crate::config::Config,
+    facts: &RequestFacts<'_>,
+    status: u16,
+    headers: &[Header],
+    url: &str,
+) -> Option<ProxyError> {
+    let rules = &config.http_reply_access;
+    if rules.is_empty() {
+        return None;
+    }
+    let mut facts = facts.clone();
+    facts.more.reply = Some(crate::policy::ReplyFacts { status, headers });
+    if rules.allows(&config.acls, &facts, Action::Allow) {
+        return None;
+    }
+    Some(
+        ProxyError::new(
+            403,
+            ErrorType::HttpRequestDenied,
+            format!("the reply for {url} denied by policy"),
+        )
+        .with_hint("the proxy's http_reply_access rules do not allow this reply"),
+    )
+}
+
 /// The 407 reply for [`Verdict::AuthRequired`].
 fn auth_required(ctx: &ClientCtx) -> ProxyError {
     let challenge = ctx

@@ -16,7 +16,8 @@ use tokio::time::Instant;
 
 use super::reply::{self, ProxyError};
 use crate::http1::BufConn;
-use crate::log::{Hierarchy, Record, ResultCode};
+use crate::http1::Header;
+use crate::log::{Details, Hierarchy, Record, ResultCode};
 use crate::metrics::{Ended, Metrics};
 use crate::policy::{AclRef, RequestFacts};
 use crate::route::select::Attempt;
@@ -29,6 +30,7 @@ const LINGER: Duration = Duration::from_secs(2);
 pub struct ClientCtx {
     pub generation: Arc<Generation>,
     pub client_ip: IpAddr,
+    pub client_port: u16,
     pub local_port: u16,
     /// The local address the client connected to (`myip`/`localip` ACLs).
     pub local_ip: Option<IpAddr>,
@@ -47,7 +49,7 @@ pub struct Outcome {
     pub status: u16,
     pub bytes: u64,
     pub hierarchy: Hierarchy,
-    pub peer: Option<IpAddr>,
+    pub peer: Option<SocketAddr>,
     pub content_type: Option<String>,
     /// Bytes forwarded from the client to the next hop (metrics only; the log does not say).
     pub bytes_to_upstream: u64,
@@ -74,7 +76,7 @@ impl Outcome {
             status,
             bytes,
             hierarchy: attempt.hierarchy,
-            peer: Some(addr.ip()),
+            peer: Some(addr),
             content_type: None,
             bytes_to_upstream: 0,
         }
@@ -85,7 +87,7 @@ impl Outcome {
 #[derive(Debug, Clone, Copy)]
 pub struct HopSeen {
     pub hierarchy: Hierarchy,
-    pub peer: Option<IpAddr>,
+    pub peer: Option<SocketAddr>,
 }
 
 impl HopSeen {
@@ -98,7 +100,7 @@ impl HopSeen {
     pub fn at(attempt: Attempt, addr: SocketAddr) -> HopSeen {
         HopSeen {
             hierarchy: attempt.hierarchy,
-            peer: Some(addr.ip()),
+            peer: Some(addr),
         }
     }
 }
@@ -144,6 +146,8 @@ pub struct Transaction<'c> {
     /// The indirect client (`follow_x_forwarded_for`) the log shows instead of the peer
     /// (`log_uses_indirect_client on`, Squid's default).
     client: Option<IpAddr>,
+    /// What only custom log formats read.
+    details: Details,
 }
 
 impl<'c> Transaction<'c> {
@@ -157,6 +161,32 @@ impl<'c> Transaction<'c> {
             url: url.to_string(),
             user: None,
             client: None,
+            details: Details {
+                client_port: ctx.client_port,
+                local: ctx.local_ip.map(|ip| SocketAddr::new(ip, ctx.local_port)),
+                ..Details::default()
+            },
+        }
+    }
+
+    /// The request head, for the log: its version and size always, its fields only when a
+    /// configured log format reads them.
+    pub fn request_head(&mut self, version: u8, method: &str, target: &str, headers: &[Header]) {
+        self.details.version = Some(version);
+        // The head as a client writes it (`METHOD target HTTP/1.x`, `Name: value` lines);
+        // the parser does not keep the raw length.
+        let fields: usize = headers.iter().map(|h| h.name.len() + h.value.len() + 4).sum();
+        self.details.request_size = (method.len() + target.len() + 12 + fields + 2) as u64;
+        if self.ctx.generation.log_needs.request_headers {
+            self.details.request_headers = loggable(headers);
+        }
+    }
+
+    /// The next hop's answer, for the log (`%<Hs`, `%<h`).
+    pub fn upstream_answered(&mut self, status: u16, headers: &[Header]) {
+        self.details.upstream_status = Some(status);
+        if self.ctx.generation.log_needs.reply_headers {
+            self.details.reply_headers = loggable(headers);
         }
     }
 
@@ -216,6 +246,8 @@ impl<'c> Transaction<'c> {
     /// Ends the transaction: its one access-log record, and the metrics fed from it.
     pub fn finish(self, outcome: Outcome) {
         let ctx = self.ctx;
+        let mut details = self.details;
+        details.peer_port = outcome.peer.map(|a| a.port());
         let record = Record {
             end: SystemTime::now(),
             elapsed: self.start.elapsed(),
@@ -227,14 +259,21 @@ impl<'c> Transaction<'c> {
             url: self.url,
             user: self.user,
             hierarchy: outcome.hierarchy,
-            peer: outcome.peer,
+            peer: outcome.peer.map(|a| a.ip()),
             content_type: outcome.content_type,
+            details,
         };
         let generation = &ctx.generation;
-        let line = record.render(generation.config.strip_query_terms);
+        let strip_query = generation.config.strip_query_terms;
+        // The native line is rendered at most once, however many files take it.
+        let mut native: Option<String> = None;
         for output in &generation.logs {
             if output.acls.is_empty() || ctx.log_acls_match(&output.acls, &record.method, &record.url) {
-                output.sender.send(line.clone());
+                let line = match &output.format {
+                    crate::log::Format::Native => native.get_or_insert_with(|| record.render(strip_query)).clone(),
+                    custom => custom.render(&record, strip_query),
+                };
+                output.sender.send(line);
             }
         }
         ctx.metrics.transaction_ended(&Ended {
@@ -285,6 +324,10 @@ impl ClientCtx {
     }
 }
 
+fn loggable(headers: &[Header]) -> Vec<(String, Vec<u8>)> {
+    headers.iter().map(|h| (h.name.clone(), h.value.clone())).collect()
+}
+
 /// Half-closes and drains what the client still sends for a moment, so our reply is not lost
 /// to a reset caused by unread bytes.
 pub async fn close_gracefully(stream: &mut TcpStream) {
@@ -319,6 +362,7 @@ mod tests {
         ClientCtx {
             generation: Arc::new(generation),
             client_ip: IpAddr::V4(Ipv4Addr::new(127, 0, 61, 2)),
+            client_port: 40000,
             local_port: 3128,
             local_ip: None,
             client_connections: 1,
@@ -333,7 +377,7 @@ mod tests {
         let ctx = context(Arc::clone(&metrics));
         let mut tx = Transaction::new(&ctx, Instant::now(), "GET", "http://example.invalid/");
         tx.decided(None);
-        let peer = IpAddr::V4(Ipv4Addr::new(127, 0, 61, 3));
+        let peer = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 61, 3)), 80);
         tx.finish(Outcome {
             result: ResultCode::Miss,
             status: 204,

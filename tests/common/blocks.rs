@@ -31,6 +31,7 @@ pub const CONFIG_SQUID_PARITY: &[u8] = &[66];
 pub const METRICS: &[u8] = &[68];
 pub const SERVE_LIFECYCLE: &[u8] = &[69];
 pub const SERVE_OUTPUTS: &[u8] = &[61];
+pub const DIFFERENTIAL_LOGFORMAT: &[u8] = &[75];
 
 /// Each test file and its blocks.
 pub const FILES: &[(&str, &[u8])] = &[
@@ -44,6 +45,7 @@ pub const FILES: &[(&str, &[u8])] = &[
     ("interop_squid.rs", INTEROP_SQUID),
     ("differential.rs", DIFFERENTIAL),
     ("differential_dialect.rs", DIFFERENTIAL_DIALECT),
+    ("differential_logformat.rs", DIFFERENTIAL_LOGFORMAT),
     ("trace_squid.rs", TRACE_SQUID),
     ("forward_framing.rs", FORWARD_FRAMING),
     ("lab_endpoint.rs", LAB_ENDPOINT),
@@ -61,4 +63,4 @@ pub const FILES: &[(&str, &[u8])] = &[
 
 /// Blocks taken for test files being written (owner, blocks): give each file its own entry in
 /// [`FILES`] when it lands.
-pub const RESERVED: &[(&str, &[u8])] = &[("plain-HTTP forwarding tests", &[75, 76, 77, 78, 79])];
+pub const RESERVED: &[(&str, &[u8])] = &[("plain-HTTP forwarding tests", &[76, 77, 78, 79])];
