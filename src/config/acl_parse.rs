@@ -35,7 +35,6 @@ pub const SUPPORTED_TYPES: &[&str] = &[
     "localip",
     "myportname",
     "maxconn",
-    "max_user_ip",
     "has",
 ];
 
@@ -44,6 +43,10 @@ const REJECTED_TYPES: &[(&str, &str)] = &[
     (
         "arp",
         "a MAC address is only known on the client's own link and hopproxy does not read the kernel's neighbour table; match the client's address with 'src'",
+    ),
+    (
+        "max_user_ip",
+        "hopproxy does not count the addresses a user logs in from, and a rule that never matched would let through what Squid denies; limit each client address with client_ip_max_connections instead",
     ),
     (
         "eui64",
@@ -137,7 +140,7 @@ pub fn empty_kind(type_name: &str, origin: &Origin) -> Result<AclKind, Diagnosti
         "myip" | "localip" => AclKind::LocalIp(Vec::new()),
         "myportname" => AclKind::PortName(Vec::new()),
         "maxconn" => AclKind::MaxConn(usize::MAX),
-        "max_user_ip" => AclKind::MaxUserIp(usize::MAX),
+
         "has" => AclKind::Has(Vec::new()),
         other if let Some((_, instead)) = REJECTED_TYPES.iter().find(|(name, _)| *name == other) => {
             return Err(
@@ -176,10 +179,8 @@ pub fn add_values(draft: &mut AclDraft, values: &[Value], diags: &mut Vec<Diagno
         | AclKind::RepMimeType(p) => add_patterns(p, values, diags),
         AclKind::ReqHeader(list) | AclKind::RepHeader(list) => add_header_patterns(&draft.name, list, values, diags),
         AclKind::Time(spans) => add_time_line(spans, values, diags),
-        AclKind::MaxConn(limit) | AclKind::MaxUserIp(limit) => {
-            let is_user_ip = draft.type_name == "max_user_ip";
-            // `-s` (strict: deny rather than forget older addresses) changes nothing here.
-            let numbers: Vec<&Value> = values.iter().filter(|v| !(is_user_ip && v.text == "-s")).collect();
+        AclKind::MaxConn(limit) => {
+            let numbers: Vec<&Value> = values.iter().collect();
             match numbers.as_slice() {
                 [one] => match one.text.parse::<usize>() {
                     Ok(n) => *limit = n,
@@ -433,8 +434,7 @@ fn add_value(draft: &mut AclDraft, value: &Value, diags: &mut Vec<Diagnostic>) {
         | AclKind::ReqHeader(_)
         | AclKind::RepHeader(_)
         | AclKind::Time(_)
-        | AclKind::MaxConn(_)
-        | AclKind::MaxUserIp(_) => {}
+        | AclKind::MaxConn(_) => {}
     }
 }
 

@@ -116,8 +116,6 @@ pub enum AclKind {
     PortName(Vec<String>),
     /// `maxconn N`: the client address has more than N connections open.
     MaxConn(usize),
-    /// `max_user_ip [-s] N`: the authenticated user comes from more than N addresses.
-    MaxUserIp(usize),
     /// `has request|response|ALE`: which parts of the transaction exist at this check.
     Has(Vec<Component>),
 }
@@ -236,8 +234,6 @@ pub struct MoreFacts<'a> {
     pub clock: Option<LocalClock>,
     /// Connections open from the client's address, this one included.
     pub client_connections: usize,
-    /// Distinct addresses the authenticated user was seen from recently.
-    pub user_addresses: usize,
     pub reply: Option<ReplyFacts<'a>>,
     /// Set by whole-config analysis: ACL kinds it cannot enumerate are taken at their worst
     /// (see [`AclKind::is_opaque`]) instead of evaluated.
@@ -364,7 +360,6 @@ impl AclKind {
             AclKind::LocalIp(list) => more.local_ip.is_some_and(|ip| list.iter().any(|m| m.contains(ip))),
             AclKind::PortName(names) => more.port_name.is_some_and(|n| names.iter().any(|x| x == n)),
             AclKind::MaxConn(limit) => more.client_connections > *limit,
-            AclKind::MaxUserIp(limit) => facts.user.is_some() && more.user_addresses > *limit,
             AclKind::Has(parts) => parts.iter().any(|p| match p {
                 Component::Request | Component::Ale => true,
                 Component::Response => more.reply.is_some(),

@@ -84,7 +84,6 @@ impl<'a> AccessCheck<'a> {
                 port_name: None,
                 clock: Some(self.clock),
                 client_connections: self.ctx.client_connections,
-                user_addresses: 0,
                 reply: None,
                 worst_case: false,
             },
