@@ -249,7 +249,7 @@ async fn certificate_from_an_unexpected_ca_is_interception() {
 #[tokio::test]
 async fn endpoint_without_h2() {
     let chain = chain(
-        59,
+        50,
         EndpointOptions {
             h2: false,
             ..EndpointOptions::default()
