@@ -1,4 +1,4 @@
-//! The figures the table shows, in order, with the issue-5 goal (if any) on the ratio
+//! The figures the table shows, in order, with the project's performance goal (if any) on the ratio
 //! hopproxy two hops / Squid two hops.
 
 #[derive(Clone, Copy, Debug)]

@@ -1,4 +1,4 @@
-//! The one table: figures × setups, then the ratio columns and the issue-5 goal.
+//! The one table: figures × setups, then the ratio columns and the performance goal.
 
 use std::fmt::Write as _;
 
@@ -85,7 +85,7 @@ pub fn render(r: &Report) -> String {
     }
     let _ = writeln!(
         out,
-        "ratios are of medians; goal(2) = issue-5 target for hopproxy 2 hops / Squid 2 hops; wall time {:.0} s; \
+        "ratios are of medians; goal(2) = the performance target for hopproxy 2 hops / Squid 2 hops; wall time {:.0} s; \
          other processes' CPU share {:.0} %",
         m.wall_s,
         m.others_cpu_share * 100.0
