@@ -116,6 +116,20 @@ pub struct AclDraft {
     pub elements: Vec<Value>,
 }
 
+impl AclDraft {
+    /// A draft of `kind` with no values yet, defined by the config at `origin`.
+    pub fn new(name: &str, type_name: &str, origin: &Origin, kind: AclKind) -> AclDraft {
+        AclDraft {
+            name: name.to_string(),
+            type_name: type_name.to_string(),
+            origin: origin.clone(),
+            builtin: false,
+            kind,
+            elements: Vec::new(),
+        }
+    }
+}
+
 /// Checks an ACL type name; `Err` carries the error for the `acl` line.
 pub fn empty_kind(type_name: &str, origin: &Origin) -> Result<AclKind, Diagnostic> {
     Ok(match type_name {

@@ -526,14 +526,7 @@ impl Builder {
                         return;
                     }
                 };
-                let mut draft = AclDraft {
-                    name: name.to_string(),
-                    type_name: type_name.to_string(),
-                    origin: origin.clone(),
-                    builtin: false,
-                    kind,
-                    elements: Vec::new(),
-                };
+                let mut draft = AclDraft::new(name, type_name, origin, kind);
                 let mut diags = Vec::new();
                 acl_parse::add_values(&mut draft, &values, &mut diags);
                 self.diags.extend(diags);
@@ -583,14 +576,7 @@ impl Builder {
         };
         // Reported, but the ACL is still defined so the rules naming it add no noise.
         self.check_proxy_auth_acl(name, &kind, origin);
-        let mut draft = AclDraft {
-            name: name.to_string(),
-            type_name: type_name.to_string(),
-            origin: origin.clone(),
-            builtin: false,
-            kind,
-            elements: Vec::new(),
-        };
+        let mut draft = AclDraft::new(name, type_name, origin, kind);
         if values.is_empty() && !unreadable_file && !(self.syntax_only && values_tokens.iter().any(|t| t.quoted)) {
             self.warning(origin, format!("ACL '{name}' has no values: it matches no request"));
         }
@@ -1567,12 +1553,8 @@ fn builtin_acls() -> Vec<AclDraft> {
     };
     let net = |s: &str| IpMatch::Net(s.parse::<IpNet>().expect("built-in network"));
     let draft = |name: &str, type_name: &str, kind: AclKind| AclDraft {
-        name: name.to_string(),
-        type_name: type_name.to_string(),
-        origin: origin.clone(),
         builtin: true,
-        kind,
-        elements: Vec::new(),
+        ..AclDraft::new(name, type_name, &origin, kind)
     };
     vec![
         draft("all", "src", AclKind::All),
