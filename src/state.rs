@@ -7,8 +7,8 @@ use std::sync::Arc;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::log::{Format, LogSender, Needs};
-use crate::metrics::rule_label;
-use crate::policy::AclRef;
+use crate::metrics::{RuleCounters, rule_label};
+use crate::policy::{AclKind, AclRef};
 use crate::route::Egress;
 
 pub struct Generation {
@@ -25,11 +25,38 @@ pub struct Generation {
     pub log_needs: Needs,
     /// Client proxy authentication (`auth_param basic`), if configured.
     pub auth: Option<Authenticator>,
-    /// Metric labels of `config.http_access.rules[i]` (its `FILE:LINE`), made once here so
-    /// counting a decision never formats one.
-    pub rule_labels: Vec<Arc<str>>,
+    /// The decision counters of `config.http_access.rules[i]` (labelled with its `FILE:LINE`),
+    /// made once here so counting a decision never formats a label nor looks one up.
+    pub rule_counters: RuleCounters,
     /// Metric labels of `config.peers[i]` (its name).
     pub peer_labels: Vec<Arc<str>>,
+    /// Which request facts the configured ACLs read, worked out once per config so a request
+    /// gathers only those.
+    pub acl_reads: AclReads,
+}
+
+/// Request facts that cost work to gather (a DNS answer, a built URL, the local time), and
+/// whether this config's ACLs read them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AclReads {
+    /// `dst` ACLs in `http_access` or in routing: resolve before deciding.
+    pub dst_addrs: bool,
+    /// `url_regex`: the canonical URL.
+    pub url: bool,
+    /// `time`: the local wall-clock time.
+    pub clock: bool,
+}
+
+impl AclReads {
+    pub fn of(config: &Config) -> AclReads {
+        let kinds = || config.acls.acls.iter().map(|a| &a.kind);
+        AclReads {
+            dst_addrs: config.http_access.needs_dst_addrs(&config.acls)
+                || crate::route::select::needs_dst_addrs(config),
+            url: kinds().any(|k| matches!(k, AclKind::UrlRegex(_))),
+            clock: kinds().any(|k| matches!(k, AclKind::Time(_))),
+        }
+    }
 }
 
 /// Where one `access_log` line's records go, and which transactions it takes.
@@ -54,11 +81,12 @@ impl Generation {
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("proxy authentication: {e}")))?;
         let hostname = config.visible_hostname.clone().unwrap_or_else(machine_hostname);
         let via_entry = format!("1.1 {hostname} (hopproxy/{})", env!("CARGO_PKG_VERSION"));
-        let rule_labels = config.http_access.rules.iter().map(|r| rule_label(&r.origin)).collect();
+        let rule_counters = RuleCounters::new(config.http_access.rules.iter().map(|r| rule_label(&r.origin)).collect());
         let peer_labels = config.peers.iter().map(|p| Arc::from(p.name.as_str())).collect();
         let log_needs = logs.iter().fold(Needs::default(), |n, l| n.union(l.format.needs()));
         Ok(Generation {
-            rule_labels,
+            acl_reads: AclReads::of(&config),
+            rule_counters,
             peer_labels,
             config,
             hostname,

@@ -149,8 +149,8 @@ fn write_some(file: &mut impl Write, buf: &[u8]) -> (usize, Option<io::Error>) {
     (done, None)
 }
 
-fn count_records(bytes: &[u8]) -> u64 {
-    bytes.iter().filter(|&&b| b == b'\n').count() as u64
+pub(crate) fn count_records(bytes: &[u8]) -> u64 {
+    memchr::memchr_iter(b'\n', bytes).count() as u64
 }
 
 #[cfg(test)]

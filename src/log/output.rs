@@ -80,7 +80,7 @@ impl Output {
             return;
         }
         if self.orphaned {
-            let lost = batch.iter().filter(|&&b| b == b'\n').count() as u64;
+            let lost = super::append::count_records(batch);
             if self.losses.lost(lost, now) {
                 self.report_start("the file was removed and cannot be created again");
             }

@@ -3,17 +3,19 @@
 //! not show (a policy decision, an auth check, a tunnel opening, a reload). Encoded in the
 //! Prometheus text format; [`exporter`] serves it over HTTP.
 //!
-//! Cost on the hot path: atomics plus one family lookup (a read lock and a hash of small,
-//! mostly `&'static str` labels). Labels whose values come from the config (rule lines, parent
-//! names) are `Arc<str>` built once per config generation, so a lookup clones a pointer rather
-//! than formatting a string; labels from client input (the method) are folded into a fixed set.
+//! Cost on the hot path: atomics. The per-transaction series (requests by method, status class
+//! and hierarchy; bytes by direction; decisions by rule) are looked up in their family once and
+//! then kept in fixed slots indexed by their labels, so counting takes no lock and hashes
+//! nothing. Labels whose values come from the config (rule lines, parent names) are `Arc<str>`
+//! built once per config generation; labels from client input (the method) are folded into a
+//! fixed set.
 
 pub mod exporter;
 mod process;
 mod sources;
 
-use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -45,6 +47,22 @@ impl Access {
             Access::Denied => "deny",
             Access::AuthRequired => "auth_required",
         }
+    }
+}
+
+/// The `http_access` decision counters of one config generation: one slot per rule line and
+/// decision, plus the implicit default's, each filled on first use.
+pub struct RuleCounters {
+    /// `FILE:LINE` of each `http_access` line (see [`rule_label`]).
+    labels: Vec<Arc<str>>,
+    /// `labels.len() + 1` entries (the last: the implicit default), indexed by [`Access`].
+    slots: Vec<[OnceLock<Counter>; 3]>,
+}
+
+impl RuleCounters {
+    pub fn new(labels: Vec<Arc<str>>) -> RuleCounters {
+        let slots = (0..=labels.len()).map(|_| Default::default()).collect();
+        RuleCounters { labels, slots }
     }
 }
 
@@ -125,6 +143,10 @@ pub struct Metrics {
     access: Family<DecisionLabels, Counter>,
     auth: Family<ResultLabels, Counter>,
     reloads: Family<ResultLabels, Counter>,
+    /// `requests` series by [`request_slot`], filled on first use.
+    request_slots: Box<[OnceLock<Counter>]>,
+    /// `bytes` series: to_client, to_upstream.
+    byte_slots: [OnceLock<Counter>; 2],
     sources: Arc<sources::Sources>,
     /// Shared label values, so a lookup never formats one.
     direct: Arc<str>,
@@ -205,6 +227,8 @@ impl Metrics {
             access,
             auth,
             reloads,
+            request_slots: (0..REQUEST_SLOTS).map(|_| OnceLock::new()).collect(),
+            byte_slots: Default::default(),
             sources,
             direct: Arc::from("direct"),
             implicit: Arc::from("implicit"),
@@ -214,30 +238,41 @@ impl Metrics {
     /// Counts one ended transaction. Called exactly once per access-log record.
     pub fn transaction_ended(&self, ended: &Ended<'_>) {
         let record = ended.record;
-        self.requests
-            .get_or_create(&RequestLabels {
-                method: method_label(&record.method),
-                status_class: status_class(record.status),
-                hierarchy: record.hierarchy.code(),
+        let (method, status_class) = (method_index(&record.method), status_class_index(record.status));
+        self.request_slots[request_slot(method, status_class, record.hierarchy)]
+            .get_or_init(|| {
+                self.requests.get_or_create_owned(&RequestLabels {
+                    method: METHOD_LABELS[method],
+                    status_class: STATUS_CLASS_LABELS[status_class],
+                    hierarchy: record.hierarchy.code(),
+                })
             })
             .inc();
         if record.result == ResultCode::Tunnel && record.status == 200 {
             self.tunnels.inc();
         }
-        for (direction, n) in [("to_client", record.bytes), ("to_upstream", ended.bytes_to_upstream)] {
+        for (slot, direction, n) in [
+            (0, "to_client", record.bytes),
+            (1, "to_upstream", ended.bytes_to_upstream),
+        ] {
             if n > 0 {
-                self.bytes.get_or_create(&DirectionLabels { direction }).inc_by(n);
+                self.byte_slots[slot]
+                    .get_or_init(|| self.bytes.get_or_create_owned(&DirectionLabels { direction }))
+                    .inc_by(n);
             }
         }
     }
 
-    /// Counts an `http_access` decision; `rule` is the deciding line's label (see
-    /// [`rule_label`]), `None` for the implicit default.
-    pub fn access_decided(&self, access: Access, rule: Option<&Arc<str>>) {
-        self.access
-            .get_or_create(&DecisionLabels {
-                decision: access.label(),
-                rule: Arc::clone(rule.unwrap_or(&self.implicit)),
+    /// Counts an `http_access` decision; `rule` is the deciding line's index in `rules`,
+    /// `None` for the implicit default.
+    pub fn access_decided(&self, rules: &RuleCounters, access: Access, rule: Option<usize>) {
+        let index = rule.filter(|&i| i < rules.labels.len()).unwrap_or(rules.labels.len());
+        rules.slots[index][access as usize]
+            .get_or_init(|| {
+                self.access.get_or_create_owned(&DecisionLabels {
+                    decision: access.label(),
+                    rule: Arc::clone(rules.labels.get(index).unwrap_or(&self.implicit)),
+                })
             })
             .inc();
     }
@@ -303,25 +338,32 @@ impl Drop for OpenTunnel {
 
 /// Methods are client input: anything outside the common set shares one label, so a client
 /// cannot grow the registry without bound.
-fn method_label(method: &str) -> &'static str {
-    const KNOWN: [&str; 9] = [
-        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
-    ];
-    KNOWN
-        .iter()
-        .find(|m| m.eq_ignore_ascii_case(method))
-        .copied()
-        .unwrap_or(if method.is_empty() { "none" } else { "other" })
+/// The method label: the nine common methods, `other`, or `none` (no request line).
+const METHOD_LABELS: [&str; 11] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "other", "none",
+];
+const STATUS_CLASS_LABELS: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
+const HIERARCHIES: usize = 5;
+const REQUEST_SLOTS: usize = METHOD_LABELS.len() * STATUS_CLASS_LABELS.len() * HIERARCHIES;
+
+fn request_slot(method: usize, status_class: usize, hierarchy: crate::log::Hierarchy) -> usize {
+    (method * STATUS_CLASS_LABELS.len() + status_class) * HIERARCHIES + hierarchy as usize
 }
 
-fn status_class(status: u16) -> &'static str {
+fn method_index(method: &str) -> usize {
+    if method.is_empty() {
+        return METHOD_LABELS.len() - 1;
+    }
+    METHOD_LABELS[..9]
+        .iter()
+        .position(|m| m.eq_ignore_ascii_case(method))
+        .unwrap_or(9)
+}
+
+fn status_class_index(status: u16) -> usize {
     match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        500..=599 => "5xx",
-        _ => "none",
+        100..=599 => usize::from(status / 100 - 1),
+        _ => 5,
     }
 }
 
@@ -370,10 +412,12 @@ mod tests {
             record: &tunnel,
             bytes_to_upstream: 700,
         });
-        let rule: Arc<str> = Arc::from("squid.conf:7");
-        metrics.access_decided(Access::Allowed, Some(&rule));
-        metrics.access_decided(Access::Allowed, Some(&rule));
-        metrics.access_decided(Access::Denied, None);
+        let rules = RuleCounters::new(vec![Arc::from("squid.conf:7")]);
+        metrics.access_decided(&rules, Access::Allowed, Some(0));
+        // A reloaded config's counters for the same line add to the same series.
+        let reloaded = RuleCounters::new(vec![Arc::from("squid.conf:7")]);
+        metrics.access_decided(&reloaded, Access::Allowed, Some(0));
+        metrics.access_decided(&rules, Access::Denied, None);
         metrics.auth_checked(AuthCheck::Rejected);
         metrics.config_reloaded(true);
         let parent: Arc<str> = Arc::from("edge");

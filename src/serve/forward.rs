@@ -661,7 +661,13 @@ async fn send_request(
     } else {
         &request.target.path
     };
-    let mut out = format!("{} {request_target} HTTP/1.1\r\n", head.method).into_bytes();
+    // Sized for the usual head, so the fields below rarely grow it.
+    let fields_guess: usize = head.headers.iter().map(|h| h.name.len() + h.value.len() + 4).sum();
+    let mut out = Vec::with_capacity(head.method.len() + request_target.len() + fields_guess + 256);
+    out.extend_from_slice(head.method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(request_target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
     let fields_start = out.len();
     match request.host_field {
         Some(host) => push_header(&mut out, "Host", host.as_bytes()),

@@ -15,7 +15,6 @@ use crate::metrics::{Access, AuthCheck};
 use crate::policy::{Action, Decision, LocalClock, MoreFacts, Origin, RequestFacts};
 use crate::route::dial::Destination;
 use crate::route::dns::Resolution;
-use crate::route::select::needs_dst_addrs;
 
 pub enum Verdict {
     Allowed,
@@ -38,10 +37,12 @@ pub struct AccessCheck<'a> {
     /// The destination's resolution, when ACLs needed it; the dial reuses it.
     resolved: Option<Resolution>,
     aliases: Vec<String>,
-    /// The URL as `url_regex` sees it: `host:port` for CONNECT, else Squid's canonical URL.
+    /// The URL as `url_regex` sees it: `host:port` for CONNECT, else Squid's canonical URL
+    /// (empty when no `url_regex` ACL exists).
     url: String,
     headers: &'a [Header],
-    clock: LocalClock,
+    /// The local time, when a `time` ACL reads it.
+    clock: Option<LocalClock>,
     /// The client ACLs and the log see: the connection's peer, or with `follow_x_forwarded_for`
     /// the indirect client it vouches for (`acl_uses_indirect_client on`, Squid's default).
     pub client: IpAddr,
@@ -82,7 +83,7 @@ impl<'a> AccessCheck<'a> {
                 request_headers: self.headers,
                 local_ip: self.ctx.local_ip,
                 port_name: None,
-                clock: Some(self.clock),
+                clock: self.clock,
                 client_connections: self.ctx.client_connections,
                 reply: None,
                 worst_case: false,
@@ -102,9 +103,9 @@ pub async fn check_access<'a>(
     let proxy_authorization = super::headers::client_proxy_auth(headers);
     let generation = &ctx.generation;
     let config = &generation.config;
+    let reads = generation.acl_reads;
     // One resolution per request: ACLs and the dial see the same addresses.
-    let needs_dst = config.http_access.needs_dst_addrs(&config.acls) || needs_dst_addrs(config);
-    let resolved = if needs_dst {
+    let resolved = if reads.dst_addrs {
         Some(generation.egress.resolver.resolve(&target.host).await)
     } else {
         None
@@ -125,9 +126,13 @@ pub async fn check_access<'a>(
         dst_addrs,
         resolved,
         aliases,
-        url: canonical_url(target),
+        url: if reads.url {
+            canonical_url(target)
+        } else {
+            String::new()
+        },
         headers,
-        clock: local_clock(),
+        clock: reads.clock.then(local_clock),
         user: None,
         authenticated: false,
         verdict: Verdict::Allowed,
@@ -223,7 +228,7 @@ pub async fn admit<'c>(
     };
     let ctx = tx.ctx();
     ctx.metrics
-        .access_decided(access, check.rule.and_then(|i| ctx.generation.rule_labels.get(i)));
+        .access_decided(&ctx.generation.rule_counters, access, check.rule);
     tx.decided(check.user.clone());
     tx.set_client(check.client);
     let error = match &check.verdict {

@@ -265,16 +265,24 @@ impl<'c> Transaction<'c> {
         };
         let generation = &ctx.generation;
         let strip_query = generation.config.strip_query_terms;
-        // The native line is rendered at most once, however many files take it.
+        // The native line is rendered at most once, however many files take it, and the last
+        // file that takes it gets it without a copy (usually the only one).
         let mut native: Option<String> = None;
+        let mut native_pending: Option<&crate::log::LogSender> = None;
         for output in &generation.logs {
             if output.acls.is_empty() || ctx.log_acls_match(&output.acls, &record.method, &record.url) {
-                let line = match &output.format {
-                    crate::log::Format::Native => native.get_or_insert_with(|| record.render(strip_query)).clone(),
-                    custom => custom.render(&record, strip_query),
-                };
-                output.sender.send(line);
+                match &output.format {
+                    crate::log::Format::Native => {
+                        if let Some(earlier) = native_pending.replace(&output.sender) {
+                            earlier.send(native.get_or_insert_with(|| record.render(strip_query)).clone());
+                        }
+                    }
+                    custom => output.sender.send(custom.render(&record, strip_query)),
+                }
             }
+        }
+        if let Some(last) = native_pending {
+            last.send(native.unwrap_or_else(|| record.render(strip_query)));
         }
         ctx.metrics.transaction_ended(&Ended {
             record: &record,
