@@ -18,10 +18,18 @@ use crate::log::ResultCode;
 const CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Serves one client connection until it closes or a transaction ends it.
-pub async fn serve(ctx: ClientCtx, stream: TcpStream) {
+pub async fn serve(mut ctx: ClientCtx, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let mut client = BufConn::new(stream);
     let config = Arc::clone(&ctx.generation.config);
+    let needs_proxy_header = config
+        .http_port_for(ctx.local_port, ctx.local_ip)
+        .is_some_and(|p| p.require_proxy_header);
+    if needs_proxy_header && !super::proxy_protocol::accept(&mut ctx, &mut client).await {
+        // Squid answers nothing here: the peer is a load balancer, not an HTTP client.
+        close_gracefully(&mut client.stream).await;
+        return;
+    }
     let mut first = true;
     let mut upstream = forward::Upstream::default();
     loop {

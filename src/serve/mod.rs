@@ -12,6 +12,7 @@ pub mod limits;
 pub mod listener;
 pub mod max_forwards;
 pub mod policy;
+pub mod proxy_protocol;
 pub mod reply;
 pub mod target;
 pub mod transaction;
