@@ -2,7 +2,7 @@
 //! load balancer and sends PROXY v1 and v2 headers; the carried address must be the client
 //! that `src` ACLs, the access log and `X-Forwarded-For` see. A header from an address that
 //! `proxy_protocol_access` does not allow, a missing header and a malformed one close the
-//! connection without an answer and with a diagnostic line.
+//! connection without an answer, with a diagnostic line and Squid 5.7's access-log line.
 
 mod common;
 
@@ -136,6 +136,15 @@ fn forged_missing_and_malformed_headers_close_the_connection() {
     assert!(send(BALANCER, &huge).is_empty());
     hop.wait_for_stderr("PROXY v2 header of 65551 bytes");
 
-    // None of these is a transaction: nothing in the access log.
-    assert!(hop.log_lines().is_empty(), "{:?}", hop.log_lines());
+    // Each is logged as Squid 5.7 logs them: the connecting address, no request.
+    let lines = hop.wait_for_lines(4);
+    let lines: Vec<_> = lines.iter().map(|l| common::parse_log_line(l)).collect();
+    assert_eq!(lines.len(), 4, "{lines:#?}");
+    for line in &lines {
+        assert_eq!(line.code, "NONE_NONE/000", "{line:?}");
+        assert_eq!(line.url, "error:transaction-end-before-headers", "{line:?}");
+        assert_eq!(line.bytes, 0, "{line:?}");
+    }
+    common::the_line(&lines, "the forged header", |l| l.client == FORGER);
+    assert_eq!(lines.iter().filter(|l| l.client == BALANCER).count(), 3);
 }

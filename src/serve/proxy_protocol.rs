@@ -3,7 +3,7 @@
 //! allowed by `proxy_protocol_access` (no rules = deny all) before anything is read; the header
 //! must then come first, whole, within the first-request timeout; the address it carries
 //! becomes the client for ACLs, the log and `X-Forwarded-For`. Anything else closes the
-//! connection with a diagnostic line and no answer, as Squid does.
+//! connection with a diagnostic line, an access-log line and no answer, as Squid 5.7 does.
 //!
 //! Framing (how many bytes the header takes) is done here so a header is parsed only once it
 //! is complete and nothing behind it is consumed; the `ppp` crate parses the complete header.
@@ -121,14 +121,26 @@ fn allowed(ctx: &ClientCtx) -> bool {
     config.proxy_protocol_access.allows(&config.acls, &facts, Action::Deny)
 }
 
+/// How the start of a `require-proxy-header` connection went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// `ctx` now names the client the header carries; the request follows.
+    Accepted,
+    /// Not permitted, or no valid header: close without an answer. Squid 5.7 logs these as
+    /// `NONE_NONE/000 … error:transaction-end-before-headers` (docs/moving-parts.md).
+    Refused,
+    /// Closed before sending a byte: nothing to log.
+    Silent,
+}
+
 /// Checks the connecting address and reads the header; on success `ctx` names the client the
-/// header carries and `conn.buf` holds whatever followed it. `false`: the connection must be
-/// closed without an answer (the reason is logged).
-pub async fn accept(ctx: &mut ClientCtx, conn: &mut BufConn) -> bool {
+/// header carries and `conn.buf` holds whatever followed it. A refusal is logged as a
+/// diagnostic line with its reason, as Squid writes it to cache.log.
+pub async fn accept(ctx: &mut ClientCtx, conn: &mut BufConn) -> Verdict {
     let peer = SocketAddr::new(ctx.client_ip, ctx.client_port);
     if !allowed(ctx) {
         tracing::warn!(client = %peer, "PROXY client not permitted by proxy_protocol_access; connection closed");
-        return false;
+        return Verdict::Refused;
     }
     let config = &ctx.generation.config;
     let timeout = config.request_start_timeout.min(config.request_timeout);
@@ -143,16 +155,16 @@ pub async fn accept(ctx: &mut ClientCtx, conn: &mut BufConn) -> bool {
                 ctx.client_port = addr.port();
             }
             tracing::debug!(client = %peer, carried = ?carried, "PROXY header accepted");
-            true
+            Verdict::Accepted
         }
-        Err(HeadError::ClosedEarly { received: 0 }) => false,
+        Err(HeadError::ClosedEarly { received: 0 }) => Verdict::Silent,
         Err(e) => {
             let why = match e {
                 HeadError::Malformed(why) => why,
                 other => format!("no complete PROXY header: {other}"),
             };
             tracing::warn!(client = %peer, "PROXY protocol error: {why}; connection closed");
-            false
+            Verdict::Refused
         }
     }
 }
