@@ -137,7 +137,7 @@ const IDENT: Class = Class::Rejected(
 const FTP: Class = Class::Rejected("hopproxy does not speak FTP; use an FTP client or server directly instead");
 const CHROOT: Class = Class::Rejected(
     "hopproxy does not chroot itself; confine it with its systemd unit instead (RootDirectory=, \
-     or ProtectSystem=/ReadWritePaths=, as the packaged unit does)",
+     or ProtectSystem=strict as the packaged unit does)",
 );
 const AUTH_TUNING: Class = Class::Rejected(
     "only auth_param basic with basic_ncsa_auth is supported; its cache is set with auth_param \
