@@ -122,6 +122,71 @@ fn default_user_when_started_as_root() {
     serve_one(&hop, origin.addr);
 }
 
+/// Rotation after the switch: the user reopens the log by path, as Squid does, so a log
+/// directory it owns gets a fresh file after the old one was moved away.
+#[test]
+fn rotation_after_the_switch_needs_a_directory_the_user_can_write() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if !is_root() {
+        common::skip("needs root: only a process started as root switches user");
+        return;
+    }
+    let Some((uid, _)) = user_ids("nobody") else {
+        common::skip("no 'nobody' user on this machine");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // The user must be able to reach the log directory; the test's own files stay private.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let status = std::process::Command::new("chown")
+        .arg("nobody")
+        .arg(&logs)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let origin = common::origin::echo_origin("127.0.94.22:0".parse().unwrap());
+    let log = logs.join("access.log");
+    let config = format!(
+        "http_port 127.0.94.4:31280\naccess_log stdio:{} squid\nhttp_access allow all\n\
+         cache_effective_user nobody\n",
+        log.display()
+    );
+    let mut hop = Hop::start("rotate", dir.path(), "127.0.94.4:31280".parse().unwrap(), &config);
+    hop.access_log = log.clone();
+    hop.wait_for_stderr("running as user nobody");
+    serve_one(&hop, origin.addr);
+    std::fs::rename(&log, logs.join("access.log.1")).unwrap();
+    hop.signal("USR1");
+    // The reopen happens on the writer's next record or tick; wait for the new file by content.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let request = format!(
+            "GET http://{}/after HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            origin.addr, origin.addr
+        );
+        let reply = common::exchange(&hop.addr.to_string(), request.as_bytes());
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        if std::fs::read_to_string(&log).is_ok_and(|t| t.contains("/after")) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no new log file after rotation; stderr:\n{}",
+            hop.stderr_text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let owner = std::fs::metadata(&log).unwrap().uid().to_string();
+    assert_eq!(
+        owner, uid,
+        "the new log file is created by the user hopproxy switched to"
+    );
+    let old = std::fs::read_to_string(logs.join("access.log.1")).unwrap();
+    assert!(old.contains("/x "), "{old}");
+}
+
 #[test]
 fn unknown_user_stops_the_start() {
     if !is_root() {
