@@ -13,6 +13,7 @@ use hopproxy::http1::conn::BufConn;
 use hopproxy::http1::head::{
     connection_tokens, parse_request, parse_response, request_body_kind, response_body_kind, wants_keep_alive,
 };
+use hopproxy::serve::proxy_protocol::{self, V2_MAX};
 use hopproxy::serve::target::{absolute_url, authority, host_field_matches, parse_absolute, parse_connect};
 
 /// Request-head parser, framing and target parsing (what serve does with a client's head).
@@ -109,6 +110,20 @@ pub fn response_head(data: &[u8]) {
     assert_eq!(head_kind, Ok(BodyKind::None), "a HEAD answer never has a body");
     if let Ok(BodyKind::Chunked) = response_body_kind("GET", head.status, &head.headers) {
         chunked_body(&data[len..]);
+    }
+}
+
+/// The PROXY protocol header reader (`http_port … require-proxy-header`): a complete header
+/// lies within the input and the size bound, parses the same on its own, and every shorter
+/// prefix of it waits for more bytes (never a verdict on a partial header).
+pub fn proxy_header(data: &[u8]) {
+    let Ok(Some((carried, len))) = proxy_protocol::parse(data) else {
+        return;
+    };
+    assert!(len <= data.len() && len <= V2_MAX, "header length {len}");
+    assert_eq!(proxy_protocol::parse(&data[..len]), Ok(Some((carried, len))));
+    for cut in (0..len).step_by(len / 64 + 1) {
+        assert_eq!(proxy_protocol::parse(&data[..cut]), Ok(None), "prefix of {cut} bytes");
     }
 }
 

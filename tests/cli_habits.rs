@@ -17,12 +17,12 @@ fn ip(last: u8) -> IpAddr {
 }
 
 fn config(dir: &Path, name: &str, addr: SocketAddr) -> String {
-    format!(
+    common::keep_root(&format!(
         "http_port {addr}\nhttp_access deny all\n\
          access_log stdio:{} squid\npid_filename {}\nshutdown_lifetime 1 second\n",
         Hop::log_path(dir, name).display(),
         dir.join(format!("{name}.pid")).display()
-    )
+    ))
 }
 
 fn hopproxy(args: &[&str]) -> Output {
@@ -225,7 +225,9 @@ fn the_default_pid_file_is_written_and_found() {
     let path = dir.path().join("p.conf");
     std::fs::write(
         &path,
-        format!("http_port {addr}\nhttp_access deny all\naccess_log none\nshutdown_lifetime 1 second\n"),
+        common::keep_root(&format!(
+            "http_port {addr}\nhttp_access deny all\naccess_log none\nshutdown_lifetime 1 second\n"
+        )),
     )
     .unwrap();
     // Every wait is bounded (100 × 50 ms); the proxy is stopped by the script or killed below.

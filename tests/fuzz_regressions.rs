@@ -34,6 +34,11 @@ fn chunked_body_seeds() {
 }
 
 #[test]
+fn proxy_header_seeds() {
+    replay_seeds("proxy_header", harness::proxy_header);
+}
+
+#[test]
 fn config_parse_seeds() {
     replay_seeds("config_parse", harness::config_parse);
 }

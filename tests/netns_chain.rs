@@ -238,7 +238,7 @@ fn agent_reaches_the_endpoint_only_through_the_chain() {
     let mut hops = Vec::new();
     for (ns, name, conf) in [(&p2, "proxy2", p2_conf), (&p1, "proxy1", p1_conf)] {
         let path = d.join(format!("{name}.conf"));
-        std::fs::write(&path, conf).unwrap();
+        std::fs::write(&path, common::keep_root(&conf)).unwrap();
         let stderr = d.join(format!("{name}.stderr"));
         let mut child = ns_spawn(
             ns,

@@ -118,9 +118,6 @@ fn port_option(key: &str, has_value: bool) -> PortOption {
         "accel" | "defaultsite" | "vhost" | "vport" | "protocol" | "ignore-cc" | "allow-direct" | "act-as-origin" => {
             PortOption::Rejected(ACCEL)
         }
-        "require-proxy-header" => PortOption::Rejected(
-            "the PROXY protocol is not supported yet; let clients connect to hopproxy directly instead",
-        ),
         "disable-pmtu-discovery" | "worker-queues" => {
             PortOption::Rejected("a Squid tuning knob with no counterpart in hopproxy; remove it")
         }
@@ -275,6 +272,21 @@ impl Builder {
             "follow_x_forwarded_for" => {
                 if let Some(rule) = self.rule(line) {
                     self.config.follow_x_forwarded_for.rules.push(rule);
+                }
+            }
+            "proxy_protocol_access" => {
+                if let Some(rule) = self.rule(line) {
+                    self.config.proxy_protocol_access.rules.push(rule);
+                }
+            }
+            "cache_effective_user" => {
+                if let Some(value) = self.one_arg(line, "cache_effective_user USER") {
+                    self.config.effective_user = Some(value.to_string());
+                }
+            }
+            "cache_effective_group" => {
+                if let Some(value) = self.one_arg(line, "cache_effective_group GROUP") {
+                    self.config.effective_group = Some(value.to_string());
                 }
             }
             "http_port" => self.http_port(line),
@@ -757,8 +769,13 @@ impl Builder {
         match parse_listen(&spec.text) {
             Ok((addr, port)) => {
                 let mut tcp_keepalive = None;
+                let mut require_proxy_header = false;
                 for option in &line.args()[1..] {
                     let key = option.text.split('=').next().unwrap_or_default();
+                    if option.text == "require-proxy-header" {
+                        require_proxy_header = true;
+                        continue;
+                    }
                     if key == "tcpkeepalive" {
                         match parse_keepalive(option.text.split_once('=').map(|(_, v)| v)) {
                             Ok(keepalive) => tcp_keepalive = Some(keepalive),
@@ -807,6 +824,7 @@ impl Builder {
                         addr,
                         port,
                         tcp_keepalive,
+                        require_proxy_header,
                         origin: origin.clone(),
                     });
                 }
@@ -844,6 +862,7 @@ impl Builder {
                     addr: Some(addr),
                     port,
                     tcp_keepalive: None,
+                    require_proxy_header: false,
                     origin: origin.clone(),
                 });
             }
@@ -1419,6 +1438,20 @@ impl Builder {
         {
             self.error(&top, "no http_port: hopproxy would not listen anywhere")
                 .hint = Some("add e.g. 'http_port 3128'".into());
+        }
+        if self.config.proxy_protocol_access.is_empty()
+            && let Some(port) = self.config.http_ports.iter().find(|p| p.require_proxy_header)
+        {
+            let origin = port.origin.clone();
+            self.warning(
+                &origin,
+                "require-proxy-header without proxy_protocol_access: every connection to this port is refused",
+            )
+            .hint = Some(
+                "allow the load balancers that send the PROXY header, e.g. 'acl lb src 10.0.0.5' and \
+                 'proxy_protocol_access allow lb' (Squid's default is deny all)"
+                    .into(),
+            );
         }
         if self.config.http_access.is_empty() {
             let origin = lines

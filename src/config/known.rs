@@ -135,13 +135,9 @@ const IDENT: Class = Class::Rejected(
     "ident (RFC 1413) lookups are not supported; identify users with proxy_auth (auth_param basic) instead",
 );
 const FTP: Class = Class::Rejected("hopproxy does not speak FTP; use an FTP client or server directly instead");
-const PROXY_PROTOCOL: Class = Class::Rejected(
-    "the PROXY protocol is not supported yet; let clients connect to hopproxy directly (src ACLs \
-     then see their addresses) instead",
-);
-const PRIVDROP: Class = Class::Rejected(
-    "hopproxy does not switch user or group itself yet; start it as that user instead (systemd \
-     User=/Group=, or runuser)",
+const CHROOT: Class = Class::Rejected(
+    "hopproxy does not chroot itself; confine it with its systemd unit instead (RootDirectory=, \
+     or ProtectSystem=strict as the packaged unit does)",
 );
 const AUTH_TUNING: Class = Class::Rejected(
     "only auth_param basic with basic_ncsa_auth is supported; its cache is set with auth_param \
@@ -690,10 +686,10 @@ pub const DIRECTIVES: &[(&str, Class)] = &[
     ("ftp_sanitycheck", FTP),
     ("ftp_telnet_protocol", FTP),
     ("ftp_client_idle_timeout", FTP),
-    ("proxy_protocol_access", PROXY_PROTOCOL),
-    ("cache_effective_user", PRIVDROP),
-    ("cache_effective_group", PRIVDROP),
-    ("chroot", PRIVDROP),
+    ("proxy_protocol_access", Class::Supported),
+    ("cache_effective_user", Class::Supported),
+    ("cache_effective_group", Class::Supported),
+    ("chroot", CHROOT),
     ("authenticate_ttl", AUTH_TUNING),
     ("authenticate_ip_ttl", AUTH_TUNING),
     ("auth_schemes", AUTH_TUNING),

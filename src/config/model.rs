@@ -37,6 +37,10 @@ pub mod defaults {
     pub const BASIC_REALM: &str = "Squid proxy-caching web server";
     /// `auth_param basic credentialsttl`: 2 hours in Squid 5.7's code, as its example says.
     pub const CREDENTIALS_TTL: Duration = Duration::from_secs(2 * 60 * 60);
+    /// The user a daemon started as root switches to without `cache_effective_user`: the
+    /// system user the packages create (Squid's built-in default is `nobody`; Debian's
+    /// package builds it with `proxy`).
+    pub const EFFECTIVE_USER: &str = "hopproxy";
 }
 
 /// One `http_port [addr:]port`. Without an address, hopproxy listens on all addresses
@@ -47,6 +51,9 @@ pub struct HttpPort {
     pub port: u16,
     /// `tcpkeepalive[=idle,interval,timeout]`: TCP keep-alive probes on client connections.
     pub tcp_keepalive: Option<TcpKeepalive>,
+    /// `require-proxy-header`: every connection must start with a PROXY protocol header
+    /// (v1 or v2) from a client `proxy_protocol_access` allows.
+    pub require_proxy_header: bool,
     pub origin: Origin,
 }
 
@@ -258,6 +265,14 @@ pub struct Config {
     /// `follow_x_forwarded_for`: which addresses are trusted to report the client in
     /// `X-Forwarded-For`; empty = none (Squid's default).
     pub follow_x_forwarded_for: RuleList,
+    /// `proxy_protocol_access`: which connecting addresses may send a PROXY header on a
+    /// `require-proxy-header` port; empty = none (Squid's default `deny all`).
+    pub proxy_protocol_access: RuleList,
+    /// `cache_effective_user`: the user to switch to once ports and logs are open as root;
+    /// `None` = [`defaults::EFFECTIVE_USER`] (only when started as root).
+    pub effective_user: Option<String>,
+    /// `cache_effective_group`: `None` = the effective user's primary group.
+    pub effective_group: Option<String>,
     /// `deny_info` lines, in order: the first that names an ACL applies to it.
     pub deny_info: Vec<DenyInfo>,
     /// hopproxy extension `metrics_port`: where `/metrics` is served; `None` = nowhere.
@@ -348,12 +363,22 @@ impl Config {
             request_header_access: HeaderRules::default(),
             reply_header_access: HeaderRules::default(),
             follow_x_forwarded_for: RuleList::default(),
+            proxy_protocol_access: RuleList::default(),
+            effective_user: None,
+            effective_group: None,
             deny_info: Vec::new(),
             metrics_port: None,
             cache_log: None,
             debug_options: Vec::new(),
             ignored: Vec::new(),
         }
+    }
+
+    /// The `http_port` a connection accepted on `local_port` at `local_ip` belongs to.
+    pub fn http_port_for(&self, local_port: u16, local_ip: Option<IpAddr>) -> Option<&HttpPort> {
+        self.http_ports
+            .iter()
+            .find(|p| p.port == local_port && (p.addr.is_none() || p.addr.map(|a| a.to_canonical()) == local_ip))
     }
 
     /// The `deny_info` answer for a denial whose deciding ACL is `acl` (an index into `acls`).

@@ -950,8 +950,7 @@ fn rejected_directives_say_what_to_use_instead() {
         "icap_enable on",
         "delay_pools 1",
         "external_acl_type t %SRC /bin/true",
-        "cache_effective_user proxy",
-        "proxy_protocol_access allow all",
+        "chroot /var/chroot",
         "tcp_outgoing_tos 0x20 all",
         "wccp2_router 10.0.0.1",
     ] {
@@ -1027,7 +1026,6 @@ fn http_port_options() {
         ("http_port 3129 intercept", "explicit forward proxy"),
         ("http_port 3129 accel defaultsite=www.example.com", "reverse proxy"),
         ("http_port 3129 ssl-bump", "CONNECT end to end"),
-        ("http_port 3129 require-proxy-header", "PROXY protocol"),
     ] {
         let e: Vec<Diagnostic> = snippet(line)
             .unwrap_err()
@@ -1039,6 +1037,32 @@ fn http_port_options() {
             "{line}: {e:?}"
         );
     }
+}
+
+#[test]
+fn proxy_protocol_and_privilege_drop_directives() {
+    let loaded = snippet(
+        "http_port 3129 require-proxy-header\nacl lb src 10.0.0.5\nproxy_protocol_access allow lb\n\
+         cache_effective_user proxy\ncache_effective_group proxy",
+    )
+    .unwrap();
+    let c = &loaded.config;
+    assert!(c.http_ports.iter().any(|p| p.port == 3129 && p.require_proxy_header));
+    assert_eq!(c.proxy_protocol_access.rules.len(), 1);
+    assert_eq!(c.effective_user.as_deref(), Some("proxy"));
+    assert_eq!(c.effective_group.as_deref(), Some("proxy"));
+    // Squid's default proxy_protocol_access is deny all: say so before it refuses everyone.
+    let loaded = snippet("http_port 3129 require-proxy-header").unwrap();
+    assert!(
+        loaded
+            .diagnostics
+            .iter()
+            .any(|d| d.message.contains("every connection to this port is refused")),
+        "{:?}",
+        loaded.diagnostics
+    );
+    assert!(snippet("cache_effective_user").is_err());
+    assert!(snippet("proxy_protocol_access allow nosuch").is_err());
 }
 
 /// One error per real problem: an ACL of an unsupported type, or a rejected auth helper, does

@@ -18,10 +18,31 @@ use crate::log::ResultCode;
 const CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Serves one client connection until it closes or a transaction ends it.
-pub async fn serve(ctx: ClientCtx, stream: TcpStream) {
+pub async fn serve(mut ctx: ClientCtx, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let mut client = BufConn::new(stream);
     let config = Arc::clone(&ctx.generation.config);
+    let needs_proxy_header = config
+        .http_port_for(ctx.local_port, ctx.local_ip)
+        .is_some_and(|p| p.require_proxy_header);
+    if needs_proxy_header {
+        use super::proxy_protocol::{Verdict, accept};
+        let start = Instant::now();
+        match accept(&mut ctx, &mut client).await {
+            Verdict::Accepted => {}
+            verdict => {
+                // No answer (the peer is a load balancer, not an HTTP client), but a log line
+                // with the connecting address, as Squid 5.7 writes.
+                if verdict == Verdict::Refused {
+                    let tx = Transaction::new(&ctx, start, "", "error:transaction-end-before-headers");
+                    tx.fail(&mut client, Failure::unanswered(ResultCode::None, HopSeen::NONE))
+                        .await;
+                }
+                close_gracefully(&mut client.stream).await;
+                return;
+            }
+        }
+    }
     let mut first = true;
     let mut upstream = forward::Upstream::default();
     loop {

@@ -100,11 +100,7 @@ fn tune_client_socket(stream: &tokio::net::TcpStream, config: &crate::config::Co
         tracing::debug!("cannot set write_timeout on a client socket: {e}");
     }
     let local = stream.local_addr().ok().map(|a| a.ip().to_canonical());
-    let keepalive = config
-        .http_ports
-        .iter()
-        .find(|p| p.port == local_port && (p.addr.is_none() || p.addr.map(|a| a.to_canonical()) == local))
-        .and_then(|p| p.tcp_keepalive);
+    let keepalive = config.http_port_for(local_port, local).and_then(|p| p.tcp_keepalive);
     if let Some(k) = keepalive {
         let mut params = socket2::TcpKeepalive::new();
         if let Some(idle) = k.idle {

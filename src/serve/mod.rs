@@ -12,6 +12,8 @@ pub mod limits;
 pub mod listener;
 pub mod max_forwards;
 pub mod policy;
+pub mod privileges;
+pub mod proxy_protocol;
 pub mod reply;
 pub mod target;
 pub mod transaction;
@@ -129,6 +131,9 @@ struct Daemon {
     metrics_port: Option<(SocketAddr, watch::Sender<bool>)>,
 }
 
+/// A freshly bound `http_port` listener and its key in [`Daemon::listeners`].
+type PortKey = ((Option<IpAddr>, u16), tokio::net::TcpListener);
+
 /// What a config asks of the metrics endpoint, relative to the running one.
 enum MetricsPortChange {
     Keep,
@@ -173,7 +178,14 @@ impl Daemon {
     /// New ports are bound before anything changes, so a port that cannot be bound leaves
     /// the daemon as it was.
     async fn apply_ports(&mut self, config: &Config) -> std::io::Result<()> {
-        let mut fresh = Vec::new();
+        let fresh = self.bind_new_ports(config).await?;
+        self.start_accepting(config, fresh);
+        Ok(())
+    }
+
+    /// Binds every `http_port` of `config` not already open, changing nothing else.
+    async fn bind_new_ports(&self, config: &Config) -> std::io::Result<Vec<PortKey>> {
+        let mut fresh: Vec<PortKey> = Vec::new();
         for port in &config.http_ports {
             let key = (port.addr, port.port);
             if self.listeners.contains_key(&key) || fresh.iter().any(|(k, _)| *k == key) {
@@ -189,6 +201,11 @@ impl Daemon {
             })?;
             fresh.push((key, listener));
         }
+        Ok(fresh)
+    }
+
+    /// Accepts on the `fresh` listeners; stops those `config` no longer has.
+    fn start_accepting(&mut self, config: &Config, fresh: Vec<PortKey>) {
         let keep: Vec<_> = config.http_ports.iter().map(|p| (p.addr, p.port)).collect();
         self.listeners.retain(|key, stop| {
             let kept = keep.contains(key);
@@ -199,7 +216,10 @@ impl Daemon {
             kept
         });
         for (key, listener) in fresh {
-            tracing::info!("listening on {}", listener.local_addr()?);
+            match listener.local_addr() {
+                Ok(addr) => tracing::info!("listening on {addr}"),
+                Err(e) => tracing::warn!("listening on port {}; its address is unknown: {e}", key.1),
+            }
             let (stop_tx, stop_rx) = watch::channel(false);
             self.accept_tasks.push(tokio::spawn(listener::accept_loop(
                 listener,
@@ -208,7 +228,6 @@ impl Daemon {
             )));
             self.listeners.insert(key, stop_tx);
         }
-        Ok(())
     }
 
     /// Binds the `metrics_port` of `config` if it differs from the one being served; nothing
@@ -375,10 +394,17 @@ pub async fn run(config_path: PathBuf, config: Config) -> std::io::Result<()> {
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
     let mut usr1 = signal(SignalKind::user_defined1())?;
+    // Everything that may need root (ports, logs, pid file) is done before the switch to
+    // cache_effective_user, and no client is served before it.
+    let switch_to = privileges::plan(&config)?;
     let metrics_port = daemon.bind_metrics_port(&config).await?;
-    daemon.apply_ports(&config).await?;
-    daemon.switch_metrics_port(metrics_port);
+    let fresh_ports = daemon.bind_new_ports(&config).await?;
     let pid_file = write_pid_file(&config)?;
+    if let Some(target) = &switch_to {
+        privileges::drop_to(target)?;
+    }
+    daemon.start_accepting(&config, fresh_ports);
+    daemon.switch_metrics_port(metrics_port);
     health::probe_at_start(&generation.egress, &generation.config);
     drop(generation);
     loop {

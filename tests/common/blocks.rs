@@ -32,6 +32,8 @@ pub const METRICS: &[u8] = &[68];
 pub const SERVE_LIFECYCLE: &[u8] = &[69];
 pub const SERVE_OUTPUTS: &[u8] = &[61];
 pub const DIFFERENTIAL_LOGFORMAT: &[u8] = &[75];
+pub const PROXY_PROTOCOL: &[u8] = &[92, 93];
+pub const PRIVILEGE_DROP: &[u8] = &[94];
 
 /// Each test file and its blocks.
 pub const FILES: &[(&str, &[u8])] = &[
@@ -59,8 +61,13 @@ pub const FILES: &[(&str, &[u8])] = &[
     ("metrics.rs", METRICS),
     ("serve_lifecycle.rs", SERVE_LIFECYCLE),
     ("serve_outputs.rs", SERVE_OUTPUTS),
+    ("proxy_protocol.rs", PROXY_PROTOCOL),
+    ("privilege_drop.rs", PRIVILEGE_DROP),
 ];
 
 /// Blocks taken for test files being written (owner, blocks): give each file its own entry in
 /// [`FILES`] when it lands.
-pub const RESERVED: &[(&str, &[u8])] = &[("plain-HTTP forwarding tests", &[76, 77, 78, 79])];
+pub const RESERVED: &[(&str, &[u8])] = &[
+    ("plain-HTTP forwarding tests", &[76, 77, 78, 79]),
+    ("delay pools", &[95]),
+];

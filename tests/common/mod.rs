@@ -55,6 +55,7 @@ impl Hop {
         } else {
             format!("{}\npid_filename none\n", config.trim_end())
         };
+        let config = keep_root(&config);
         std::fs::write(&config_path, &config).unwrap();
         let stderr = dir.join(format!("{name}.stderr"));
         let mut command = Command::new(hopproxy_bin());
@@ -204,6 +205,18 @@ impl Hop {
     }
 }
 
+/// Tests run as root in CI, and a proxy started as root switches to an unprivileged user once
+/// its ports and logs are open; it could then no longer re-read its config, reopen its logs or
+/// remove its pid file in a test's private (0700) directory. Test proxies keep root unless
+/// the config chooses a user itself (`tests/privilege_drop.rs` does).
+pub fn keep_root(config: &str) -> String {
+    if config.contains("cache_effective_user") {
+        config.to_string()
+    } else {
+        format!("{}\ncache_effective_user root\n", config.trim_end())
+    }
+}
+
 /// A `hosts_file` mapping each name to an address.
 pub fn write_hosts(dir: &Path, entries: &[(&str, IpAddr)]) -> PathBuf {
     let path = dir.join("hosts");
@@ -332,10 +345,10 @@ pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
 /// A one-hop config for tests: a listener, a log in `dir`, `NAME.test` as its name, a short
 /// shutdown, and `rules`.
 pub fn hop_config(dir: &Path, name: &str, listen: &str, rules: &str) -> String {
-    format!(
+    keep_root(&format!(
         "http_port {listen}\naccess_log stdio:{} squid\nvisible_hostname {name}.test\nshutdown_lifetime 3 seconds\n{rules}\n",
         Hop::log_path(dir, name).display()
-    )
+    ))
 }
 
 /// Sends raw `request` bytes, half-closes (so a tunnel to an echo server ends once the echo
