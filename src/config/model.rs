@@ -47,6 +47,8 @@ pub struct HttpPort {
     pub port: u16,
     /// `tcpkeepalive[=idle,interval,timeout]`: TCP keep-alive probes on client connections.
     pub tcp_keepalive: Option<TcpKeepalive>,
+    /// `https_port`: TLS (and with `clientca=`, client certificates) before HTTP.
+    pub tls: Option<crate::tls::ListenTls>,
     pub origin: Origin,
 }
 
@@ -97,6 +99,8 @@ pub struct Peer {
     pub connect_fail_limit: u32,
     /// `cache_peer_access NAME allow|deny …` lines for this peer; empty = every request.
     pub access: RuleList,
+    /// `tls` (or `ssl`) and the `tls-…` options: speak TLS to the parent.
+    pub tls: Option<crate::tls::PeerTls>,
     pub origin: Origin,
 }
 

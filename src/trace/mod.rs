@@ -5,7 +5,7 @@
 //! request. With several proxies each hop is also tried on its own from here.
 //!
 //! [`tracer`] walks the chain, `diagnose` names the hop behind an error answer, `tls_step`
-//! and `request` run the last steps through the tunnel ([`tls_probe`] and [`x509`] help the
+//! and `request` run the last steps through the tunnel ([`tls_probe`] and `crate::tls::x509` help the
 //! TLS step), [`report`] holds what was seen and [`render`] prints it; [`cli`] is the command
 //! line.
 
@@ -17,7 +17,6 @@ mod request;
 pub mod tls_probe;
 mod tls_step;
 pub mod tracer;
-pub mod x509;
 
 use std::path::PathBuf;
 use std::time::Duration;

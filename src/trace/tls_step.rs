@@ -13,8 +13,8 @@ use tokio_rustls::client::TlsStream;
 use super::report::{Step, TlsFacts};
 use super::tls_probe::{self, RecordingVerifier};
 use super::tracer::Tracer;
-use super::x509;
 use crate::client::tls;
+use crate::tls::x509;
 
 impl Tracer {
     /// TLS with the target through the tunnel, the verdict on its certificate, ALPN, and the
