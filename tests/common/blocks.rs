@@ -32,6 +32,8 @@ pub const METRICS: &[u8] = &[68];
 pub const SERVE_LIFECYCLE: &[u8] = &[69];
 pub const SERVE_OUTPUTS: &[u8] = &[61];
 pub const DIFFERENTIAL_LOGFORMAT: &[u8] = &[75];
+/// `tests/tls_legs.rs`: https_port and cache_peer tls (80, 81), Squid on a TLS leg (82, 83).
+pub const TLS_LEGS: &[u8] = &[80, 81, 82, 83];
 
 /// Each test file and its blocks.
 pub const FILES: &[(&str, &[u8])] = &[
@@ -59,6 +61,7 @@ pub const FILES: &[(&str, &[u8])] = &[
     ("metrics.rs", METRICS),
     ("serve_lifecycle.rs", SERVE_LIFECYCLE),
     ("serve_outputs.rs", SERVE_OUTPUTS),
+    ("tls_legs.rs", TLS_LEGS),
 ];
 
 /// Blocks taken for test files being written (owner, blocks): give each file its own entry in
