@@ -18,6 +18,7 @@ use common::{ENDPOINT_NAME, Hop, curl, header, parse_log_line};
 use hopproxy::lab::certs::Pki;
 use hopproxy::lab::endpoint::{Endpoint, EndpointHandle, EndpointOptions};
 use hopproxy::lab::process::free_port;
+use hopproxy::lab::squid::Squid;
 
 fn ip(block: u8, host: u8) -> IpAddr {
     IpAddr::from([127, 0, block, host])
@@ -373,4 +374,216 @@ fn chain_with_mutual_tls_between_the_proxies() {
         "{}",
         certs_text()
     );
+}
+
+/// The access-log lines of a Squid without the harness's readiness probes (connect from
+/// 127.0.0.1, send nothing: docs/squid-behaviour.md M14), waiting (bounded) for `count`.
+fn squid_lines(squid: &Squid, count: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    common::wait_until("squid's log lines", || {
+        lines = squid
+            .access_log_text()
+            .lines()
+            .filter(|l| !l.contains("error:transaction-end-before-headers"))
+            .map(str::to_string)
+            .collect();
+        lines.len() >= count
+    });
+    lines
+}
+
+/// Squid 5.7 as proxy 2 behind hopproxy, the leg between them TLS: Debian's GnuTLS build
+/// serves `https_port` (it rejects `clientca=` and does not demand a client certificate, so
+/// this leg is TLS without mTLS); hopproxy verifies Squid's certificate, name and CA.
+#[test]
+fn squid_https_port_behind_hopproxy() {
+    if hopproxy::lab::squid::squid_binary().is_err() {
+        return common::skip("squid is not installed");
+    }
+    let world = World::new(82);
+    // Squid drops to its own user: let it read the certificates.
+    std::fs::set_permissions(world.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (p1_cert, p1_key) = world.cert("proxy1.example");
+    let (p2_cert, p2_key) = world.cert("proxy2.example");
+    let ca = world.ca.display().to_string();
+    let squid_http = world.addr(12);
+    let squid_tls = world.addr(12);
+    let p1_addr = world.addr(11);
+    let squid = Squid::start(
+        "proxy2.lab",
+        squid_http,
+        &format!(
+            "https_port {squid_tls} tls-cert={p2_cert} tls-key={p2_key}\nhosts_file {}\n\
+             acl child src {}\nhttp_access allow child\nhttp_access deny all\n",
+            world.hosts.display(),
+            p1_addr.ip()
+        ),
+        world.path(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let agent = ip(82, 5);
+    let child = |name: &str, addr: SocketAddr, domain: &str| {
+        world.hop(
+            name,
+            addr,
+            &format!("https_port {addr} tls-cert={p1_cert} tls-key={p1_key}"),
+            &format!(
+                "cache_peer {} parent {} 0 no-query tls tls-cafile={ca} tls-domain={domain} tls-cert={p1_cert} tls-key={p1_key}\n\
+                 never_direct allow all\nacl agent src {agent}\nhttp_access allow agent\nhttp_access deny all",
+                squid_tls.ip(),
+                squid_tls.port()
+            ),
+        )
+    };
+    let proxy1 = child("proxy1", p1_addr, "proxy2.example");
+    let tunnel = world.curl_via(
+        "proxy1.example",
+        p1_addr,
+        &[
+            "--http2",
+            "--cacert",
+            &ca,
+            "-i",
+            &format!("https://{ENDPOINT_NAME}/squid"),
+        ],
+    );
+    assert_eq!(tunnel.exit, 0, "{}", tunnel.stderr);
+    assert!(tunnel.stdout.contains("HTTP/2 200"), "{}", tunnel.stdout);
+    let plain = world.curl_via(
+        "proxy1.example",
+        p1_addr,
+        &["-i", &format!("http://{ENDPOINT_NAME}/sq")],
+    );
+    assert!(plain.stdout.starts_with("HTTP/1.1 200 OK\r\n"), "{}", plain.stdout);
+    assert!(
+        plain.stdout.contains("(squid/5.7)"),
+        "Via names Squid: {}",
+        plain.stdout
+    );
+
+    let lines: Vec<_> = squid_lines(&squid, 2).iter().map(|l| parse_log_line(l)).collect();
+    let tunnel_line = common::the_line(&lines, "Squid's tunnel", |l| l.method == "CONNECT");
+    assert_eq!(tunnel_line.client, p1_addr.ip().to_string());
+    assert_eq!(tunnel_line.code, "TCP_TUNNEL/200");
+    let get = common::the_line(&lines, "Squid's GET", |l| l.method == "GET");
+    assert_eq!(get.code, "TCP_MISS/200");
+    let p1_lines: Vec<_> = proxy1.wait_for_lines(2).iter().map(|l| parse_log_line(l)).collect();
+    assert!(
+        p1_lines
+            .iter()
+            .all(|l| l.hierarchy == format!("FIRSTUP_PARENT/{}", squid_tls.ip()))
+    );
+
+    // hopproxy checks Squid's certificate like any parent's.
+    let wrong_addr = world.addr(11);
+    let _wrong = child("wrongname", wrong_addr, "squid.invalid");
+    let refused = world.curl_via(
+        "proxy1.example",
+        wrong_addr,
+        &["-i", &format!("http://{ENDPOINT_NAME}/w")],
+    );
+    let status = header(&refused.stdout, "Proxy-Status").unwrap_or_default();
+    assert!(status.contains("error=tls_certificate_error"), "{}", refused.stdout);
+    assert!(
+        status.contains("certificate not valid for the name squid.invalid"),
+        "{status}"
+    );
+}
+
+/// Squid 5.7 as proxy 1 in front of hopproxy, `cache_peer … tls` to hopproxy's https_port.
+/// Its GnuTLS build verifies hopproxy's certificate but presents no client certificate even
+/// with `tls-cert=`, so a `clientca=` port refuses it (and says so); and it fails on TLS 1.3
+/// session tickets, so the port sets `tls-options=NO_TICKET`.
+#[test]
+fn squid_cache_peer_tls_in_front_of_hopproxy() {
+    if hopproxy::lab::squid::squid_binary().is_err() {
+        return common::skip("squid is not installed");
+    }
+    let world = World::new(83);
+    std::fs::set_permissions(world.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (p1_cert, p1_key) = world.cert("proxy1.example");
+    let (p2_cert, p2_key) = world.cert("proxy2.example");
+    let ca = world.ca.display().to_string();
+    let open_addr = world.addr(12);
+    let mtls_addr = world.addr(12);
+    let squid_addr = world.addr(11);
+    let parent = |name: &str, addr: SocketAddr, extra: &str| {
+        world.hop(
+            name,
+            addr,
+            &format!("https_port {addr} tls-cert={p2_cert} tls-key={p2_key} tls-options=NO_TICKET {extra}"),
+            &format!(
+                "acl child src {}\nhttp_access allow child\nhttp_access deny all",
+                squid_addr.ip()
+            ),
+        )
+    };
+    let proxy2 = parent("proxy2", open_addr, "");
+    let mtls = parent("proxy2mtls", mtls_addr, &format!("clientca={ca}"));
+    let squid = Squid::start(
+        "proxy1.lab",
+        squid_addr,
+        &format!(
+            "cache_peer {} parent {} 0 no-query no-digest name=open tls tls-cafile={ca} tls-domain=proxy2.example tls-cert={p1_cert} tls-key={p1_key}\n\
+             cache_peer {} parent {} 0 no-query no-digest name=mtls tls tls-cafile={ca} tls-domain=proxy2.example tls-cert={p1_cert} tls-key={p1_key}\n\
+             acl to_mtls urlpath_regex ^/mtls\ncache_peer_access mtls allow to_mtls\ncache_peer_access mtls deny all\n\
+             cache_peer_access open deny to_mtls\nnever_direct allow all\nhttp_access allow all\n\
+             tcp_outgoing_address {}\n",
+            open_addr.ip(),
+            open_addr.port(),
+            mtls_addr.ip(),
+            mtls_addr.port(),
+            squid_addr.ip()
+        ),
+        world.path(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let agent = ip(83, 5).to_string();
+    let proxy = format!("http://{squid_addr}");
+    let plain = curl(&[
+        "--interface",
+        &agent,
+        "-x",
+        &proxy,
+        "-i",
+        &format!("http://{ENDPOINT_NAME}/fromsquid"),
+    ]);
+    assert!(plain.stdout.starts_with("HTTP/1.1 200 OK\r\n"), "{}", plain.stdout);
+    let tunnel = curl(&[
+        "--interface",
+        &agent,
+        "-x",
+        &proxy,
+        "--http2",
+        "--cacert",
+        &ca,
+        "-i",
+        &format!("https://{ENDPOINT_NAME}/fromsquid"),
+    ]);
+    assert_eq!(tunnel.exit, 0, "{}", tunnel.stderr);
+    assert!(tunnel.stdout.contains("HTTP/2 200"), "{}", tunnel.stdout);
+    let lines: Vec<_> = proxy2.wait_for_lines(2).iter().map(|l| parse_log_line(l)).collect();
+    assert!(
+        lines.iter().all(|l| l.client == squid_addr.ip().to_string()),
+        "{lines:#?}"
+    );
+    common::the_line(&lines, "the tunnel from Squid", |l| l.code == "TCP_TUNNEL/200");
+    common::the_line(&lines, "the GET from Squid", |l| l.code == "TCP_MISS/200");
+
+    // The mTLS port: Squid sends no certificate; hopproxy refuses and names the reason.
+    let refused = curl(&[
+        "--interface",
+        &agent,
+        "-x",
+        &proxy,
+        "-i",
+        &format!("http://{ENDPOINT_NAME}/mtls"),
+    ]);
+    assert!(
+        refused.stdout.starts_with("HTTP/1.1 502 Bad Gateway\r\n"),
+        "{}",
+        refused.stdout
+    );
+    mtls.wait_for_stderr("refused: no client certificate presented");
+    let _ = squid_lines(&squid, 3);
 }

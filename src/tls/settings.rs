@@ -48,6 +48,9 @@ pub struct ListenTls {
     /// `clientca=` / `tls-cafile=`: demand a client certificate signed by one of these CAs.
     pub client_ca: Option<PathBuf>,
     pub min_version: TlsVersion,
+    /// TLS 1.3 session tickets (resumption); `tls-options=NO_TICKET` turns them off, which
+    /// Squid 5.7's GnuTLS build needs as a child (it fails on the ticket after the handshake).
+    pub session_tickets: bool,
     /// `None` only when the config was read without its files (`check --syntax-only`).
     pub config: Option<Arc<ServerConfig>>,
 }
@@ -76,8 +79,19 @@ impl PeerTls {
 // compared; a reload loads them again anyway).
 impl PartialEq for ListenTls {
     fn eq(&self, other: &Self) -> bool {
-        (&self.cert, &self.key, &self.client_ca, self.min_version)
-            == (&other.cert, &other.key, &other.client_ca, other.min_version)
+        (
+            &self.cert,
+            &self.key,
+            &self.client_ca,
+            self.min_version,
+            self.session_tickets,
+        ) == (
+            &other.cert,
+            &other.key,
+            &other.client_ca,
+            other.min_version,
+            other.session_tickets,
+        )
     }
 }
 impl Eq for ListenTls {}
@@ -102,6 +116,7 @@ impl std::fmt::Debug for ListenTls {
             .field("key", &self.key)
             .field("client_ca", &self.client_ca)
             .field("min_version", &self.min_version)
+            .field("session_tickets", &self.session_tickets)
             .finish_non_exhaustive()
     }
 }
@@ -194,6 +209,9 @@ impl ListenTls {
         })?;
         // Clients of a proxy port speak HTTP/1.1 to it (CONNECT and plain requests).
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        if !self.session_tickets {
+            config.send_tls13_tickets = 0;
+        }
         self.config = Some(Arc::new(config));
         Ok(self)
     }

@@ -13,6 +13,7 @@ pub struct TlsDraft {
     key: Option<PathBuf>,
     client_ca: Option<PathBuf>,
     min_version: TlsVersion,
+    no_tickets: bool,
 }
 
 pub enum HttpsOption {
@@ -46,6 +47,10 @@ pub fn https_option(draft: &mut TlsDraft, text: &str) -> HttpsOption {
             Ok(version) => draft.min_version = version,
             Err(message) => return HttpsOption::Invalid(message, "use tls-min-version=1.2 or 1.3"),
         },
+        // Squid's OpenSSL flags, `:`- or `,`-separated; only NO_TICKET has a rustls counterpart.
+        "options" | "tls-options" if value.split([':', ',']).any(|f| f == "NO_TICKET") => {
+            draft.no_tickets = true;
+        }
         "cipher" | "options" | "tls-options" | "dhparams" | "tls-dh" | "sslcontext" | "tls-context" | "sslflags"
         | "tls-flags" => return HttpsOption::Ignored(RUSTLS_CHOOSES),
         _ => return HttpsOption::NotTls,
@@ -69,6 +74,7 @@ impl TlsDraft {
             key,
             client_ca: self.client_ca,
             min_version: self.min_version,
+            session_tickets: !self.no_tickets,
             config: None,
         };
         if syntax_only { Ok(tls) } else { tls.load() }
