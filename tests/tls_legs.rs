@@ -6,7 +6,7 @@
 //! ACL refusing a certificate with another name.
 //!
 //! Addresses (blocks 80, 81): agent `.5`, proxy 1 `.11`, proxy 2 `.12`, endpoint `.20` (TLS
-//! 1.3 + h2 on 443, plain HTTP on 80). The proxies' names (`proxy1.example`,
+//! 1.3 + h2 on 443, plain HTTP on 80; `.21` for the trace test, which shares block 80). The proxies' names (`proxy1.example`,
 //! `proxy2.example`) are only in certificates and in curl's `--resolve`; no DNS is asked.
 
 mod common;
@@ -37,10 +37,15 @@ struct World {
 
 impl World {
     fn new(block: u8) -> World {
+        World::with_endpoint(block, 20)
+    }
+
+    /// A world whose endpoint is `.endpoint_host` (two tests share block 80).
+    fn with_endpoint(block: u8, endpoint_host: u8) -> World {
         let dir = tempfile::tempdir().unwrap();
         let pki = Pki::generate(ENDPOINT_NAME, "tls legs test CA").unwrap();
         let ca = pki.write(dir.path(), "endpoint").unwrap().ca_cert;
-        let endpoint_ip = ip(block, 20);
+        let endpoint_ip = ip(block, endpoint_host);
         let endpoint = Endpoint::start(SocketAddr::new(endpoint_ip, 443), &pki, EndpointOptions::default()).unwrap();
         let origin = common::origin::echo_origin(SocketAddr::new(endpoint_ip, 80));
         let hosts = common::write_hosts(dir.path(), &[(ENDPOINT_NAME, endpoint_ip)]);
@@ -586,4 +591,89 @@ fn squid_cache_peer_tls_in_front_of_hopproxy() {
     );
     mtls.wait_for_stderr("refused: no client certificate presented");
     let _ = squid_lines(&squid, 3);
+}
+
+/// `hopproxy trace` and `hopproxy agent` with an `https://` proxy: the TLS leg is a step of
+/// its own, and a proxy certificate from an unknown CA is named as such.
+#[test]
+fn trace_and_agent_take_an_https_proxy() {
+    let world = World::with_endpoint(80, 21);
+    let addr = world.addr(12);
+    // The URL names the proxy by address (no DNS): its certificate carries that address.
+    let (cert, key) = world.cert(&addr.ip().to_string());
+    let agent = ip(80, 5);
+    let _hop = world.hop(
+        "proxy-by-ip",
+        addr,
+        &format!("https_port {addr} tls-cert={cert} tls-key={key}"),
+        &format!("acl agent src {agent} 127.0.0.1\nhttp_access allow agent\nhttp_access deny all"),
+    );
+    let ca = world.ca.display().to_string();
+    let proxy = format!("https://{addr}");
+    let target = format!("{ENDPOINT_NAME}:443");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(common::hopproxy_bin())
+            .args(args)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let agent_text = agent.to_string();
+    let (code, out) = run(&[
+        "trace",
+        "--proxy",
+        &proxy,
+        "--proxy-cacert",
+        &ca,
+        "--ca-file",
+        &ca,
+        "--interface",
+        &agent_text,
+        &target,
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains(&format!("TLS with proxy 1 ({addr})")), "{out}");
+
+    let other_dir = tempfile::tempdir().unwrap();
+    let other_ca = Pki::generate("unrelated.example", "unrelated CA")
+        .unwrap()
+        .write(other_dir.path(), "x")
+        .unwrap()
+        .ca_cert;
+    let other_ca = other_ca.display().to_string();
+    let (code, out) = run(&[
+        "trace",
+        "--proxy",
+        &proxy,
+        "--proxy-cacert",
+        &other_ca,
+        "--ca-file",
+        &ca,
+        "--interface",
+        &agent_text,
+        &target,
+    ]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("certificate signed by an unknown CA"), "{out}");
+
+    let backend = world.path().join("Backend.cfg");
+    std::fs::write(
+        &backend,
+        hopproxy::agent::backend_cfg::render(ENDPOINT_NAME, 443, hopproxy::lab::endpoint::DEFAULT_KEY, "192.0.2.1", 9),
+    )
+    .unwrap();
+    let backend = backend.display().to_string();
+    let (code, out) = run(&[
+        "agent",
+        "--backend-cfg",
+        &backend,
+        "--proxy",
+        &proxy,
+        "--proxy-cacert",
+        &ca,
+        "--ca-file",
+        &ca,
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("Connected using HTTP/2"), "{out}");
 }

@@ -33,6 +33,8 @@ pub use tracer::trace;
 pub struct TraceOptions {
     /// `host:port` of each proxy, first = the one this machine talks to.
     pub proxies: Vec<String>,
+    /// TLS to the first proxy (`--proxy https://…`), loaded.
+    pub proxy_tls: Option<crate::tls::PeerTls>,
     pub target_host: String,
     pub target_port: u16,
     pub ca_file: Option<PathBuf>,
