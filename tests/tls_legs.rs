@@ -677,3 +677,67 @@ fn trace_and_agent_take_an_https_proxy() {
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("Connected using HTTP/2"), "{out}");
 }
+
+/// SIGHUP re-reads the certificates: a renewed certificate serves the next connection; a
+/// broken one rejects the reload with `file:line:` and the running certificate stays.
+#[test]
+fn reload_rereads_certificates() {
+    let world = World::with_endpoint(80, 22);
+    let addr = world.addr(13);
+    let (cert, key) = world.cert("proxy1.example");
+    let agent = ip(80, 5);
+    let hop = world.hop(
+        "reloaded",
+        addr,
+        &format!("https_port {addr} tls-cert={cert} tls-key={key}"),
+        &format!("acl agent src {agent}\nhttp_access allow agent\nhttp_access deny all"),
+    );
+    let url = format!("http://{ENDPOINT_NAME}/r");
+    let get = |ca: &str| {
+        let agent = agent.to_string();
+        let proxy = format!("https://proxy1.example:{}", addr.port());
+        let resolve = format!("proxy1.example:{}:{}", addr.port(), addr.ip());
+        curl(&[
+            "--interface",
+            &agent,
+            "--proxy",
+            &proxy,
+            "--resolve",
+            &resolve,
+            "--proxy-cacert",
+            ca,
+            &url,
+        ])
+    };
+    let old_ca = world.ca.display().to_string();
+    assert_eq!(get(&old_ca).exit, 0);
+
+    // Renewed by another CA, same files.
+    let renewed_dir = tempfile::tempdir().unwrap();
+    let renewed = Pki::generate("unused.example", "renewing CA").unwrap();
+    let new_ca = renewed
+        .write(renewed_dir.path(), "x")
+        .unwrap()
+        .ca_cert
+        .display()
+        .to_string();
+    let (new_cert, new_key) = renewed.issue("proxy1.example", renewed_dir.path(), "proxy1").unwrap();
+    std::fs::copy(&new_cert, &cert).unwrap();
+    std::fs::copy(&new_key, &key).unwrap();
+    hop.signal("HUP");
+    hop.wait_for_stderr("reloaded: new connections use the new config");
+    assert_eq!(get(&new_ca).exit, 0, "the renewed certificate is served");
+    assert_eq!(get(&old_ca).exit, 60, "the old one is not");
+
+    // A key file that is not a key: the reload is rejected, the renewed certificate stays.
+    std::fs::write(&key, "not a key\n").unwrap();
+    hop.signal("HUP");
+    let stderr = hop.wait_for_stderr("reload rejected");
+    assert!(
+        stderr.contains(&format!(
+            "reloaded.conf:1: error: https_port {addr}: cannot read a private key from {key}"
+        )),
+        "{stderr}"
+    );
+    assert_eq!(get(&new_ca).exit, 0);
+}
