@@ -103,8 +103,8 @@ fn port_option(key: &str, has_value: bool) -> PortOption {
         (proxy settings, HTTP_PROXY/HTTPS_PROXY) instead of intercepting their traffic";
     const ACCEL: &str = "hopproxy is a forward proxy, not an accelerator: put a reverse proxy \
         (nginx, HAProxy) in front of the origin instead";
-    const TLS: &str = "hopproxy listens for plain HTTP and tunnels HTTPS with CONNECT end to end; \
-        remove the TLS options and filter HTTPS with dstdomain/port ACLs instead";
+    const TLS: &str = "an http_port speaks plain HTTP and tunnels HTTPS with CONNECT end to end; \
+        for a TLS listener use https_port with tls-cert= and tls-key=";
     match key {
         // `name=` labels the port for myportname ACLs and logs; `ipv4` only restricts Squid's
         // own IPv6 handling of an IPv4 address, which hopproxy does not have.
