@@ -16,10 +16,12 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use rustix::pipe::{PipeFlags, SpliceFlags, pipe_with, splice};
-use tokio::io::Interest;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
+
+use crate::tls::Stream;
 
 /// Bytes moved per read on the copy path; a read that fills it means bulk data is flowing.
 const CHUNK: usize = 64 * 1024;
@@ -85,14 +87,13 @@ impl Activity {
 }
 
 /// Pumps bytes both ways until both directions are closed, one fails, the tunnel is idle for
-/// `idle`, or `shutdown` turns true.
-pub async fn relay(
-    client: TcpStream,
-    server: TcpStream,
-    idle: Duration,
-    shutdown: watch::Receiver<bool>,
-) -> RelayStats {
-    relay_with(default_mode(), client, server, idle, shutdown).await
+/// `idle`, or `shutdown` turns true. Two plain TCP ends are spliced; a TLS end (an
+/// `https_port` client, a `cache_peer … tls` parent) is copied through rustls.
+pub async fn relay(client: Stream, server: Stream, idle: Duration, shutdown: watch::Receiver<bool>) -> RelayStats {
+    match (client, server) {
+        (Stream::Tcp(client), Stream::Tcp(server)) => relay_with(default_mode(), client, server, idle, shutdown).await,
+        (client, server) => relay_streams(client, server, idle, shutdown).await,
+    }
 }
 
 pub async fn relay_with(
@@ -100,7 +101,7 @@ pub async fn relay_with(
     client: TcpStream,
     server: TcpStream,
     idle: Duration,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> RelayStats {
     let activity = Activity {
         start: Instant::now(),
@@ -119,6 +120,76 @@ pub async fn relay_with(
             Err(_) => RelayEnd::Error,
         }
     };
+    let end = supervise(pumps, &activity, idle, shutdown).await;
+    RelayStats {
+        client_to_server: up.into_inner(),
+        server_to_client: down.into_inner(),
+        end,
+    }
+}
+
+/// The relay for ends that are not both plain TCP: a copy through user space per direction.
+async fn relay_streams(client: Stream, server: Stream, idle: Duration, shutdown: watch::Receiver<bool>) -> RelayStats {
+    let activity = Activity {
+        start: Instant::now(),
+        last_ms: AtomicU64::new(0),
+    };
+    let up = AtomicU64::new(0);
+    let down = AtomicU64::new(0);
+    let (mut client_read, mut client_write) = tokio::io::split(client);
+    let (mut server_read, mut server_write) = tokio::io::split(server);
+    let pumps = async {
+        match tokio::try_join!(
+            stream_pump(&mut client_read, &mut server_write, &up, &activity),
+            stream_pump(&mut server_read, &mut client_write, &down, &activity)
+        ) {
+            Ok(_) => RelayEnd::Closed,
+            Err(_) => RelayEnd::Error,
+        }
+    };
+    let end = supervise(pumps, &activity, idle, shutdown).await;
+    RelayStats {
+        client_to_server: up.into_inner(),
+        server_to_client: down.into_inner(),
+        end,
+    }
+}
+
+/// One direction through user space; EOF (or a peer that closed without TLS close_notify,
+/// which ends a tunnel just as well) half-closes the receiver.
+async fn stream_pump(
+    from: &mut (impl AsyncRead + Unpin),
+    to: &mut (impl AsyncWrite + Unpin),
+    count: &AtomicU64,
+    activity: &Activity,
+) -> std::io::Result<()> {
+    // rustls holds its own record buffers per connection, so a tunnel with a TLS end is not
+    // buffer-free anyway; one chunk per direction keeps it simple.
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof => 0,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            let _ = to.shutdown().await;
+            return Ok(());
+        }
+        to.write_all(&buf[..n]).await?;
+        to.flush().await?;
+        count.fetch_add(n as u64, Ordering::Relaxed);
+        activity.touch();
+    }
+}
+
+/// Runs `pumps` until they end, the tunnel is idle for `idle`, or shutdown is forced.
+async fn supervise(
+    pumps: impl std::future::Future<Output = RelayEnd>,
+    activity: &Activity,
+    idle: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) -> RelayEnd {
     let watchdog = async {
         loop {
             tokio::time::sleep_until(activity.last() + idle).await;
@@ -138,15 +209,10 @@ pub async fn relay_with(
             }
         }
     };
-    let end = tokio::select! {
+    tokio::select! {
         end = pumps => end,
         _ = watchdog => RelayEnd::Idle,
         _ = forced => RelayEnd::Shutdown,
-    };
-    RelayStats {
-        client_to_server: up.into_inner(),
-        server_to_client: down.into_inner(),
-        end,
     }
 }
 

@@ -112,3 +112,33 @@ fn lab_rejects_a_fail_hop_outside_the_chain() {
     let (code, out) = lab(&["--hops", "2", "--fail", "3"]);
     assert_eq!(code, Some(2), "{out}");
 }
+
+/// `lab --tls`: TLS on every proxy leg and mTLS between the proxies, from configs that pass
+/// `check --strict`; three hops, so a middle proxy is both an mTLS server and client.
+#[test]
+fn lab_tls_runs_the_chain_over_tls_legs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out) = lab(&["--tls", "--hops", "3", "--dir", dir.path().to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("verdict: OK"), "{out}");
+    assert_eq!(out.lines().filter(|l| l.contains("TCP_TUNNEL/200")).count(), 3, "{out}");
+    for hop in 1..=3 {
+        let config = dir.path().join(format!("proxy{hop}/squid.conf"));
+        let text = std::fs::read_to_string(&config).unwrap();
+        assert!(text.contains("https_port "), "{text}");
+        assert_eq!(text.contains("clientca="), hop > 1, "{text}");
+        assert_eq!(
+            text.contains(&format!("acl client_cert user_cert CN proxy{}.lab", hop - 1)),
+            hop > 1,
+            "{text}"
+        );
+        assert_eq!(text.contains(" tls tls-cafile="), hop < 3, "{text}");
+        let check = Command::new(env!("CARGO_BIN_EXE_hopproxy"))
+            .args(["check", "--strict", "-c"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+    }
+    assert_children_gone(&out);
+}

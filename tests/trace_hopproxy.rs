@@ -12,12 +12,14 @@ fn lab(dir: &std::path::Path, fail: Option<usize>) -> Lab {
         hops: 2,
         fail,
         hopproxy: env!("CARGO_BIN_EXE_hopproxy").into(),
+        tls: false,
     };
     start(&plan, &mut |_| {}).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn options(lab: &Lab) -> TraceOptions {
     TraceOptions {
+        proxy_tls: None,
         proxies: vec![lab.topology.hops[0].addr.to_string()],
         target_host: ENDPOINT_NAME.into(),
         target_port: lab.topology.endpoint.port(),

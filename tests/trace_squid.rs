@@ -90,6 +90,7 @@ fn chain(block: u8, endpoint: EndpointOptions, foreign_ca: bool, deny: bool, dir
 
 fn options(chain: &Chain, proxies: Vec<String>, host: &str, port: u16) -> TraceOptions {
     TraceOptions {
+        proxy_tls: None,
         proxies,
         target_host: host.to_string(),
         target_port: port,

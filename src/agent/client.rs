@@ -11,6 +11,8 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
+
+use crate::tls::Stream;
 use tokio_rustls::TlsConnector;
 
 use super::backend_cfg::BackendCfg;
@@ -28,6 +30,8 @@ pub struct AgentOptions {
     pub step_timeout: Duration,
     /// Source address to connect from (the lab gives the agent its own loopback address).
     pub bind_ip: Option<std::net::IpAddr>,
+    /// TLS to the proxy (an `https://` proxy: hopproxy's or Squid's `https_port`).
+    pub proxy_tls: Option<crate::tls::PeerTls>,
 }
 
 impl Default for AgentOptions {
@@ -37,6 +41,7 @@ impl Default for AgentOptions {
             requests: 1,
             step_timeout: Duration::from_secs(5),
             bind_ip: None,
+            proxy_tls: None,
         }
     }
 }
@@ -74,6 +79,11 @@ pub enum AgentError {
         target: String,
         reply: Box<ConnectReply>,
     },
+    #[error("TLS with proxy {proxy}: {failure}")]
+    ProxyTls {
+        proxy: String,
+        failure: crate::tls::TlsFailure,
+    },
     #[error(transparent)]
     TlsSetup(#[from] TlsSetupError),
     #[error("TLS handshake with {host}: {message}")]
@@ -105,7 +115,16 @@ pub async fn run_agent(cfg: &BackendCfg, options: &AgentOptions) -> Result<Agent
     let stream = match &cfg.proxy {
         Some(proxy) => {
             let proxy_addr = connect::authority(&proxy.host, proxy.port);
-            let mut stream = dial(&proxy.host, proxy.port, "proxy", limit, options.bind_ip).await?;
+            let tcp = dial(&proxy.host, proxy.port, "proxy", limit, options.bind_ip).await?;
+            let mut stream = match &options.proxy_tls {
+                Some(tls) => crate::tls::failure::connect(tcp, tls, &proxy.host, limit)
+                    .await
+                    .map_err(|failure| AgentError::ProxyTls {
+                        proxy: proxy_addr.clone(),
+                        failure,
+                    })?,
+                None => Stream::Tcp(tcp),
+            };
             // proxy.dns=false: the agent resolves the name itself and asks the proxy for the IP.
             let target = if proxy.dns {
                 connect::authority(&target_host, cfg.port)
@@ -135,9 +154,9 @@ pub async fn run_agent(cfg: &BackendCfg, options: &AgentOptions) -> Result<Agent
             }
             stream
         }
-        None => dial(&target_host, cfg.port, "backend", limit, options.bind_ip).await?,
+        None => Stream::Tcp(dial(&target_host, cfg.port, "backend", limit, options.bind_ip).await?),
     };
-    let _ = stream.set_nodelay(true);
+    let _ = stream.tcp().set_nodelay(true);
 
     let tls_err = |message: String| AgentError::Tls {
         host: target_host.clone(),

@@ -22,6 +22,12 @@ pub struct AgentArgs {
     /// How many POSTs to send.
     #[arg(long, default_value_t = 1)]
     pub requests: u32,
+    /// Use this proxy instead of Backend.cfg's proxy.host/proxy.port (its user and password
+    /// stay); `https://HOST:PORT` speaks TLS to it (an https_port).
+    #[arg(long, value_name = "[https://]HOST:PORT")]
+    pub proxy: Option<String>,
+    #[command(flatten)]
+    pub proxy_tls: crate::client::proxy_url::ProxyTlsArgs,
 }
 
 /// Loads every Backend file named by `path` (a file, or a directory with the Backend-N rule).
@@ -35,8 +41,42 @@ pub fn load_backends(path: &std::path::Path) -> Result<Vec<BackendCfg>, BackendC
 }
 
 pub fn run_command(args: AgentArgs) -> ExitCode {
-    let backends = match load_backends(&args.backend_cfg) {
+    let mut backends = match load_backends(&args.backend_cfg) {
         Ok(b) => b,
+        Err(e) => {
+            eprintln!("agent: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let proxy = match args
+        .proxy
+        .as_deref()
+        .map(crate::client::proxy_url::ProxyUrl::parse)
+        .transpose()
+    {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("agent: --proxy {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(url) = &proxy {
+        for cfg in &mut backends {
+            let (user, password, dns) = cfg
+                .proxy
+                .as_ref()
+                .map_or((None, None, true), |p| (p.user.clone(), p.password.clone(), p.dns));
+            cfg.proxy = Some(backend_cfg::ProxyCfg {
+                host: url.host.clone(),
+                port: url.port,
+                user,
+                password,
+                dns,
+            });
+        }
+    }
+    let proxy_tls = match args.proxy_tls.settings(proxy.as_ref().is_some_and(|p| p.tls)) {
+        Ok(t) => t,
         Err(e) => {
             eprintln!("agent: {e}");
             return ExitCode::from(2);
@@ -47,6 +87,7 @@ pub fn run_command(args: AgentArgs) -> ExitCode {
         requests: args.requests,
         step_timeout: Duration::from_secs(10),
         bind_ip: None,
+        proxy_tls,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,

@@ -6,4 +6,5 @@
 
 pub mod connect;
 pub mod proxy_status;
+pub mod proxy_url;
 pub mod tls;

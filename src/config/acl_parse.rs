@@ -83,7 +83,6 @@ const SQUID_ONLY_TYPES: &[&str] = &[
     "any-of",
     "all-of",
     "hier_code",
-    "user_cert",
     "ca_cert",
     "squid_error",
     "transaction_initiator",
@@ -145,6 +144,7 @@ pub fn empty_kind(type_name: &str, origin: &Origin) -> Result<AclKind, Diagnosti
         "urlpath_regex" => AclKind::UrlPathRegex(Patterns::default()),
         "dstdom_regex" => AclKind::DstDomRegex(Patterns::default()),
         "browser" => AclKind::Browser(Patterns::default()),
+        "user_cert" => AclKind::UserCertCn(Patterns::default()),
         "req_mime_type" => AclKind::ReqMimeType(Patterns::default()),
         "rep_mime_type" => AclKind::RepMimeType(Patterns::default()),
         "req_header" => AclKind::ReqHeader(Vec::new()),
@@ -192,6 +192,23 @@ pub fn add_values(draft: &mut AclDraft, values: &[Value], diags: &mut Vec<Diagno
         | AclKind::ReqMimeType(p)
         | AclKind::RepMimeType(p) => add_patterns(p, values, diags),
         AclKind::ReqHeader(list) | AclKind::RepHeader(list) => add_header_patterns(&draft.name, list, values, diags),
+        AclKind::UserCertCn(p) => match values.split_first() {
+            Some((attribute, patterns)) if attribute.text == "CN" => add_patterns(p, patterns, diags),
+            Some((attribute, _)) => diags.push(
+                Diagnostic::error(
+                    &attribute.origin,
+                    format!(
+                        "user_cert ACL '{}': attribute '{}' is not supported",
+                        draft.name, attribute.text
+                    ),
+                )
+                .with_hint(format!(
+                    "hopproxy matches the certificate's common name: acl {} user_cert CN NAME…",
+                    draft.name
+                )),
+            ),
+            None => {}
+        },
         AclKind::Time(spans) => add_time_line(spans, values, diags),
         AclKind::MaxConn(limit) => {
             let numbers: Vec<&Value> = values.iter().collect();
@@ -443,6 +460,7 @@ fn add_value(draft: &mut AclDraft, value: &Value, diags: &mut Vec<Diagnostic>) {
         | AclKind::UrlPathRegex(_)
         | AclKind::DstDomRegex(_)
         | AclKind::Browser(_)
+        | AclKind::UserCertCn(_)
         | AclKind::ReqMimeType(_)
         | AclKind::RepMimeType(_)
         | AclKind::ReqHeader(_)

@@ -2,6 +2,7 @@
 //! semantics and collects every problem instead of stopping at the first.
 
 mod auth_param;
+mod tls_options;
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -22,6 +23,7 @@ use super::units;
 use crate::log::Format;
 use crate::log::format as log_format;
 use crate::policy::{Acl, AclKind, AclRef, AclSet, Action, IpMatch, Origin, Rule, RuleList};
+use tls_options::{HttpsOption, PeerOption, PeerTlsDraft, TlsDraft, https_option};
 
 /// Names of ACLs Squid 5 defines before reading the config (cf.data.pre, `acl`).
 /// `to_linklocal` is Squid 6's (its default config uses it); Squid 5.7 configs may define it.
@@ -101,8 +103,8 @@ fn port_option(key: &str, has_value: bool) -> PortOption {
         (proxy settings, HTTP_PROXY/HTTPS_PROXY) instead of intercepting their traffic";
     const ACCEL: &str = "hopproxy is a forward proxy, not an accelerator: put a reverse proxy \
         (nginx, HAProxy) in front of the origin instead";
-    const TLS: &str = "hopproxy listens for plain HTTP and tunnels HTTPS with CONNECT end to end; \
-        remove the TLS options and filter HTTPS with dstdomain/port ACLs instead";
+    const TLS: &str = "an http_port speaks plain HTTP and tunnels HTTPS with CONNECT end to end; \
+        for a TLS listener use https_port with tls-cert= and tls-key=";
     match key {
         // `name=` labels the port for myportname ACLs and logs; `ipv4` only restricts Squid's
         // own IPv6 handling of an IPv4 address, which hopproxy does not have.
@@ -154,8 +156,6 @@ const PEER_HARMLESS_OPTIONS: &[&str] = &[
 /// `cache_peer` options that would change where or how traffic goes; hopproxy cannot honour
 /// them, so accepting them silently would be unsafe.
 const PEER_UNSUPPORTED_OPTIONS: &[&str] = &[
-    "ssl",
-    "tls",
     "originserver",
     "forceddomain",
     "carp",
@@ -289,7 +289,8 @@ impl Builder {
                     self.config.effective_group = Some(value.to_string());
                 }
             }
-            "http_port" => self.http_port(line),
+            "http_port" => self.http_port(line, false),
+            "https_port" => self.http_port(line, true),
             "auth_param" => self.auth_param(line),
             "cache_peer" => self.cache_peer(line),
             "cache_peer_access" => self.cache_peer_access(line),
@@ -759,8 +760,9 @@ impl Builder {
 
     // --- listeners and parents ------------------------------------------------------------
 
-    fn http_port(&mut self, line: &Line) {
+    fn http_port(&mut self, line: &Line, https: bool) {
         let origin = &line.origin;
+        let directive = if https { "https_port" } else { "http_port" };
         let Some(spec) = line.args().first() else {
             self.error(origin, "http_port needs a port").hint = Some("http_port [ADDRESS:]PORT, e.g. 3128".into());
             return;
@@ -770,11 +772,34 @@ impl Builder {
             Ok((addr, port)) => {
                 let mut tcp_keepalive = None;
                 let mut require_proxy_header = false;
+                let mut tls = https.then(TlsDraft::default);
                 for option in &line.args()[1..] {
                     let key = option.text.split('=').next().unwrap_or_default();
                     if option.text == "require-proxy-header" {
                         require_proxy_header = true;
                         continue;
+                    }
+                    if let Some(draft) = tls.as_mut() {
+                        match https_option(draft, &option.text) {
+                            HttpsOption::Taken => continue,
+                            HttpsOption::Invalid(message, hint) => {
+                                ok = false;
+                                self.error(origin, format!("https_port option '{}': {message}", option.text))
+                                    .hint = Some(hint.into());
+                                continue;
+                            }
+                            HttpsOption::Ignored(reason) => {
+                                self.config.ignored.push(Ignored {
+                                    directive: format!("https_port option '{}'", option.text),
+                                    origin: origin.clone(),
+                                    reason,
+                                    squid_ignores: false,
+                                    args: Vec::new(),
+                                });
+                                continue;
+                            }
+                            HttpsOption::NotTls => {}
+                        }
                     }
                     if key == "tcpkeepalive" {
                         match parse_keepalive(option.text.split_once('=').map(|(_, v)| v)) {
@@ -816,15 +841,40 @@ impl Builder {
                 }
                 if let Some(previous) = self.config.http_ports.iter().find(|p| p.addr == addr && p.port == port) {
                     let at = previous.origin.clone();
-                    self.error(origin, format!("http_port {} is already configured at {at}", spec.text));
+                    self.error(
+                        origin,
+                        format!("{directive} {} is already configured at {at}", spec.text),
+                    );
                     ok = false;
                 }
+                if https && require_proxy_header {
+                    // The PROXY header comes before the TLS handshake on the wire; the TLS
+                    // listener does not read it there yet.
+                    ok = false;
+                    self.error(origin, "require-proxy-header on an https_port is not supported by hopproxy")
+                        .hint = Some(
+                        "let the load balancer pass TLS through to an https_port without the PROXY header, \
+                         or terminate TLS on it and send PROXY to an http_port"
+                            .into(),
+                    );
+                }
+                let tls = match tls.map(|draft| draft.finish(self.syntax_only)) {
+                    None => None,
+                    Some(Ok(tls)) => Some(tls),
+                    Some(Err(e)) => {
+                        ok = false;
+                        self.error(origin, format!("https_port {}: {}", spec.text, e.message))
+                            .hint = Some(e.hint);
+                        None
+                    }
+                };
                 if ok {
                     self.config.http_ports.push(HttpPort {
                         addr,
                         port,
                         tcp_keepalive,
                         require_proxy_header,
+                        tls,
                         origin: origin.clone(),
                     });
                 }
@@ -863,6 +913,7 @@ impl Builder {
                     port,
                     tcp_keepalive: None,
                     require_proxy_header: false,
+                    tls: None,
                     origin: origin.clone(),
                 });
             }
@@ -957,11 +1008,32 @@ impl Builder {
             connect_timeout: None,
             connect_fail_limit: defaults::CONNECT_FAIL_LIMIT,
             access: RuleList::default(),
+            tls: None,
             origin: origin.clone(),
         };
         let mut ok = true;
+        let mut tls = PeerTlsDraft::default();
         for option in &args[4..] {
             let text = option.text.as_str();
+            match tls.option(text) {
+                PeerOption::Taken => continue,
+                PeerOption::Invalid(message, hint) => {
+                    ok = false;
+                    self.error(origin, format!("cache_peer option '{text}' {message}")).hint = Some(hint.into());
+                    continue;
+                }
+                PeerOption::Ignored(reason) => {
+                    self.config.ignored.push(Ignored {
+                        directive: format!("cache_peer option '{text}'"),
+                        origin: origin.clone(),
+                        reason,
+                        squid_ignores: false,
+                        args: Vec::new(),
+                    });
+                    continue;
+                }
+                PeerOption::NotTls => {}
+            }
             let (key, value) = match text.split_once('=') {
                 Some((k, v)) => (k, Some(v)),
                 None => (text, None),
@@ -1030,6 +1102,14 @@ impl Builder {
                     self.warning(origin, format!("ignoring unknown cache_peer option '{text}'"))
                         .hint = suggest::did_you_mean(key, cache_peer_option_names());
                 }
+            }
+        }
+        match tls.finish(self.syntax_only) {
+            Ok(settings) => peer.tls = settings,
+            Err(e) => {
+                ok = false;
+                self.error(origin, format!("cache_peer {}: {}", peer.name, e.message))
+                    .hint = Some(e.hint);
             }
         }
         if let Some(&existing) = self.peer_index.get(&peer.name) {

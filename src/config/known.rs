@@ -153,6 +153,7 @@ pub const DIRECTIVES: &[(&str, Class)] = &[
     // --- supported ---------------------------------------------------------------------
     ("include", Class::Supported),
     ("http_port", Class::Supported),
+    ("https_port", Class::Supported),
     ("auth_param", Class::Supported),
     ("acl", Class::Supported),
     ("http_access", Class::Supported),
@@ -578,11 +579,10 @@ pub const DIRECTIVES: &[(&str, Class)] = &[
     ("sslproxy_version", OBSOLETE_TLS),
     // --- rejected, with what to use instead --------------------------------------------
     ("ssl_bump", TLS_BUMP),
-    ("https_port", TLS_BUMP),
     (
         "tls_outgoing_options",
         Class::Rejected(
-            "TLS to origins is end to end between client and origin; for TLS to a parent use cache_peer tls options when supported, or keep Squid",
+            "TLS to origins is end to end between client and origin; for TLS to a parent use the cache_peer tls options (tls-cafile=, tls-cert=, tls-key=, tls-domain=)",
         ),
     ),
     ("ssl_engine", TLS_BUMP),

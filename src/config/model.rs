@@ -54,6 +54,8 @@ pub struct HttpPort {
     /// `require-proxy-header`: every connection must start with a PROXY protocol header
     /// (v1 or v2) from a client `proxy_protocol_access` allows.
     pub require_proxy_header: bool,
+    /// `https_port`: TLS (and with `clientca=`, client certificates) before HTTP.
+    pub tls: Option<crate::tls::ListenTls>,
     pub origin: Origin,
 }
 
@@ -104,6 +106,8 @@ pub struct Peer {
     pub connect_fail_limit: u32,
     /// `cache_peer_access NAME allow|deny …` lines for this peer; empty = every request.
     pub access: RuleList,
+    /// `tls` (or `ssl`) and the `tls-…` options: speak TLS to the parent.
+    pub tls: Option<crate::tls::PeerTls>,
     pub origin: Origin,
 }
 

@@ -129,8 +129,28 @@ fn errors_name_file_line_and_problem() {
             "t.conf:1: error: cache_peer needs a host, a type, an HTTP port and an ICP port",
         ),
         (
-            "cache_peer p parent 3128 0 tls",
-            "t.conf:1: error: cache_peer option 'tls' is not supported by hopproxy",
+            "cache_peer p parent 3128 0 tls tls-cert=/nonexistent/c.pem",
+            "t.conf:1: error: cache_peer p: cannot read certificate file /nonexistent/c.pem",
+        ),
+        (
+            "cache_peer p parent 3128 0 tls-cafile=/etc/ca.pem",
+            "t.conf:1: error: cache_peer p: 'tls-cafile=/etc/ca.pem' without 'tls' does nothing",
+        ),
+        (
+            "https_port 3129",
+            "t.conf:1: error: https_port 3129: needs a certificate",
+        ),
+        (
+            "https_port 3129 tls-cert=/nonexistent/c.pem",
+            "t.conf:1: error: https_port 3129: cannot read certificate file /nonexistent/c.pem",
+        ),
+        (
+            "https_port 3129 tls-cert=/nonexistent/c.pem tls-min-version=1.4",
+            "t.conf:1: error: https_port option 'tls-min-version=1.4': '1.4' is not a TLS version",
+        ),
+        (
+            "acl p user_cert O Example",
+            "t.conf:1: error: user_cert ACL 'p': attribute 'O' is not supported",
         ),
         (
             "cache_peer p parent 3128 0 login=PASS",
@@ -1166,4 +1186,62 @@ fn follow_x_forwarded_for_rules() {
     assert_eq!(loaded.config.follow_x_forwarded_for.rules.len(), 2);
     assert!(snippet("").unwrap().config.follow_x_forwarded_for.is_empty());
     assert!(snippet("follow_x_forwarded_for allow nosuch").is_err());
+}
+
+/// `https_port` and `cache_peer … tls` read their files at load; the old option names work.
+#[test]
+fn tls_legs_load_certificates_and_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["proxy.example".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca_cert, &ca)
+        .unwrap();
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    std::fs::write(path("ca.pem"), ca_cert.pem()).unwrap();
+    std::fs::write(path("p.pem"), cert.pem()).unwrap();
+    std::fs::write(path("p.key"), key.serialize_pem()).unwrap();
+    std::fs::write(path("other.key"), rcgen::KeyPair::generate().unwrap().serialize_pem()).unwrap();
+    let text = format!(
+        "https_port 127.0.80.1:3129 cert={p} key={k} clientca={ca} tls-min-version=1.2\n\
+         cache_peer parent.example parent 3129 0 no-query ssl sslcafile={ca} sslcert={p} sslkey={k} ssldomain=proxy.example\n\
+         acl proxies user_cert CN -i ^proxy\\.example$\n\
+         http_access allow proxies\n",
+        p = path("p.pem"),
+        k = path("p.key"),
+        ca = path("ca.pem"),
+    );
+    let loaded = parse_str(&text, Path::new("t.conf"))
+        .map_err(|d| format!("{d:?}"))
+        .unwrap();
+    let port = &loaded.config.http_ports[0];
+    let tls = port.tls.as_ref().expect("https_port has TLS");
+    assert!(tls.config.is_some() && tls.client_ca.is_some());
+    let peer_tls = loaded.config.peers[0].tls.as_ref().expect("the parent has TLS");
+    assert_eq!(peer_tls.domain.as_deref(), Some("proxy.example"));
+    assert!(peer_tls.config.is_some());
+
+    // A key that does not belong to the certificate is a config error with a hint.
+    let mismatched = format!(
+        "https_port 3129 tls-cert={} tls-key={}\n",
+        path("p.pem"),
+        path("other.key")
+    );
+    let errors = parse_str(&mismatched, Path::new("t.conf")).unwrap_err();
+    let text = format!("{}", errors[0]);
+    assert!(
+        text.starts_with("t.conf:1: error: https_port 3129: certificate"),
+        "{text}"
+    );
+    assert!(
+        errors[0]
+            .hint
+            .as_deref()
+            .unwrap_or("")
+            .contains("private key of the first certificate")
+    );
 }

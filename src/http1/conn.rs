@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
+use crate::tls::Stream;
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// Why a head could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -25,7 +25,7 @@ pub enum HeadError {
 }
 
 pub struct BufConn {
-    pub stream: TcpStream,
+    pub stream: Stream,
     pub buf: BytesMut,
 }
 
@@ -33,9 +33,9 @@ pub struct BufConn {
 const READ_CHUNK: usize = 16 * 1024;
 
 impl BufConn {
-    pub fn new(stream: TcpStream) -> BufConn {
+    pub fn new(stream: impl Into<Stream>) -> BufConn {
         BufConn {
-            stream,
+            stream: stream.into(),
             buf: BytesMut::new(),
         }
     }
@@ -69,6 +69,10 @@ impl BufConn {
             match tokio::time::timeout_at(deadline, self.fill()).await {
                 Err(_) => return Err(HeadError::Timeout { received }),
                 Ok(Ok(0)) => return Err(HeadError::ClosedEarly { received }),
+                // A TLS peer that closes without close_notify has closed all the same.
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    return Err(HeadError::ClosedEarly { received });
+                }
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => return Err(HeadError::Io(e)),
             }
@@ -77,6 +81,7 @@ impl BufConn {
 
     /// Writes all of `data` to the stream.
     pub async fn write_all(&mut self, data: &[u8]) -> std::io::Result<()> {
-        self.stream.write_all(data).await
+        self.stream.write_all(data).await?;
+        self.stream.flush().await
     }
 }

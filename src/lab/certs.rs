@@ -1,4 +1,5 @@
-//! Throw-away PKI for the lab: one CA and one leaf certificate for a DNS name.
+//! Throw-away PKI for the lab: one CA and one leaf certificate for a DNS name, and more leaves
+//! on demand (the proxies' certificates when the legs between them use TLS).
 //!
 //! Nothing here is meant to protect anything: keys live in memory and in the lab directory,
 //! and vanish with it. The CA is what the agent (and curl) trust via `--ca-file`/`--cacert`.
@@ -6,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
@@ -27,6 +28,9 @@ pub enum CertError {
 
 /// A CA and a leaf certificate (signed by that CA) for one DNS name, in memory.
 pub struct Pki {
+    /// Kept to issue more leaves (the proxies' certificates for TLS legs).
+    ca: rcgen::Certificate,
+    ca_key: KeyPair,
     ca_der: CertificateDer<'static>,
     ca_pem: String,
     leaf_der: CertificateDer<'static>,
@@ -72,7 +76,32 @@ impl Pki {
             leaf_pem: leaf.pem(),
             key_der: leaf_key.serialize_der(),
             key_pem: leaf_key.serialize_pem(),
+            ca,
+            ca_key,
         })
+    }
+
+    /// Issues another leaf for `dns_name` (its common name too) fit for both ends of a TLS
+    /// leg, and writes `<stem>.pem` (leaf + CA) and `<stem>.key` into `dir`.
+    pub fn issue(&self, dns_name: &str, dir: &Path, stem: &str) -> Result<(PathBuf, PathBuf), CertError> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(vec![dns_name.to_string()])?;
+        params.distinguished_name.push(DnType::CommonName, dns_name);
+        params.use_authority_key_identifier_extension = true;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        let leaf = params.signed_by(&key, &self.ca, &self.ca_key)?;
+        let cert = dir.join(format!("{stem}.pem"));
+        let key_path = dir.join(format!("{stem}.key"));
+        for (path, text) in [
+            (&cert, format!("{}{}", leaf.pem(), self.ca_pem)),
+            (&key_path, key.serialize_pem()),
+        ] {
+            std::fs::write(path, text).map_err(|source| CertError::Write {
+                path: path.clone(),
+                source,
+            })?;
+        }
+        Ok((cert, key_path))
     }
 
     /// The CA certificate in PEM form.

@@ -29,6 +29,10 @@ pub struct LabArgs {
     /// Leave proxy HOP stopped, to see what a broken chain looks like.
     #[arg(long, value_name = "HOP")]
     pub fail: Option<u8>,
+    /// TLS on every proxy leg: the agent speaks TLS to proxy 1's https_port, and each proxy
+    /// presents its own certificate to the next (mTLS, `cache_peer … tls` → `clientca=`).
+    #[arg(long)]
+    pub tls: bool,
 }
 
 /// A directory removed when dropped (the default lab directory).
@@ -97,6 +101,7 @@ pub fn run_command(args: LabArgs) -> ExitCode {
         hops: args.hops as usize,
         fail: args.fail.map(usize::from),
         hopproxy,
+        tls: args.tls,
     };
     let keep_running = args.keep_running;
     let temporary = temp_dir.is_some();

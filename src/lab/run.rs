@@ -23,6 +23,8 @@ pub struct LabPlan {
     pub fail: Option<usize>,
     /// The `hopproxy` binary to run each hop with.
     pub hopproxy: PathBuf,
+    /// TLS on the proxy legs (`lab --tls`).
+    pub tls: bool,
 }
 
 /// A running lab; dropping it stops every process it started.
@@ -30,6 +32,8 @@ pub struct Lab {
     pub topology: Topology,
     pub ca_file: PathBuf,
     pub backend_cfg: PathBuf,
+    /// TLS from the agent to proxy 1 (`lab --tls`).
+    pub proxy_tls: Option<crate::tls::PeerTls>,
     /// `(hop index, process)`; a hop skipped by `--fail` has none.
     children: Vec<(usize, ChildGuard)>,
     _endpoint: EndpointHandle,
@@ -64,7 +68,8 @@ fn write(path: &Path, text: &str) -> Result<(), LabError> {
 
 /// Writes every file, starts the endpoint and the hops (last first), and reports each to `out`.
 pub fn start(plan: &LabPlan, out: &mut dyn FnMut(&str)) -> Result<Lab, LabError> {
-    let topology = Topology::allocate(&plan.dir, plan.hops).map_err(io("choosing lab addresses"))?;
+    let mut topology = Topology::allocate(&plan.dir, plan.hops).map_err(io("choosing lab addresses"))?;
+    topology.tls = plan.tls;
     let pki = Pki::generate(ENDPOINT_NAME, "hopproxy lab CA")?;
     let pki_files = pki.write(&plan.dir, "endpoint")?;
     write(&topology.hosts_file(), &topology.hosts_text())?;
@@ -84,6 +89,9 @@ pub fn start(plan: &LabPlan, out: &mut dyn FnMut(&str)) -> Result<Lab, LabError>
     )?;
     for hop in &topology.hops {
         std::fs::create_dir_all(&hop.dir).map_err(io(format!("creating {}", hop.dir.display())))?;
+        if plan.tls {
+            pki.issue(&hop.name, &hop.dir, "tls")?;
+        }
         write(&hop.config_path(), &topology.squid_conf(hop.index))?;
     }
 
@@ -108,6 +116,14 @@ pub fn start(plan: &LabPlan, out: &mut dyn FnMut(&str)) -> Result<Lab, LabError>
             hop.config_path().display().to_string(),
         ));
     }
+    if plan.tls {
+        for hop in &topology.hops {
+            files.push((
+                format!("proxy {} certificate and key ({})", hop.index, hop.name),
+                format!("{}, {}", hop.tls_cert().display(), hop.tls_key().display()),
+            ));
+        }
+    }
     files.push(("agent Backend.cfg".into(), backend_cfg.display().to_string()));
     let width = files.iter().map(|(label, _)| label.chars().count()).max().unwrap_or(0);
     for (label, path) in &files {
@@ -116,6 +132,19 @@ pub fn start(plan: &LabPlan, out: &mut dyn FnMut(&str)) -> Result<Lab, LabError>
     out("the proxy configs are least privilege: each admits only its one client (the agent, or");
     out("the proxy before it) and only the endpoint; their comments say how to widen them.");
     out("Check an edited copy with: hopproxy check --strict -c FILE");
+    if plan.tls {
+        out(&format!(
+            "TLS on every proxy leg: the agent trusts the CA for proxy 1's https_port; each proxy\n\
+             presents its certificate to the next, which demands it (clientca=) and admits only\n\
+             that name (user_cert). The agent's TLS leg by hand: hopproxy agent --backend-cfg FILE\n\
+             --proxy https://{}:{} --proxy-cacert {ca} --ca-file {ca} ({} maps to {} in your hosts file)",
+            topology.hops[0].name,
+            topology.hops[0].addr.port(),
+            topology.hops[0].name,
+            topology.hops[0].addr.ip(),
+            ca = pki_files.ca_cert.display(),
+        ));
+    }
 
     let endpoint = Endpoint::start(topology.endpoint, &pki, EndpointOptions::default())?;
     out(&format!(
@@ -144,9 +173,26 @@ pub fn start(plan: &LabPlan, out: &mut dyn FnMut(&str)) -> Result<Lab, LabError>
         ));
         children.push((hop.index, child));
     }
+    let proxy_tls = if plan.tls {
+        let settings = crate::tls::PeerTls {
+            ca_file: Some(pki_files.ca_cert.clone()),
+            cert: None,
+            key: None,
+            domain: Some(topology.hops[0].name.clone()),
+            min_version: crate::tls::TlsVersion::default(),
+            config: None,
+        };
+        Some(settings.load().map_err(|e| LabError::Io {
+            what: format!("loading the agent's TLS settings: {}", e.message),
+            source: std::io::Error::other(e.hint),
+        })?)
+    } else {
+        None
+    };
     Ok(Lab {
         topology,
         ca_file: pki_files.ca_cert,
+        proxy_tls,
         backend_cfg,
         children,
         _endpoint: endpoint,
@@ -204,6 +250,7 @@ impl Lab {
                     requests,
                     step_timeout: Duration::from_secs(3),
                     bind_ip: Some(self.topology.agent_ip),
+                    proxy_tls: self.proxy_tls.clone(),
                 };
                 run_agent(&cfg, &options).await
             }
@@ -317,10 +364,21 @@ impl Lab {
     /// A curl command through the whole chain, ready to paste.
     pub fn curl_command(&self) -> String {
         let t = &self.topology;
+        let first = &t.hops[0];
+        let proxy = if t.tls {
+            format!(
+                "--proxy https://{name}:{port} --resolve {name}:{port}:{ip} --proxy-cacert {ca}",
+                name = first.name,
+                port = first.addr.port(),
+                ip = first.addr.ip(),
+                ca = self.ca_file.display()
+            )
+        } else {
+            format!("-x http://{}", first.addr)
+        };
         format!(
-            "curl --interface {} -x http://{} --cacert {} https://{ENDPOINT_NAME}:{}/",
+            "curl --interface {} {proxy} --cacert {} https://{ENDPOINT_NAME}:{}/",
             t.agent_ip,
-            t.hops[0].addr,
             self.ca_file.display(),
             t.endpoint.port()
         )

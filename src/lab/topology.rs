@@ -27,6 +27,15 @@ impl Hop {
         self.dir.join("access.log")
     }
 
+    /// The hop's certificate (leaf + CA) and key, with `lab --tls`.
+    pub fn tls_cert(&self) -> PathBuf {
+        self.dir.join("tls.pem")
+    }
+
+    pub fn tls_key(&self) -> PathBuf {
+        self.dir.join("tls.key")
+    }
+
     pub fn label(&self) -> String {
         format!("proxy {} ({} at {})", self.index, self.name, self.addr)
     }
@@ -39,6 +48,8 @@ pub struct Topology {
     pub agent_ip: IpAddr,
     pub endpoint: SocketAddr,
     pub hops: Vec<Hop>,
+    /// TLS on the proxy legs (`lab --tls`): https_port listeners, mTLS between proxies.
+    pub tls: bool,
 }
 
 /// A pseudo-random number without a dependency: std's per-process random hash keys, mixed with time.
@@ -83,6 +94,7 @@ impl Topology {
             agent_ip: ip(5),
             endpoint: SocketAddr::new(endpoint_ip, endpoint_port),
             hops: list,
+            tls: false,
         })
     }
 
@@ -123,10 +135,11 @@ impl Topology {
                 format!("forwards to its parent, proxy {} ({})", next.index, next.name),
                 format!(
                     "\n# Forward to the next proxy; never go direct.\n\
-                     cache_peer {} parent {} 0 no-query default no-digest no-netdb-exchange\n\
+                     cache_peer {} parent {} 0 no-query default no-digest no-netdb-exchange{}\n\
                      never_direct allow all\n",
                     next.addr.ip(),
-                    next.addr.port()
+                    next.addr.port(),
+                    self.peer_tls(hop, next)
                 ),
             ),
             None => ("goes direct to the endpoint".to_string(), String::new()),
@@ -146,13 +159,13 @@ impl Topology {
              #    and its subdomains) and their ports to endpoint_ports.\n\
              # Keep every allow line tied to client_net: 'http_access allow CONNECT SSL_ports'\n\
              # alone lets anyone reach any host, and 'hopproxy check --strict' refuses it.\n\
-             http_port {addr}\n\
+             {listen}\n\
              \n\
              acl endpoint_ports port {endpoint_port}\n\
              acl allowed_https_sites dstdomain {ENDPOINT_NAME}\n\
-             acl client_net src {client}\n\
+             acl client_net src {client}\n{client_cert_acl}\
              \n\
-             http_access allow client_net CONNECT allowed_https_sites endpoint_ports\n\
+             http_access allow client_net{client_cert} CONNECT allowed_https_sites endpoint_ports\n\
              http_access deny all\n\
              {upstream}\n\
              access_log stdio:{log} squid\n\
@@ -164,13 +177,69 @@ impl Topology {
              pid_filename {pid}\n",
             name = hop.name,
             total = self.hops.len(),
-            addr = hop.addr,
+            listen = self.listen_line(hop),
+            client_cert_acl = match self.client_cert_name(index) {
+                Some(name) => format!(
+                    "# The proxy before this one proves its name with its certificate.\nacl client_cert user_cert CN {name}\n"
+                ),
+                None => String::new(),
+            },
+            client_cert = if self.client_cert_name(index).is_some() {
+                " client_cert"
+            } else {
+                ""
+            },
             endpoint_port = self.endpoint.port(),
             log = hop.access_log().display(),
             hosts = self.hosts_file().display(),
             ip = hop.addr.ip(),
             pid = hop.dir.join("hopproxy.pid").display(),
         )
+    }
+}
+
+impl Topology {
+    /// `http_port`, or with TLS `https_port` with the hop's certificate; from proxy 2 on it
+    /// demands a client certificate signed by the lab CA.
+    fn listen_line(&self, hop: &Hop) -> String {
+        if !self.tls {
+            return format!("http_port {}", hop.addr);
+        }
+        let clientca = if hop.index > 1 {
+            format!(" clientca={}", self.ca_file().display())
+        } else {
+            String::new()
+        };
+        format!(
+            "https_port {} tls-cert={} tls-key={}{clientca}",
+            hop.addr,
+            hop.tls_cert().display(),
+            hop.tls_key().display()
+        )
+    }
+
+    /// With TLS, the name the client certificate of proxy `index`'s client must carry.
+    fn client_cert_name(&self, index: usize) -> Option<&str> {
+        (self.tls && index > 1).then(|| self.hops[index - 2].name.as_str())
+    }
+
+    /// The `cache_peer` TLS options from `hop` to `next`.
+    fn peer_tls(&self, hop: &Hop, next: &Hop) -> String {
+        if !self.tls {
+            return String::new();
+        }
+        format!(
+            " tls tls-cafile={} tls-domain={} tls-cert={} tls-key={}",
+            self.ca_file().display(),
+            next.name,
+            hop.tls_cert().display(),
+            hop.tls_key().display()
+        )
+    }
+
+    /// The lab CA (written by the lab's PKI as `ca.pem`).
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.join("ca.pem")
     }
 }
 

@@ -144,6 +144,8 @@ enum Code {
     IoSize,
     RequestHeader,
     ReplyHeader,
+    /// `%ssl::>cert_subject`: the verified client certificate's subject (`CN=…, O=…`).
+    ClientCertSubject,
     /// A code whose value hopproxy never has; Squid logs `-` for it in such setups too.
     Dash,
     /// A code Squid fills and hopproxy cannot: `-`, and `check` says so.
@@ -188,6 +190,7 @@ const CODES: &[(&str, Code)] = &[
     ("ea", Code::Dash),
     ("note", Code::Dash),
     ("ssl::>sni", Code::Dash),
+    ("ssl::>cert_subject", Code::ClientCertSubject),
     (">Hs", Code::SentStatus),
     ("Hs", Code::SentStatus),
     ("<Hs", Code::ReceivedStatus),
@@ -377,7 +380,7 @@ fn braced<'t>(open: &'t str, whole: &str) -> Result<(String, &'t str), FormatErr
 fn unknown_code(whole: &str, at: &str) -> FormatError {
     let word: String = at.chars().take_while(|c| !c.is_whitespace() && *c != '%').collect();
     let hint = if word.starts_with("ssl::") || word.starts_with("tls::") {
-        Some("hopproxy does not intercept TLS; only %ssl::>sni is accepted (always '-')".into())
+        Some("hopproxy does not intercept TLS; only %ssl::>sni (always '-') and %ssl::>cert_subject (an https_port client's certificate) are accepted".into())
     } else if word.starts_with("adapt::") || word.starts_with("icap::") {
         Some("hopproxy has no ICAP or eCAP adaptation".into())
     } else {
@@ -525,6 +528,7 @@ impl Field {
                 _ => Value::Number(u64::try_from(r.elapsed.as_millis()).unwrap_or(u64::MAX)),
             },
             Code::UserName => r.user.clone().map_or(Value::None, Value::Text),
+            Code::ClientCertSubject => r.details.client_cert_subject.clone().map_or(Value::None, Value::Text),
             Code::SentStatus => Value::Number(r.status.into()),
             Code::ReceivedStatus => d.upstream_status.map_or(Value::None, |s| Value::Number(s.into())),
             Code::ResultTag => Value::Text(r.result.tag().into()),

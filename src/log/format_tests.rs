@@ -33,6 +33,7 @@ fn record() -> Record {
                 ("X-Multi".into(), b"b=3".to_vec()),
             ],
             reply_headers: vec![("Content-Type".into(), b"text/plain".to_vec())],
+            client_cert_subject: Some("CN=proxy1.example, O=Lab".into()),
         },
     }
 }
@@ -86,6 +87,7 @@ fn every_code_as_squid_logs_it() {
         ("%10.3{User-Agent}>h|", "       Moz|"),
         ("%-10.3{User-Agent}>h|", "Moz       |"),
         ("%ssl::>sni %note %err_code", "- - -"),
+        ("%ssl::>cert_subject", "CN=proxy1.example, O=Lab"),
         ("100%%", "100%"),
         ("%http::>a", "127.0.66.5"),
         (
@@ -209,7 +211,7 @@ fn bad_formats_are_refused_with_a_hint() {
     );
     let error = compile("%{User-Agent>h").unwrap_err();
     assert!(error.message.contains("without"), "{error:?}");
-    let error = compile("%ssl::>cert_subject").unwrap_err();
+    let error = compile("%ssl::<cert_subject").unwrap_err();
     assert!(error.hint.unwrap().contains("TLS"));
     let error = compile("%{%Q}tl").unwrap_err();
     assert!(error.message.contains("strftime"), "{error:?}");

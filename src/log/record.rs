@@ -95,6 +95,8 @@ pub struct Details {
     pub request_size: u64,
     pub request_headers: Vec<(String, Vec<u8>)>,
     pub reply_headers: Vec<(String, Vec<u8>)>,
+    /// The subject of the client certificate an `https_port` verified (`%ssl::>cert_subject`).
+    pub client_cert_subject: Option<String>,
 }
 
 impl Record {

@@ -114,6 +114,9 @@ pub enum AclKind {
     /// `myportname`: the `name=` of the `http_port` the client connected to (its
     /// `[addr:]port` text without one, as Squid names it).
     PortName(Vec<String>),
+    /// `user_cert CN regex…`: the common name of the client certificate an `https_port`
+    /// verified (Squid also takes other attributes; hopproxy only CN).
+    UserCertCn(Patterns),
     /// `maxconn N`: the client address has more than N connections open.
     MaxConn(usize),
     /// `has request|response|ALE`: which parts of the transaction exist at this check.
@@ -234,6 +237,8 @@ pub struct MoreFacts<'a> {
     pub clock: Option<LocalClock>,
     /// Connections open from the client's address, this one included.
     pub client_connections: usize,
+    /// The common name of the client certificate an `https_port` verified.
+    pub client_cert_cn: Option<&'a str>,
     pub reply: Option<ReplyFacts<'a>>,
     /// Set by whole-config analysis: ACL kinds it cannot enumerate are taken at their worst
     /// (see [`AclKind::is_opaque`]) instead of evaluated.
@@ -343,6 +348,7 @@ impl AclKind {
                 .chain(facts.host_aliases.iter().map(String::as_str))
                 .any(|h| p.is_match(h)),
             AclKind::Browser(p) => request_header("user-agent").is_some_and(|v| p.is_match(&v)),
+            AclKind::UserCertCn(p) => more.client_cert_cn.is_some_and(|cn| p.is_match(cn)),
             AclKind::ReqMimeType(p) => p.is_match(&request_header("content-type").unwrap_or_default()),
             AclKind::RepMimeType(p) => more
                 .reply

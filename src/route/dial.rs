@@ -13,6 +13,7 @@ use super::health;
 use super::select::{Attempt, NextHop, outgoing_address};
 use crate::config::Config;
 use crate::policy::RequestFacts;
+use crate::tls::{Stream, TlsFailure};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConnectFailure {
@@ -40,6 +41,8 @@ impl fmt::Display for ConnectFailure {
 pub enum FailureReason {
     Dns(ResolveError),
     Connect(ConnectFailure),
+    /// The TCP connection to a `cache_peer … tls` parent was made; its TLS handshake failed.
+    Tls(TlsFailure),
 }
 
 /// One failed attempt: what we tried to reach and why it failed.
@@ -58,12 +61,15 @@ impl fmt::Display for HopFailure {
             (FailureReason::Dns(e), _) => write!(f, "cannot resolve {}: {e}", self.target),
             (FailureReason::Connect(c), Some(addr)) => write!(f, "cannot connect to {} ({addr}): {c}", self.target),
             (FailureReason::Connect(c), None) => write!(f, "cannot connect to {}: {c}", self.target),
+            (FailureReason::Tls(t), Some(addr)) => write!(f, "TLS with {} ({addr}) failed: {t}", self.target),
+            (FailureReason::Tls(t), None) => write!(f, "TLS with {} failed: {t}", self.target),
         }
     }
 }
 
 pub struct Connected {
-    pub stream: TcpStream,
+    /// TLS for a `cache_peer … tls` parent, else plain TCP.
+    pub stream: Stream,
     pub addr: SocketAddr,
     pub attempt: Attempt,
 }
@@ -125,8 +131,34 @@ pub async fn connect_hop(
         Err(e) => return Err(fail(None, FailureReason::Dns(e))),
     };
     let sockets: Vec<SocketAddr> = addrs.iter().map(|ip| SocketAddr::new(*ip, dial_port)).collect();
+    let started = tokio::time::Instant::now();
     match connect_any(config, facts, &sockets, timeout).await {
-        Ok((stream, addr)) => {
+        Ok((tcp, addr)) => {
+            let stream = match attempt.hop {
+                NextHop::Parent(i) => match &config.peers[i].tls {
+                    Some(tls) => {
+                        let peer = &config.peers[i];
+                        let left = timeout.saturating_sub(started.elapsed()).max(Duration::from_secs(1));
+                        match crate::tls::failure::connect(tcp, tls, &peer.host, left).await {
+                            Ok(stream) => stream,
+                            Err(failure) => {
+                                // A parent we cannot speak TLS with cannot be used: counted as a
+                                // failed connect, so failover and health treat it alike.
+                                note_parent_failure(
+                                    egress,
+                                    config,
+                                    i,
+                                    &sockets,
+                                    &ConnectFailure::Other(failure.to_string()),
+                                );
+                                return Err(fail(Some(addr), FailureReason::Tls(failure)));
+                            }
+                        }
+                    }
+                    None => Stream::Tcp(tcp),
+                },
+                NextHop::Direct => Stream::Tcp(tcp),
+            };
             if let NextHop::Parent(i) = attempt.hop {
                 egress.health(i).record_success();
             }

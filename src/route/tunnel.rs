@@ -112,8 +112,25 @@ async fn handshake(
             reason: FailureReason::Connect(failure),
         }
     };
+    let tls_fail = |e: &std::io::Error| {
+        let failure =
+            crate::tls::TlsFailure::after_handshake(e, peer.tls.as_ref()?.domain.as_deref().unwrap_or(&peer.host))?;
+        note_parent_failure(
+            egress,
+            config,
+            index,
+            &[addr],
+            &ConnectFailure::Other(failure.to_string()),
+        );
+        Some(HopFailure {
+            attempt,
+            target: format!("parent {}", peer.name),
+            addr: Some(addr),
+            reason: FailureReason::Tls(failure),
+        })
+    };
     if let Err(e) = upstream.write_all(&head).await {
-        return Err(fail(super::dial::classify(&e)));
+        return Err(tls_fail(&e).unwrap_or_else(|| fail(super::dial::classify(&e))));
     }
     // The parent may itself wait up to its connect_timeout for the origin.
     let answer_timeout = config.connect_timeout + config.peer_connect_timeout.min(Duration::from_secs(30));
@@ -140,7 +157,7 @@ async fn handshake(
         }
         Err(HeadError::Timeout { .. }) => Err(fail(ConnectFailure::Timeout)),
         Err(HeadError::ClosedEarly { .. }) => Err(fail(ConnectFailure::ClosedBeforeAnswer)),
-        Err(HeadError::Io(e)) => Err(fail(super::dial::classify(&e))),
+        Err(HeadError::Io(e)) => Err(tls_fail(&e).unwrap_or_else(|| fail(super::dial::classify(&e)))),
         Err(other) => Err(fail(ConnectFailure::Other(format!(
             "invalid answer from parent: {other}"
         )))),

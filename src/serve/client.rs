@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::reply::{ErrorType, ProxyError};
@@ -13,13 +12,14 @@ use super::{connect, forward};
 use crate::http1::head::parse_request;
 use crate::http1::{BufConn, HeadError};
 use crate::log::ResultCode;
+use crate::tls::Stream;
 
 /// How long an idle keep-alive client connection is kept (Squid's `client_idle_pconn_timeout`).
 const CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Serves one client connection until it closes or a transaction ends it.
-pub async fn serve(mut ctx: ClientCtx, stream: TcpStream) {
-    let _ = stream.set_nodelay(true);
+pub async fn serve(mut ctx: ClientCtx, stream: Stream) {
+    let _ = stream.tcp().set_nodelay(true);
     let mut client = BufConn::new(stream);
     let config = Arc::clone(&ctx.generation.config);
     let needs_proxy_header = config

@@ -5,6 +5,7 @@ use super::transaction::HopSeen;
 use crate::route::dial::{ConnectFailure, FailureReason, HopFailure};
 use crate::route::dns::ResolveError;
 use crate::route::tunnel::TunnelError;
+use crate::tls::TlsFailure;
 
 /// The reply for a request that could not reach any next hop, and the hop to log.
 pub fn describe(error: &TunnelError) -> (ProxyError, HopSeen) {
@@ -83,6 +84,36 @@ fn classify(reason: &FailureReason) -> (u16, ErrorType, &'static str) {
             502,
             ErrorType::ConnectionTerminated,
             "the next hop closed the connection without answering",
+        ),
+        FailureReason::Tls(TlsFailure::UnknownCa) => (
+            502,
+            ErrorType::TlsCertificateError,
+            "the next hop's certificate is not signed by the CA in this proxy's tls-cafile=",
+        ),
+        FailureReason::Tls(TlsFailure::NameMismatch(_)) => (
+            502,
+            ErrorType::TlsCertificateError,
+            "the next hop's certificate does not carry the name this proxy expects: set tls-domain= to the name in it, or reissue it",
+        ),
+        FailureReason::Tls(failure) if failure.is_certificate_error() => (
+            502,
+            ErrorType::TlsCertificateError,
+            "the next hop's certificate did not verify",
+        ),
+        FailureReason::Tls(TlsFailure::CertificateRefused(_)) => (
+            502,
+            ErrorType::TlsProtocolError,
+            "the next hop wants a client certificate it trusts: set tls-cert= and tls-key= on the cache_peer line",
+        ),
+        FailureReason::Tls(TlsFailure::Timeout) => (
+            504,
+            ErrorType::TlsProtocolError,
+            "the next hop accepted the connection but did not complete a TLS handshake in time",
+        ),
+        FailureReason::Tls(_) => (
+            502,
+            ErrorType::TlsProtocolError,
+            "the next hop does not speak TLS on that port as configured (is it an https_port?)",
         ),
         FailureReason::Connect(ConnectFailure::Other(_)) => (
             502,

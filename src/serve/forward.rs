@@ -185,6 +185,24 @@ impl HopError {
 
     /// The reply for the client, naming the hop at `addr`.
     fn reply(&self, addr: SocketAddr) -> ProxyError {
+        // A TLS 1.3 parent refuses our client certificate at the first read, not in the handshake.
+        let tls = match self {
+            HopError::Send(e)
+            | HopError::Head {
+                error: HeadError::Io(e),
+                ..
+            } => crate::tls::TlsFailure::after_handshake(e, ""),
+            _ => None,
+        };
+        if let Some(failure) = tls {
+            let kind = if failure.is_certificate_error() {
+                ErrorType::TlsCertificateError
+            } else {
+                ErrorType::TlsProtocolError
+            };
+            return ProxyError::new(502, kind, format!("TLS with {addr} failed: {failure}"))
+                .with_next_hop(addr.to_string());
+        }
         let error = match self {
             HopError::Send(_) => ProxyError::new(
                 502,
@@ -583,8 +601,7 @@ fn is_quiet(conn: &BufConn) -> bool {
     if !conn.buf.is_empty() {
         return false;
     }
-    let mut probe = [0u8; 1];
-    matches!(conn.stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    conn.stream.is_quiet()
 }
 
 /// Phase 2b: a new connection to the hop of `attempt`, trying it `1 + connect_retries`

@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -17,6 +17,7 @@ use crate::config::HttpPort;
 use crate::http1::BufConn;
 use crate::metrics::Metrics;
 use crate::state::Generation;
+use crate::tls::{ListenTls, Stream, TlsFailure};
 
 /// Binds one `http_port`. Without an address, listens on `[::]` (which also accepts IPv4 on
 /// Linux), falling back to `0.0.0.0` where IPv6 is off.
@@ -67,6 +68,9 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: w
         };
         let client_ip = peer.ip().to_canonical();
         tune_client_socket(&stream, &shared.generation.borrow().config, local_port);
+        // Read from the current generation at each accept, so a reload's certificates
+        // serve the next connection.
+        let tls = listen_tls(&shared.generation.borrow().config, &stream, local_port);
         let mut ctx = ClientCtx {
             generation: Arc::clone(&shared.generation.borrow()),
             client_ip,
@@ -74,6 +78,7 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: w
             local_port,
             local_ip: stream.local_addr().ok().map(|a| a.ip().to_canonical()),
             client_connections: 0,
+            client_cert: None,
             shutdown: shared.shutdown.clone(),
             metrics: Arc::clone(&shared.metrics),
         };
@@ -81,13 +86,55 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: w
             Ok(slot) => {
                 ctx.client_connections = slot.client_connections();
                 tokio::spawn(async move {
-                    client::serve(ctx, stream).await;
+                    if let Some(stream) = handshake(&mut ctx, stream, tls.as_ref()).await {
+                        client::serve(ctx, stream).await;
+                    }
                     drop(slot);
                 });
             }
             Err(refusal) => {
-                tokio::spawn(refuse_over_limit(ctx, stream, refusal));
+                tokio::spawn(async move {
+                    if let Some(stream) = handshake(&mut ctx, stream, tls.as_ref()).await {
+                        refuse_over_limit(ctx, stream, refusal).await;
+                    }
+                });
             }
+        }
+    }
+}
+
+/// The TLS settings of the `https_port` a connection came in on; `None` for an `http_port`.
+fn listen_tls(config: &crate::config::Config, stream: &TcpStream, local_port: u16) -> Option<ListenTls> {
+    let local = stream.local_addr().ok().map(|a| a.ip().to_canonical());
+    config
+        .http_ports
+        .iter()
+        .find(|p| p.port == local_port && (p.addr.is_none() || p.addr.map(|a| a.to_canonical()) == local))
+        .and_then(|p| p.tls.clone())
+}
+
+/// The TLS handshake of an `https_port` (bounded by `request_start_timeout`); the plain
+/// stream for an `http_port`. A failed handshake is not a transaction (no HTTP was spoken):
+/// it is reported on the diagnostics, with the client and the reason.
+async fn handshake(ctx: &mut ClientCtx, stream: TcpStream, tls: Option<&ListenTls>) -> Option<Stream> {
+    let Some(tls) = tls else {
+        return Some(Stream::Tcp(stream));
+    };
+    let timeout = ctx.generation.config.request_start_timeout;
+    match crate::tls::failure::accept(stream, tls, timeout).await {
+        Ok((stream, cert)) => {
+            ctx.client_cert = cert.map(Arc::new);
+            Some(stream)
+        }
+        // Parents' health probes and port checks connect and close without a byte.
+        Err(TlsFailure::Closed) => None,
+        Err(failure) => {
+            tracing::warn!(
+                client = %ctx.client_ip,
+                "TLS handshake on https_port {} refused: {failure}",
+                ctx.local_port
+            );
+            None
         }
     }
 }
@@ -119,7 +166,7 @@ fn tune_client_socket(stream: &tokio::net::TcpStream, config: &crate::config::Co
     }
 }
 
-async fn refuse_over_limit(ctx: ClientCtx, stream: tokio::net::TcpStream, refusal: Refusal) {
+async fn refuse_over_limit(ctx: ClientCtx, stream: Stream, refusal: Refusal) {
     let start = Instant::now();
     let details = match refusal {
         Refusal::Total(n) => format!("this proxy is at its limit of {n} connections"),

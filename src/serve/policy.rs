@@ -85,6 +85,7 @@ impl<'a> AccessCheck<'a> {
                 port_name: None,
                 clock: self.clock,
                 client_connections: self.ctx.client_connections,
+                client_cert_cn: self.ctx.client_cert.as_ref().and_then(|c| c.common_name.as_deref()),
                 reply: None,
                 worst_case: false,
             },

@@ -20,6 +20,8 @@ pub enum ErrorType {
     ConnectionLimitReached,
     HttpResponseIncomplete,
     HttpProtocolError,
+    TlsCertificateError,
+    TlsProtocolError,
     ProxyInternalError,
 }
 
@@ -38,6 +40,8 @@ impl ErrorType {
             ErrorType::ConnectionLimitReached => "connection_limit_reached",
             ErrorType::HttpResponseIncomplete => "http_response_incomplete",
             ErrorType::HttpProtocolError => "http_protocol_error",
+            ErrorType::TlsCertificateError => "tls_certificate_error",
+            ErrorType::TlsProtocolError => "tls_protocol_error",
             ErrorType::ProxyInternalError => "proxy_internal_error",
         }
     }

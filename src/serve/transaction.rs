@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -37,6 +36,8 @@ pub struct ClientCtx {
     /// Connections open from the client's address when this one was accepted, itself
     /// included (`maxconn` ACLs).
     pub client_connections: usize,
+    /// The client certificate an `https_port` verified (`user_cert` ACLs, `%ssl::>cert_subject`).
+    pub client_cert: Option<Arc<crate::tls::failure::ClientCert>>,
     pub shutdown: watch::Receiver<bool>,
     /// The daemon's one registry; it outlives the generation.
     pub metrics: Arc<Metrics>,
@@ -164,6 +165,7 @@ impl<'c> Transaction<'c> {
             details: Details {
                 client_port: ctx.client_port,
                 local: ctx.local_ip.map(|ip| SocketAddr::new(ip, ctx.local_port)),
+                client_cert_subject: ctx.client_cert.as_ref().map(|c| c.subject.clone()),
                 ..Details::default()
             },
         }
@@ -338,7 +340,7 @@ fn loggable(headers: &[Header]) -> Vec<(String, Vec<u8>)> {
 
 /// Half-closes and drains what the client still sends for a moment, so our reply is not lost
 /// to a reset caused by unread bytes.
-pub async fn close_gracefully(stream: &mut TcpStream) {
+pub async fn close_gracefully(stream: &mut crate::tls::Stream) {
     let _ = stream.shutdown().await;
     let mut sink = [0u8; 4096];
     let deadline = Instant::now() + LINGER;
@@ -374,6 +376,7 @@ mod tests {
             local_port: 3128,
             local_ip: None,
             client_connections: 1,
+            client_cert: None,
             shutdown: watch::channel(false).1,
             metrics,
         }

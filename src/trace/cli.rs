@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use super::{TraceOptions, render_text, trace};
 use crate::client::connect::{self, ProxyAuth};
+use crate::client::proxy_url::{ProxyTlsArgs, ProxyUrl};
 
 #[derive(clap::Args, Debug)]
 pub struct TraceArgs {
-    /// A proxy of the chain, in order from here (repeat for each hop).
-    #[arg(long = "proxy", value_name = "HOST:PORT")]
+    /// A proxy of the chain, in order from here (repeat for each hop); `https://HOST:PORT`
+    /// for a first proxy that speaks TLS (an https_port).
+    #[arg(long = "proxy", value_name = "[https://]HOST:PORT")]
     pub proxies: Vec<String>,
     /// The destination, e.g. ingress-orange-saas.instana.io:443.
     #[arg(value_name = "TARGET_HOST:PORT", required_unless_present = "backend_cfg")]
@@ -21,6 +23,8 @@ pub struct TraceArgs {
     /// Trust this CA (PEM) instead of the system roots.
     #[arg(long = "ca-file", value_name = "PEM")]
     pub ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub proxy_tls: ProxyTlsArgs,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -58,8 +62,10 @@ fn options_from_args(args: &TraceArgs) -> Result<TraceOptions, String> {
             ),
             None => (Vec::new(), None),
         };
+        let proxy_tls = args.proxy_tls.settings(false)?;
         return Ok(TraceOptions {
             proxies,
+            proxy_tls,
             target_host: cfg.host.clone(),
             target_port: cfg.port,
             ca_file: args.ca_file.clone(),
@@ -72,11 +78,20 @@ fn options_from_args(args: &TraceArgs) -> Result<TraceOptions, String> {
     }
     let target = args.target.as_deref().ok_or("a TARGET_HOST:PORT is needed")?;
     let (target_host, target_port) = split_host_port(target).ok_or(format!("'{target}' is not HOST:PORT"))?;
-    for p in &args.proxies {
-        split_host_port(p).ok_or(format!("--proxy '{p}' is not HOST:PORT"))?;
+    let mut proxies = Vec::new();
+    let mut first_tls = false;
+    for (i, p) in args.proxies.iter().enumerate() {
+        let url = ProxyUrl::parse(p)?;
+        if url.tls && i > 0 {
+            return Err(format!("--proxy '{p}': only the first proxy may be https:// here"));
+        }
+        first_tls |= url.tls;
+        proxies.push(url.authority());
     }
+    let proxy_tls = args.proxy_tls.settings(first_tls)?;
     Ok(TraceOptions {
-        proxies: args.proxies.clone(),
+        proxies,
+        proxy_tls,
         target_host,
         target_port,
         ca_file: args.ca_file.clone(),

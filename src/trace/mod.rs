@@ -5,7 +5,7 @@
 //! request. With several proxies each hop is also tried on its own from here.
 //!
 //! [`tracer`] walks the chain, `diagnose` names the hop behind an error answer, `tls_step`
-//! and `request` run the last steps through the tunnel ([`tls_probe`] and [`x509`] help the
+//! and `request` run the last steps through the tunnel ([`tls_probe`] and `crate::tls::x509` help the
 //! TLS step), [`report`] holds what was seen and [`render`] prints it; [`cli`] is the command
 //! line.
 
@@ -17,7 +17,6 @@ mod request;
 pub mod tls_probe;
 mod tls_step;
 pub mod tracer;
-pub mod x509;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -34,6 +33,8 @@ pub use tracer::trace;
 pub struct TraceOptions {
     /// `host:port` of each proxy, first = the one this machine talks to.
     pub proxies: Vec<String>,
+    /// TLS to the first proxy (`--proxy https://…`), loaded.
+    pub proxy_tls: Option<crate::tls::PeerTls>,
     pub target_host: String,
     pub target_port: u16,
     pub ca_file: Option<PathBuf>,

@@ -2,15 +2,15 @@
 
 use std::time::Instant;
 
+use crate::tls::Stream;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpStream;
 
 use super::tracer::Tracer;
 
 impl Tracer {
-    pub(super) async fn request(&mut self, tls: tokio_rustls::client::TlsStream<TcpStream>, h2: bool) {
+    pub(super) async fn request(&mut self, tls: tokio_rustls::client::TlsStream<Stream>, h2: bool) {
         let started = Instant::now();
         let target = self.report.target.clone();
         let result = tokio::time::timeout(
@@ -56,7 +56,7 @@ impl Tracer {
 
 /// One request over the tunnel: POST with the key when there is one, else GET /.
 async fn send_one(
-    tls: tokio_rustls::client::TlsStream<TcpStream>,
+    tls: tokio_rustls::client::TlsStream<Stream>,
     h2: bool,
     target: &str,
     key: Option<String>,

@@ -6,20 +6,19 @@ use std::time::Instant;
 
 use rustls::ClientConnection;
 use rustls::pki_types::ServerName;
-use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use super::report::{Step, TlsFacts};
 use super::tls_probe::{self, RecordingVerifier};
 use super::tracer::Tracer;
-use super::x509;
 use crate::client::tls;
+use crate::tls::{Stream, x509};
 
 impl Tracer {
     /// TLS with the target through the tunnel, the verdict on its certificate, ALPN, and the
     /// optional request.
-    pub(super) async fn tls_and_request(&mut self, stream: TcpStream) {
+    pub(super) async fn tls_and_request(&mut self, stream: Stream) {
         let host = self
             .opts
             .target_host
@@ -88,10 +87,10 @@ impl Tracer {
     /// it); `None` after recording the failure.
     async fn handshake(
         &mut self,
-        stream: TcpStream,
+        stream: Stream,
         host: &str,
         started: Instant,
-    ) -> Option<(TlsStream<TcpStream>, Arc<RecordingVerifier>)> {
+    ) -> Option<(TlsStream<Stream>, Arc<RecordingVerifier>)> {
         let roots = match tls::root_store(self.opts.ca_file.as_deref()) {
             Ok(r) => r,
             Err(e) => {

@@ -8,6 +8,9 @@ use super::TraceOptions;
 use super::report::{Failure, Step, TraceReport};
 use crate::client::connect;
 use crate::client::proxy_status::error_origin;
+use crate::tls::{Stream, TlsFailure};
+
+use super::cli::split_host_port;
 
 /// One trace in progress: what it was asked, and the report it fills in step by step.
 pub(super) struct Tracer {
@@ -100,9 +103,21 @@ impl Tracer {
         }
     }
 
+    /// TLS to the first proxy when it is an `https://` one; plain TCP otherwise.
+    async fn secure_first(&self, tcp: TcpStream) -> Result<Stream, TlsFailure> {
+        match (&self.opts.proxy_tls, self.opts.proxies.first()) {
+            (Some(tls), Some(first)) => {
+                let host = split_host_port(first).map(|(h, _)| h).unwrap_or_default();
+                crate::tls::failure::connect(tcp, tls, &host, self.opts.step_timeout).await
+            }
+            _ => Ok(Stream::Tcp(tcp)),
+        }
+    }
+
     /// A stream tunnelled through proxies 1..=upto (each CONNECT to the next proxy), or None.
-    pub(super) async fn open_chain(&self, upto: usize) -> Option<TcpStream> {
-        let mut stream = self.dial_first().await.ok()?;
+    pub(super) async fn open_chain(&self, upto: usize) -> Option<Stream> {
+        let tcp = self.dial_first().await.ok()?;
+        let mut stream = self.secure_first(tcp).await.ok()?;
         let hops = &self.opts.proxies[1..upto];
         connect::connect_through(&mut stream, hops, self.opts.auth.as_ref(), self.opts.step_timeout)
             .await
@@ -118,7 +133,7 @@ impl Tracer {
             self.report.target.clone()
         };
         let started = Instant::now();
-        let mut stream = match self.dial_first().await {
+        let stream = match self.dial_first().await {
             Ok(s) => {
                 self.step("tcp", true, started, format!("TCP connection to {first_label}"));
                 s
@@ -136,6 +151,32 @@ impl Tracer {
             }
         };
         let _ = stream.set_nodelay(true);
+        let mut stream = if self.opts.proxy_tls.is_some() && n > 0 {
+            let started = Instant::now();
+            match self.secure_first(stream).await {
+                Ok(s) => {
+                    self.step("proxy-tls", true, started, format!("TLS with {first_label}"));
+                    s
+                }
+                Err(failure) => {
+                    self.step(
+                        "proxy-tls",
+                        false,
+                        started,
+                        format!("TLS with {first_label}: {failure}"),
+                    );
+                    let kind = if failure.is_certificate_error() {
+                        "tls_certificate_error"
+                    } else {
+                        "tls_protocol_error"
+                    };
+                    self.fail(Some(1), None, kind, format!("TLS with {first_label} failed: {failure}"));
+                    return;
+                }
+            }
+        } else {
+            Stream::Tcp(stream)
+        };
 
         for k in 1..=n {
             let next = if k < n {
@@ -193,7 +234,7 @@ impl Tracer {
             let started = Instant::now();
             let label = format!("proxy {} ({proxy})", i + 1);
             let connected = tokio::time::timeout(self.opts.step_timeout, connect_from(&proxy, self.opts.source)).await;
-            let mut stream = match connected {
+            let tcp = match connected {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
                     self.report.hop_checks.push(Step {
@@ -213,6 +254,22 @@ impl Tracer {
                     });
                     continue;
                 }
+            };
+            let mut stream = if i == 0 {
+                match self.secure_first(tcp).await {
+                    Ok(s) => s,
+                    Err(failure) => {
+                        self.report.hop_checks.push(Step {
+                            step: format!("hop {}", i + 1),
+                            ok: false,
+                            ms: ms(started),
+                            detail: format!("{label} alone: TLS: {failure}"),
+                        });
+                        continue;
+                    }
+                }
+            } else {
+                Stream::Tcp(tcp)
             };
             let auth = if i == 0 { self.opts.auth.clone() } else { None };
             let target = self.report.target.clone();

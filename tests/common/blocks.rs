@@ -34,6 +34,8 @@ pub const SERVE_OUTPUTS: &[u8] = &[61];
 pub const DIFFERENTIAL_LOGFORMAT: &[u8] = &[75];
 pub const PROXY_PROTOCOL: &[u8] = &[92, 93];
 pub const PRIVILEGE_DROP: &[u8] = &[94];
+/// `tests/tls_legs.rs`: https_port and cache_peer tls (80, 81), Squid on a TLS leg (82, 83).
+pub const TLS_LEGS: &[u8] = &[80, 81, 82, 83];
 
 /// Each test file and its blocks.
 pub const FILES: &[(&str, &[u8])] = &[
@@ -63,6 +65,7 @@ pub const FILES: &[(&str, &[u8])] = &[
     ("serve_outputs.rs", SERVE_OUTPUTS),
     ("proxy_protocol.rs", PROXY_PROTOCOL),
     ("privilege_drop.rs", PRIVILEGE_DROP),
+    ("tls_legs.rs", TLS_LEGS),
 ];
 
 /// Blocks taken for test files being written (owner, blocks): give each file its own entry in

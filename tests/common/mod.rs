@@ -505,3 +505,12 @@ impl KeepAliveClient {
         self.reader.read_to_end(&mut rest).is_ok() && rest.is_empty()
     }
 }
+
+/// Waits (bounded, 10 s) until `done` holds; panics naming `what` otherwise.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within 10 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -47,9 +47,20 @@ pub fn explain(config: &Config) -> Explanation {
         listening: config
             .http_ports
             .iter()
-            .map(|p| match p.addr {
-                Some(addr) => format!("{} (line {})", std::net::SocketAddr::new(addr, p.port), p.origin.line),
-                None => format!("port {} on all addresses (line {})", p.port, p.origin.line),
+            .map(|p| {
+                let tls = match &p.tls {
+                    Some(t) if t.client_ca.is_some() => ", TLS, client certificate required",
+                    Some(_) => ", TLS",
+                    None => "",
+                };
+                match p.addr {
+                    Some(addr) => format!(
+                        "{}{tls} (line {})",
+                        std::net::SocketAddr::new(addr, p.port),
+                        p.origin.line
+                    ),
+                    None => format!("port {} on all addresses{tls} (line {})", p.port, p.origin.line),
+                }
             })
             .collect(),
         access_logs: access_logs(config),

@@ -64,6 +64,15 @@ fn name_text(name: &[u8]) -> String {
     cn.join(", ")
 }
 
+/// The subject's first common name, if any.
+pub fn common_name(der: &[u8]) -> Option<String> {
+    summarize(der)
+        .subject
+        .split(", ")
+        .find_map(|part| part.strip_prefix("CN="))
+        .map(str::to_string)
+}
+
 /// Describes a DER certificate.
 pub fn summarize(der: &[u8]) -> CertSummary {
     let mut summary = CertSummary::default();
