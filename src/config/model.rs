@@ -148,8 +148,11 @@ pub struct OutgoingAddress {
 pub struct BasicAuth {
     /// The helper path as written (for `check` and messages).
     pub helper: PathBuf,
-    /// The htpasswd file: `basic_ncsa_auth`'s only argument.
+    /// The htpasswd file: `basic_ncsa_auth`'s only argument (empty with an external helper).
     pub passwd_file: PathBuf,
+    /// Any other program: run as helper processes (`auth_param basic children …`), which get
+    /// `user password` lines. `None`: `basic_ncsa_auth`, served natively from `passwd_file`.
+    pub external: Option<crate::helper::HelperSpec>,
     /// `auth_param basic realm`, sent in `Proxy-Authenticate`.
     pub realm: String,
     /// `auth_param basic credentialsttl`: how long verified credentials are trusted without

@@ -56,6 +56,8 @@ pub enum AuthCheck {
     Missing,
     /// Wrong or malformed credentials.
     Rejected,
+    /// The authentication helper could not answer (queue full, restarting, timeout).
+    Unavailable,
 }
 
 impl AuthCheck {
@@ -64,6 +66,7 @@ impl AuthCheck {
             AuthCheck::Accepted => "accepted",
             AuthCheck::Missing => "missing",
             AuthCheck::Rejected => "rejected",
+            AuthCheck::Unavailable => "unavailable",
         }
     }
 }
@@ -189,7 +192,12 @@ impl Metrics {
             reloads.clone(),
         );
         // Series that exist from the start, so `increase()` sees their first event.
-        for result in [AuthCheck::Accepted, AuthCheck::Missing, AuthCheck::Rejected] {
+        for result in [
+            AuthCheck::Accepted,
+            AuthCheck::Missing,
+            AuthCheck::Rejected,
+            AuthCheck::Unavailable,
+        ] {
             let _ = auth.get_or_create(&ResultLabels { result: result.label() });
         }
         for result in ["applied", "rejected"] {

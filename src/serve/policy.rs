@@ -27,6 +27,11 @@ pub enum Verdict {
     },
     /// A `proxy_auth` rule needs a user and none (or a wrong one) was given: answer 407.
     AuthRequired,
+    /// A helper the decision needs could not answer (queue full, restart storm, timeout):
+    /// answer 503; `what` names the helper and the reason, for `Proxy-Status` details.
+    HelperUnavailable {
+        what: String,
+    },
 }
 
 /// The verdict together with the facts it was based on, reused for routing decisions.
@@ -141,8 +146,15 @@ pub async fn check_access<'a>(
             AuthResult::Authenticated(_) => AuthCheck::Accepted,
             AuthResult::Missing => AuthCheck::Missing,
             AuthResult::Invalid { .. } => AuthCheck::Rejected,
+            AuthResult::Unavailable { .. } => AuthCheck::Unavailable,
         });
         check.user = result.user().map(str::to_string);
+        if let AuthResult::Unavailable { error, .. } = &result {
+            check.verdict = Verdict::HelperUnavailable {
+                what: format!("authentication helper: {error}"),
+            };
+            return check;
+        }
         if !matches!(result, AuthResult::Authenticated(_)) {
             check.verdict = Verdict::AuthRequired;
             return check;
@@ -219,7 +231,7 @@ pub async fn admit<'c>(
     let access = match check.verdict {
         Verdict::Allowed => Access::Allowed,
         Verdict::AuthRequired => Access::AuthRequired,
-        Verdict::Denied { .. } => Access::Denied,
+        Verdict::Denied { .. } | Verdict::HelperUnavailable { .. } => Access::Denied,
     };
     let ctx = tx.ctx();
     ctx.metrics
@@ -229,6 +241,8 @@ pub async fn admit<'c>(
     let error = match &check.verdict {
         Verdict::Allowed => return Some(tx),
         Verdict::AuthRequired => auth_required(tx.ctx()),
+        Verdict::HelperUnavailable { what } => ProxyError::new(503, ErrorType::ProxyInternalError, what.clone())
+            .with_hint("the helper's queue is full or it keeps failing; see the proxy's error log"),
         Verdict::Denied { answer: None, .. } => denied(tx.url()),
         Verdict::Denied {
             answer: Some(DenyAnswer::ErrorPage { status, name }),

@@ -1,0 +1,156 @@
+//! Helper processes with real children: `auth_param basic program` with a helper other than
+//! `basic_ncsa_auth` (a POSIX sh helper written for the tests, in both protocol modes, and
+//! Squid's own `basic_fake_auth`), `external_acl_type` helpers (the test helper and Squid's
+//! `ext_file_userip_acl`), a child that crashes, and a full queue.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{Hop, curl, header, hop_config, parse_log_line};
+
+fn test_helper() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/helpers/test_helper.sh")
+}
+
+fn addr(text: &str) -> SocketAddr {
+    text.parse().unwrap()
+}
+
+/// Status line and head of a plain-HTTP GET through `proxy`, as `user:password` when given.
+fn get(proxy: SocketAddr, url: &str, credentials: Option<&str>) -> (u16, String) {
+    let proxy = format!("http://{proxy}");
+    let mut args = vec!["-s", "-o", "/dev/null", "-D", "-", "-x", proxy.as_str()];
+    if let Some(credentials) = credentials {
+        args.extend(["--proxy-user", credentials]);
+    }
+    args.push(url);
+    let result = curl(&args);
+    let status = result
+        .stdout
+        .lines()
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, result.stdout)
+}
+
+/// Waits (bounded, 20 s) until `path` exists.
+fn wait_for_file(path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} did not appear within 20 s",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn auth_rules(program: &str, children: &str) -> String {
+    format!(
+        "auth_param basic program {program}\nauth_param basic children {children}\n\
+         auth_param basic realm helper-test\nauth_param basic credentialsttl 1 hour\n\
+         acl users proxy_auth REQUIRED\nhttp_access allow users\nhttp_access deny all"
+    )
+}
+
+#[test]
+fn auth_helper_decides_in_both_protocol_modes() {
+    let origin = common::origin::echo_origin(addr("127.0.96.20:18080"));
+    for (i, (mode, children)) in [("plain", "2"), ("concurrent", "1 concurrency=4")]
+        .into_iter()
+        .enumerate()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let name = format!("auth-{mode}");
+        let listen = addr(&format!("127.0.96.{}:31280", 1 + i));
+        let program = format!("{} auth {mode} {}", test_helper().display(), dir.path().display());
+        let config = hop_config(dir.path(), &name, &listen.to_string(), &auth_rules(&program, children));
+        let hop = Hop::start(&name, dir.path(), listen, &config);
+        let url = format!("http://{}/x", origin.addr);
+
+        let (status, head) = get(listen, &url, Some("alice:pw-alice"));
+        assert_eq!(status, 200, "{mode}: {head}");
+        let (status, head) = get(listen, &url, Some("bob:wrong"));
+        assert_eq!(status, 407, "{mode}: {head}");
+        assert_eq!(header(&head, "Proxy-Authenticate"), Some("Basic realm=\"helper-test\""));
+        let (status, _) = get(listen, &url, Some("broken:x"));
+        assert_eq!(status, 407, "{mode}: BH is a failed login, as in Squid");
+        let (status, _) = get(listen, &url, None);
+        assert_eq!(status, 407);
+        // A child exits without answering: the request goes to its replacement.
+        let (status, head) = get(listen, &url, Some("crashonce:x"));
+        assert_eq!(status, 200, "{mode}: {head}");
+        let stderr = hop.wait_for_stderr("exited before answering");
+        assert!(stderr.contains("helper auth_param basic #"), "{stderr}");
+        assert!(!stderr.contains("pw-alice"), "a password reached the log: {stderr}");
+
+        let lines: Vec<_> = hop.wait_for_lines(5).iter().map(|l| parse_log_line(l)).collect();
+        assert!(
+            lines.iter().any(|l| l.code == "TCP_MISS/200" && l.user == "alice"),
+            "{lines:#?}"
+        );
+        assert!(
+            lines.iter().any(|l| l.code == "TCP_DENIED/407" && l.user == "bob"),
+            "{lines:#?}"
+        );
+        assert!(
+            lines.iter().any(|l| l.code == "TCP_MISS/200" && l.user == "crashonce"),
+            "{lines:#?}"
+        );
+    }
+}
+
+#[test]
+fn auth_helper_queue_overflow_is_answered_503() {
+    let origin = common::origin::echo_origin(addr("127.0.96.21:18080"));
+    let dir = tempfile::tempdir().unwrap();
+    let listen = addr("127.0.96.3:31280");
+    let program = format!("{} auth plain {}", test_helper().display(), dir.path().display());
+    let config = hop_config(
+        dir.path(),
+        "overload",
+        &listen.to_string(),
+        &auth_rules(&program, "1 queue-size=1"),
+    );
+    let hop = Hop::start("overload", dir.path(), listen, &config);
+    let url = format!("http://{}/x", origin.addr);
+    // The one child holds "block" until the test releases it.
+    let blocked = {
+        let url = url.clone();
+        std::thread::spawn(move || get(listen, &url, Some("block:x")))
+    };
+    wait_for_file(&dir.path().join("blocked"));
+    // One more request fits the queue; of three, two find it full.
+    let waiting: Vec<_> = (0..3)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || get(listen, &url, Some("alice:pw-alice")))
+        })
+        .collect();
+    hop.wait_for_match("two refusals", |_| {
+        hop.log_lines()
+            .iter()
+            .filter(|l| l.contains(" TCP_DENIED/503 "))
+            .count()
+            >= 2
+    });
+    std::fs::write(dir.path().join("release"), "").unwrap();
+    assert_eq!(blocked.join().unwrap().0, 200);
+    let answers: Vec<(u16, String)> = waiting.into_iter().map(|t| t.join().unwrap()).collect();
+    let refused: Vec<&String> = answers.iter().filter(|(s, _)| *s == 503).map(|(_, h)| h).collect();
+    assert_eq!(refused.len(), 2, "{answers:#?}");
+    assert_eq!(answers.iter().filter(|(s, _)| *s == 200).count(), 1, "{answers:#?}");
+    let status = header(refused[0], "Proxy-Status").unwrap();
+    assert!(
+        status.contains("error=proxy_internal_error")
+            && status.contains("authentication helper: the helper queue is full"),
+        "{status}"
+    );
+    hop.wait_for_stderr("helper queue full");
+}
