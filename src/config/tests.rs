@@ -1041,14 +1041,14 @@ fn http_port_options() {
     }
 }
 
-/// One error per real problem: an ACL of an unsupported type, or a rejected auth helper, does
+/// One error per real problem: an ACL of an unsupported type, or an auth helper that cannot run, does
 /// not add an error on every line that uses it.
 #[test]
 fn no_cascades() {
     let result = snippet("acl t at_step SslBump1\nhttp_access allow t\nhttp_access deny !t");
     assert_eq!(errors(&result).len(), 1, "{:#?}", messages(&result));
     let result = snippet(
-        "auth_param basic program /usr/lib/squid/basic_ldap_auth -h ldap\n\
+        "auth_param basic program /nonexistent/basic_ldap_auth -h ldap\n\
          auth_param basic realm x\nacl u proxy_auth REQUIRED\nhttp_access allow u",
     );
     let all = messages(&result);
