@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::helper::external::External;
 use crate::log::{Format, LogSender, Needs};
 use crate::metrics::rule_label;
 use crate::policy::AclRef;
@@ -25,6 +26,8 @@ pub struct Generation {
     pub log_needs: Needs,
     /// Client proxy authentication (`auth_param basic`), if configured.
     pub auth: Option<Authenticator>,
+    /// One runtime (helper pool and result cache) per `external_acl_type`, by index.
+    pub external: Vec<External>,
     /// Metric labels of `config.http_access.rules[i]` (its `FILE:LINE`), made once here so
     /// counting a decision never formats one.
     pub rule_labels: Vec<Arc<str>>,
@@ -57,7 +60,9 @@ impl Generation {
         let rule_labels = config.http_access.rules.iter().map(|r| rule_label(&r.origin)).collect();
         let peer_labels = config.peers.iter().map(|p| Arc::from(p.name.as_str())).collect();
         let log_needs = logs.iter().fold(Needs::default(), |n, l| n.union(l.format.needs()));
+        let external = config.external_acl_types.iter().cloned().map(External::new).collect();
         Ok(Generation {
+            external,
             rule_labels,
             peer_labels,
             config,

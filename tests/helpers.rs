@@ -154,3 +154,134 @@ fn auth_helper_queue_overflow_is_answered_503() {
     );
     hop.wait_for_stderr("helper queue full");
 }
+
+/// GET through `proxy` with extra request headers, no credentials.
+fn get_with(proxy: SocketAddr, url: &str, headers: &[&str], credentials: Option<&str>) -> (u16, String) {
+    let proxy = format!("http://{proxy}");
+    let mut args = vec!["-s", "-o", "/dev/null", "-D", "-", "-x", proxy.as_str()];
+    for h in headers {
+        args.extend(["-H", h]);
+    }
+    if let Some(credentials) = credentials {
+        args.extend(["--proxy-user", credentials]);
+    }
+    args.push(url);
+    let result = curl(&args);
+    let status = result
+        .stdout
+        .lines()
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, result.stdout)
+}
+
+#[test]
+fn external_acl_decides_caches_and_logs_the_helper_user() {
+    let origin = common::origin::echo_origin(addr("127.0.97.20:18080"));
+    for (i, (mode, options)) in [
+        ("plain", "children-max=2"),
+        ("concurrent", "children-max=1 concurrency=3"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let name = format!("ext-{mode}");
+        let listen = addr(&format!("127.0.97.{}:31280", 1 + i));
+        let rules = format!(
+            "external_acl_type checker ttl=60 negative_ttl=60 {options} %SRC %>rd %{{X-Team}} %DATA {} acl {mode} {}\n\
+             acl listed external checker arg1\nhttp_access allow listed\nhttp_access deny all",
+            test_helper().display(),
+            dir.path().display()
+        );
+        let hop = Hop::start(
+            &name,
+            dir.path(),
+            listen,
+            &hop_config(dir.path(), &name, &listen.to_string(), &rules),
+        );
+        let url = format!("http://{}/x", origin.addr);
+        for _ in 0..2 {
+            let (status, head) = get_with(listen, &url, &["X-Team: good.invalid"], None);
+            assert_eq!(status, 200, "{mode}: {head}");
+        }
+        let (status, head) = get_with(listen, &url, &["X-Team: other team"], None);
+        assert_eq!(status, 403, "{mode}: {head}");
+        let (status, _) = get_with(listen, &url, &[], None);
+        assert_eq!(status, 403);
+        let requests = std::fs::read_to_string(dir.path().join("requests.log")).unwrap();
+        assert_eq!(
+            requests.lines().collect::<Vec<_>>(),
+            [
+                "127.0.0.1 127.0.97.20 good.invalid arg1",
+                "127.0.0.1 127.0.97.20 other%20team arg1",
+                "127.0.0.1 127.0.97.20 - arg1",
+            ],
+            "{mode}: one helper request per distinct line (the second is cached)"
+        );
+        let lines: Vec<_> = hop.wait_for_lines(4).iter().map(|l| parse_log_line(l)).collect();
+        assert_eq!(
+            lines
+                .iter()
+                .filter(|l| l.code == "TCP_MISS/200" && l.user == "ext-user")
+                .count(),
+            2,
+            "{lines:#?}"
+        );
+        assert_eq!(
+            lines
+                .iter()
+                .filter(|l| l.code == "TCP_DENIED/403" && l.user == "-")
+                .count(),
+            2,
+            "{lines:#?}"
+        );
+    }
+}
+
+/// Squid's own helpers from Debian's package, where they need no directory service:
+/// `basic_fake_auth` (every login is good) and `ext_file_userip_acl` (user per address).
+#[test]
+fn squid_packaged_helpers_run_under_hopproxy() {
+    let fake = Path::new("/usr/lib/squid/basic_fake_auth");
+    let userip = Path::new("/usr/lib/squid/ext_file_userip_acl");
+    if !fake.exists() || !userip.exists() {
+        common::skip("Squid's helpers (package squid) are not installed");
+        return;
+    }
+    let origin = common::origin::echo_origin(addr("127.0.98.20:18080"));
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("userip.conf");
+    std::fs::write(&users, "127.0.0.1 alice\n").unwrap();
+    let listen = addr("127.0.98.1:31280");
+    let rules = format!(
+        "auth_param basic program {}\nauth_param basic children 2\n\
+         external_acl_type userip %SRC %LOGIN {} -f {}\n\
+         acl users proxy_auth REQUIRED\nacl own_address external userip\n\
+         http_access deny !users\nhttp_access allow own_address\nhttp_access deny all",
+        fake.display(),
+        userip.display(),
+        users.display()
+    );
+    let hop = Hop::start(
+        "packaged",
+        dir.path(),
+        listen,
+        &hop_config(dir.path(), "packaged", &listen.to_string(), &rules),
+    );
+    let url = format!("http://{}/x", origin.addr);
+    assert_eq!(get(listen, &url, Some("alice:anything")).0, 200);
+    assert_eq!(get(listen, &url, Some("bob:anything")).0, 403);
+    assert_eq!(get(listen, &url, None).0, 407);
+    let lines: Vec<_> = hop.wait_for_lines(3).iter().map(|l| parse_log_line(l)).collect();
+    assert!(
+        lines.iter().any(|l| l.code == "TCP_MISS/200" && l.user == "alice"),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.code == "TCP_DENIED/403" && l.user == "bob"),
+        "{lines:#?}"
+    );
+}

@@ -254,6 +254,8 @@ pub struct Config {
     pub max_client_connections: Option<usize>,
     /// `auth_param basic program …basic_ncsa_auth FILE`; `None` = no client authentication.
     pub auth: Option<BasicAuth>,
+    /// `external_acl_type` lines; `external` ACLs point into it by index.
+    pub external_acl_types: Vec<crate::helper::external::ExternalAclType>,
     /// `request_header_access` / `request_header_replace`.
     pub request_header_access: HeaderRules,
     /// `reply_header_access` / `reply_header_replace`.
@@ -348,6 +350,7 @@ impl Config {
             client_ip_max_connections: None,
             max_client_connections: None,
             auth: None,
+            external_acl_types: Vec::new(),
             request_header_access: HeaderRules::default(),
             reply_header_access: HeaderRules::default(),
             follow_x_forwarded_for: RuleList::default(),

@@ -949,7 +949,7 @@ fn rejected_directives_say_what_to_use_instead() {
         "ssl_bump peek all",
         "icap_enable on",
         "delay_pools 1",
-        "external_acl_type t %SRC /bin/true",
+        "url_rewrite_program /bin/true",
         "cache_effective_user proxy",
         "proxy_protocol_access allow all",
         "tcp_outgoing_tos 0x20 all",

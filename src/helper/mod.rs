@@ -21,6 +21,7 @@
 //! that is only checked, or a generation replaced before serving, starts none. Dropping the
 //! [`Pool`] (a reload replaced the generation) ends its children once their requests are done.
 
+pub mod external;
 pub mod reply;
 
 mod child;
