@@ -285,3 +285,89 @@ fn squid_packaged_helpers_run_under_hopproxy() {
         "{lines:#?}"
     );
 }
+
+/// The same helpers (auth with channel IDs, external ACL without) behind Squid 5.7 and
+/// hopproxy: every request gets the same status, and the access logs name the same users.
+#[test]
+fn squid_and_hopproxy_agree_with_the_same_helpers() {
+    if hopproxy::lab::squid::squid_binary().is_err() {
+        common::skip("squid is not installed");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let origin = common::origin::echo_origin(addr("127.0.99.20:18080"));
+    let dir = tempfile::tempdir().unwrap();
+    // Squid runs helpers as its 'proxy' user: a copy it may execute, state it may write.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let helper = dir.path().join("test_helper.sh");
+    std::fs::copy(test_helper(), &helper).unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let state = |name: &str| {
+        let path = dir.path().join(name);
+        std::fs::create_dir(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).unwrap();
+        path
+    };
+    let rules = |who: &str| {
+        format!(
+            "auth_param basic program {h} auth concurrent {auth}\nauth_param basic children 2 concurrency=2\n\
+             auth_param basic realm helper-test\n\
+             external_acl_type checker ttl=60 %LOGIN %>{{X-Team}} {h} acl plain {acl}\n\
+             acl users proxy_auth REQUIRED\nacl team external checker\n\
+             http_access deny !users\nhttp_access allow team\nhttp_access deny all",
+            h = helper.display(),
+            auth = state(&format!("{who}-auth")).display(),
+            acl = state(&format!("{who}-acl")).display(),
+        )
+    };
+    let squid_addr = addr("127.0.99.2:31280");
+    let squid = hopproxy::lab::squid::Squid::start("helpers-squid", squid_addr, &rules("squid"), dir.path())
+        .unwrap_or_else(|e| panic!("squid did not start: {e}"));
+    let hop_addr = addr("127.0.99.1:31280");
+    let hop = Hop::start(
+        "helpers-hop",
+        dir.path(),
+        hop_addr,
+        &hop_config(dir.path(), "helpers-hop", &hop_addr.to_string(), &rules("hop")),
+    );
+    let url = format!("http://{}/x", origin.addr);
+    let cases: &[(Option<&str>, &str)] = &[
+        (Some("alice:pw-alice"), "X-Team: good.invalid"),
+        (Some("alice:pw-alice"), "X-Team: other"),
+        (Some("bob:wrong"), "X-Team: good.invalid"),
+        (Some("broken:x"), "X-Team: good.invalid"),
+        (None, "X-Team: good.invalid"),
+    ];
+    let mut mismatches = Vec::new();
+    for (credentials, team) in cases {
+        let squid_status = get_with(squid_addr, &url, &[team], *credentials).0;
+        let hop_status = get_with(hop_addr, &url, &[team], *credentials).0;
+        println!("{credentials:?} {team}: squid {squid_status}, hopproxy {hop_status}");
+        if squid_status != hop_status || squid_status == 0 {
+            mismatches.push(format!(
+                "{credentials:?} {team}: squid {squid_status}, hopproxy {hop_status}"
+            ));
+        }
+    }
+    let squid_log = squid.access_log_text();
+    assert!(mismatches.is_empty(), "{mismatches:#?}\nsquid log:\n{squid_log}");
+    let users = |lines: Vec<String>| {
+        let mut users: Vec<String> = lines
+            .iter()
+            .map(|l| parse_log_line(l))
+            .map(|l| format!("{} {}", l.code, l.user))
+            .collect();
+        users.sort();
+        users
+    };
+    let hop_users = users(hop.wait_for_lines(cases.len()));
+    // NONE_NONE/000: the connection that waited for Squid to listen.
+    let squid_users = users(
+        squid_log
+            .lines()
+            .filter(|l| !l.contains(" NONE_NONE/000 "))
+            .map(str::to_string)
+            .collect(),
+    );
+    assert_eq!(hop_users, squid_users, "squid log:\n{squid_log}");
+}
