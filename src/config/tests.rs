@@ -1143,3 +1143,36 @@ fn follow_x_forwarded_for_rules() {
     assert!(snippet("").unwrap().config.follow_x_forwarded_for.is_empty());
     assert!(snippet("follow_x_forwarded_for allow nosuch").is_err());
 }
+
+#[test]
+fn external_acl_type_lines() {
+    let loaded = snippet(
+        "external_acl_type t ttl=5 children-max=3 concurrency=2 %>a %LOGIN %>{X-Team} /bin/cat -u\n\
+         acl e external t one two\nhttp_access allow e",
+    )
+    .unwrap_or_else(|d| panic!("{d:#?}"));
+    let t = &loaded.config.external_acl_types[0];
+    assert_eq!(t.ttl, Duration::from_secs(5));
+    assert_eq!(t.negative_ttl, Duration::from_secs(5));
+    assert_eq!((t.helper.children_max, t.helper.concurrency), (3, 2));
+    assert_eq!(t.helper.args, ["-u"]);
+    assert!(t.needs_login());
+    let e = loaded.config.acls.index_of("e").unwrap();
+    assert!(matches!(&loaded.config.acls.get(e).kind, AclKind::External(r) if r.args == ["one", "two"]));
+    for (text, message) in [
+        ("external_acl_type t bogus=1 %SRC /bin/cat", "unknown option 'bogus=1'"),
+        (
+            "external_acl_type t %XYZ /bin/cat",
+            "format code '%XYZ' is not supported",
+        ),
+        ("external_acl_type t %SRC", "needs the helper program after the format"),
+        ("external_acl_type t %SRC /nonexistent/helper", "cannot run it"),
+        (
+            "acl e external nope",
+            "external_acl_type 'nope' is not defined on an earlier line",
+        ),
+    ] {
+        let all = errors(&snippet(text));
+        assert!(all.len() == 1 && all[0].contains(message), "{text}: {all:#?}");
+    }
+}

@@ -246,3 +246,63 @@ impl Shared {
         storm
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str, children: usize) -> Pool {
+        let spec = HelperSpec::new(
+            "test",
+            PathBuf::from("/bin/sh"),
+            vec!["-c".into(), script.into()],
+            children,
+        );
+        Pool::new(spec)
+    }
+
+    #[tokio::test]
+    async fn answers_in_order_and_by_channel() {
+        let pool = sh("while read -r a b; do echo \"OK user=$a\"; done", 1);
+        let reply = pool.ask("alice pw".into()).await.unwrap();
+        assert_eq!(reply.get("user"), Some("alice"));
+        let mut spec = HelperSpec::new(
+            "test",
+            PathBuf::from("/bin/sh"),
+            vec![
+                "-c".into(),
+                "while read -r id a; do echo \"$id ERR message=$a\"; done".into(),
+            ],
+            1,
+        );
+        spec.concurrency = 4;
+        let pool = Pool::new(spec);
+        let (a, b) = tokio::join!(pool.ask("one".into()), pool.ask("two".into()));
+        assert_eq!(a.unwrap().message(), Some("one"));
+        assert_eq!(b.unwrap().message(), Some("two"));
+    }
+
+    /// A helper that exits at once: each request is tried twice, then refused; after a
+    /// burst of exits the pool refuses at once instead of restarting in a loop.
+    #[tokio::test]
+    async fn a_crashing_helper_is_a_bounded_refusal() {
+        let pool = sh("read -r line; exit 1", 1);
+        let mut errors = Vec::new();
+        for _ in 0..(RESTART_BURST + 2) {
+            errors.push(pool.ask("x".into()).await.unwrap_err());
+        }
+        assert!(errors.contains(&HelperError::Died), "{errors:?}");
+        assert_eq!(errors.last(), Some(&HelperError::Unavailable), "{errors:?}");
+    }
+
+    #[tokio::test]
+    async fn a_missing_program_is_unavailable() {
+        let pool = Pool::new(HelperSpec::new(
+            "test",
+            PathBuf::from("/nonexistent/helper"),
+            Vec::new(),
+            1,
+        ));
+        assert!(pool.ask("x".into()).await.is_err());
+    }
+}
