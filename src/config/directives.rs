@@ -1472,6 +1472,7 @@ impl Builder {
         }
         self.diags.extend(diags);
         self.finish_auth();
+        self.check_external_acl_use();
         self.config.acls = AclSet {
             acls: self
                 .acls

@@ -1175,4 +1175,16 @@ fn external_acl_type_lines() {
         let all = errors(&snippet(text));
         assert!(all.len() == 1 && all[0].contains(message), "{text}: {all:#?}");
     }
+    let routed = snippet(
+        "external_acl_type t %SRC /bin/cat
+acl e external t
+always_direct allow e",
+    );
+    assert!(
+        messages(&routed)
+            .iter()
+            .any(|m| m.contains("warning: external ACL 'e' in always_direct matches nothing")),
+        "{:#?}",
+        messages(&routed)
+    );
 }

@@ -191,6 +191,8 @@ async fn serve_concurrently(shared: &Shared, process: &mut Process, carried: &mu
         }
     };
     let mut pending: Vec<Job> = std::mem::take(carried);
+    // False once the pool is gone: replies still owed are read, no new work is taken.
+    let mut queue_open = true;
     let end = 'serve: loop {
         while let Some(job) = pending.pop() {
             if job.reply.is_closed() {
@@ -207,14 +209,15 @@ async fn serve_concurrently(shared: &Shared, process: &mut Process, carried: &mu
                 break 'serve End::Died(format!("stopped reading requests: {e}"));
             }
         }
+        if !queue_open && in_flight.is_empty() {
+            break End::QueueClosed;
+        }
         set_idle(in_flight.is_empty(), &mut idle);
-        let accepting = in_flight.len() < limit;
+        let accepting = queue_open && in_flight.len() < limit;
         tokio::select! {
             job = async { shared.queue.lock().await.recv().await }, if accepting => match job {
                 Some(job) => pending.push(job),
-                None if in_flight.is_empty() => break End::QueueClosed,
-                // The pool is gone but replies are owed: keep reading them.
-                None => {}
+                None => queue_open = false,
             },
             line = process.lines.next_line() => match line {
                 Ok(Some(line)) => {

@@ -151,3 +151,35 @@ fn parse(args: &[Token], syntax_only: bool) -> Result<ExternalAclType, Problem> 
         helper: children.spec(format!("external_acl_type {}", name.text), program, helper_args),
     })
 }
+
+impl Builder {
+    /// External ACLs are asked only while `http_access` is evaluated; in the lists that
+    /// decide routing or trust they match nothing, so say so where a config uses them there.
+    pub(super) fn check_external_acl_use(&mut self) {
+        let lists = [
+            ("never_direct", &self.config.never_direct),
+            ("always_direct", &self.config.always_direct),
+            ("follow_x_forwarded_for", &self.config.follow_x_forwarded_for),
+        ]
+        .into_iter()
+        .chain(self.config.peers.iter().map(|p| ("cache_peer_access", &p.access)));
+        let mut found = Vec::new();
+        for (list, rules) in lists {
+            for rule in &rules.rules {
+                for acl_ref in &rule.acls {
+                    let draft = &self.acls[acl_ref.acl];
+                    if matches!(draft.kind, AclKind::External(_)) {
+                        found.push((rule.origin.clone(), list, draft.name.clone()));
+                    }
+                }
+            }
+        }
+        for (origin, list, name) in found {
+            self.warning(
+                &origin,
+                format!("external ACL '{name}' in {list} matches nothing: hopproxy asks external helpers only for http_access"),
+            )
+            .hint = Some("decide with the external ACL in http_access, and use other ACL types here".into());
+        }
+    }
+}
