@@ -1,7 +1,8 @@
 //! Helper processes with real children: `auth_param basic program` with a helper other than
 //! `basic_ncsa_auth` (a POSIX sh helper written for the tests, in both protocol modes, and
 //! Squid's own `basic_fake_auth`), `external_acl_type` helpers (the test helper and Squid's
-//! `ext_file_userip_acl`), a child that crashes, and a full queue.
+//! `ext_file_userip_acl`), a child that crashes, a full queue, a `BH` answer, and the same
+//! helpers behind Squid 5.7 giving the same decisions.
 
 mod common;
 
@@ -211,6 +212,15 @@ fn external_acl_decides_caches_and_logs_the_helper_user() {
         assert_eq!(status, 403, "{mode}: {head}");
         let (status, _) = get_with(listen, &url, &[], None);
         assert_eq!(status, 403);
+        // BH: no decision, so 503 rather than a guess either way.
+        let (status, head) = get_with(listen, &url, &["X-Team: bh.invalid"], None);
+        assert_eq!(status, 503, "{mode}: {head}");
+        let proxy_status = header(&head, "Proxy-Status").unwrap_or_default();
+        assert!(
+            proxy_status.contains("error=proxy_internal_error")
+                && proxy_status.contains("external ACL helper checker answered BH"),
+            "{proxy_status}"
+        );
         let requests = std::fs::read_to_string(dir.path().join("requests.log")).unwrap();
         assert_eq!(
             requests.lines().collect::<Vec<_>>(),
@@ -218,6 +228,7 @@ fn external_acl_decides_caches_and_logs_the_helper_user() {
                 "127.0.0.1 127.0.97.20 good.invalid arg1",
                 "127.0.0.1 127.0.97.20 other%20team arg1",
                 "127.0.0.1 127.0.97.20 - arg1",
+                "127.0.0.1 127.0.97.20 bh.invalid arg1",
             ],
             "{mode}: one helper request per distinct line (the second is cached)"
         );

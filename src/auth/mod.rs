@@ -5,7 +5,8 @@
 //! # What serve does with it
 //!
 //! Squid asks for credentials lazily: only when `http_access` evaluation reaches a
-//! `proxy_auth` ACL ([`needs_user`]). Then a missing or wrong `Proxy-Authorization` gives
+//! `proxy_auth` ACL ([`needs_user`]; serve uses [`crate::policy::pending`], which also stops at
+//! external ACLs whose helper needs the login). Then a missing or wrong `Proxy-Authorization` gives
 //! 407 with [`Authenticator::challenge`] in `Proxy-Authenticate`, and
 //! `Proxy-Status: <host>; error=http_request_denied; details="proxy authentication required"`.
 //! A request denied by a rule whose last ACL is `proxy_auth` (`http_access deny !users`) is
