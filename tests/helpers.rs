@@ -371,6 +371,18 @@ fn squid_and_hopproxy_agree_with_the_same_helpers() {
         users.sort();
         users
     };
+    // Both sent the external helper the same lines (one per distinct line: both cache).
+    let sent = |who: &str| {
+        let mut lines: Vec<String> = std::fs::read_to_string(dir.path().join(format!("{who}-acl/requests.log")))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        lines.sort();
+        lines
+    };
+    assert_eq!(sent("hop"), sent("squid"));
+    assert_eq!(sent("hop"), ["alice good.invalid -", "alice other -"]);
     let hop_users = users(hop.wait_for_lines(cases.len()));
     // NONE_NONE/000: the connection that waited for Squid to listen.
     let squid_users = users(

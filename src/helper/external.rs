@@ -3,7 +3,7 @@
 //!
 //! Squid's rules, reproduced: each format value is URL-escaped and an empty one is sent as
 //! `-`; the ACL's arguments replace `%DATA`, or follow the format values when there is no
-//! `%DATA`; the whole line is the cache key. `OK` matches, `ERR` does not; both are cached.
+//! `%DATA` (`-` when there are none, as Squid 5.7 sends); the whole line is the cache key. `OK` matches, `ERR` does not; both are cached.
 //! Not reproduced: `grace=` (Squid refreshes entries in the background near their end;
 //! hopproxy asks again when they expire). A `BH` reply or a helper that cannot answer is not
 //! cached and the request is answered 503 — Squid's outcome for a broken helper depends on
@@ -165,7 +165,13 @@ pub fn request_line(format: &[FormatCode], args: &[String], inputs: &Inputs<'_>)
         });
     }
     if !data_used {
-        words.extend(escaped_args());
+        // Squid 5.7 sends `-` for an ACL without arguments here too (observed).
+        let args = escaped_args();
+        if args.is_empty() {
+            words.push("-".to_string());
+        } else {
+            words.extend(args);
+        }
     }
     words.join(" ")
 }
@@ -288,5 +294,6 @@ mod tests {
         assert_eq!(line, "127.0.0.1 - a.invalid curl%2F8%20x g%201 h 80");
         assert!(parse_code("%XYZ").is_err());
         assert_eq!(request_line(&format[..1], &["x".into()], &inputs), "127.0.0.1 x");
+        assert_eq!(request_line(&format[..1], &[], &inputs), "127.0.0.1 -");
     }
 }
