@@ -394,3 +394,56 @@ fn squid_and_hopproxy_agree_with_the_same_helpers() {
     );
     assert_eq!(hop_users, squid_users, "squid log:\n{squid_log}");
 }
+
+/// Pids of the processes whose parent is `parent`, from /proc.
+fn children_of(parent: u32) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid …": comm may hold spaces, so split after the last ')'.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(parent) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// A reload starts children for the new generation; the old generation's children end.
+#[test]
+fn reload_replaces_the_helper_children() {
+    let origin = common::origin::echo_origin(addr("127.0.98.21:18080"));
+    let dir = tempfile::tempdir().unwrap();
+    let listen = addr("127.0.98.2:31280");
+    let program = format!("{} auth plain {}", test_helper().display(), dir.path().display());
+    let config = hop_config(dir.path(), "reload", &listen.to_string(), &auth_rules(&program, "1"));
+    let hop = Hop::start("reload", dir.path(), listen, &config);
+    let url = format!("http://{}/x", origin.addr);
+    assert_eq!(get(listen, &url, Some("alice:pw-alice")).0, 200);
+    let before = children_of(hop.pid());
+    assert_eq!(before.len(), 1, "one helper child: {before:?}");
+    hop.signal("HUP");
+    hop.wait_for_stderr("reloaded: new connections use the new config");
+    // The new generation's pool starts its child with its first request (the cache is new too).
+    assert_eq!(get(listen, &url, Some("alice:pw-alice")).0, 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = children_of(hop.pid());
+        if !now.iter().any(|p| before.contains(p)) && now.len() == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "old helper {before:?} still running, children now {now:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
