@@ -7,6 +7,7 @@ pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod helper;
 pub mod http1;
 pub mod lab;
 pub mod log;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::helper::external::External;
 use crate::log::{Format, LogSender, Needs};
 use crate::metrics::{RuleCounters, rule_label};
 use crate::policy::{AclKind, AclRef};
@@ -25,6 +26,8 @@ pub struct Generation {
     pub log_needs: Needs,
     /// Client proxy authentication (`auth_param basic`), if configured.
     pub auth: Option<Authenticator>,
+    /// One runtime (helper pool and result cache) per `external_acl_type`, by index.
+    pub external: Vec<External>,
     /// The decision counters of `config.http_access.rules[i]` (labelled with its `FILE:LINE`),
     /// made once here so counting a decision never formats a label nor looks one up.
     pub rule_counters: RuleCounters,
@@ -41,7 +44,7 @@ pub struct Generation {
 pub struct AclReads {
     /// `dst` ACLs in `http_access` or in routing: resolve before deciding.
     pub dst_addrs: bool,
-    /// `url_regex`: the canonical URL.
+    /// `url_regex` or an external ACL: the canonical URL.
     pub url: bool,
     /// `time`: the local wall-clock time.
     pub clock: bool,
@@ -53,7 +56,8 @@ impl AclReads {
         AclReads {
             dst_addrs: config.http_access.needs_dst_addrs(&config.acls)
                 || crate::route::select::needs_dst_addrs(config),
-            url: kinds().any(|k| matches!(k, AclKind::UrlRegex(_))),
+            // External ACL formats may send the URL (`%URI`) to their helper.
+            url: kinds().any(|k| matches!(k, AclKind::UrlRegex(_))) || !config.external_acl_types.is_empty(),
             clock: kinds().any(|k| matches!(k, AclKind::Time(_))),
         }
     }
@@ -84,9 +88,11 @@ impl Generation {
         let rule_counters = RuleCounters::new(config.http_access.rules.iter().map(|r| rule_label(&r.origin)).collect());
         let peer_labels = config.peers.iter().map(|p| Arc::from(p.name.as_str())).collect();
         let log_needs = logs.iter().fold(Needs::default(), |n, l| n.union(l.format.needs()));
+        let external = config.external_acl_types.iter().cloned().map(External::new).collect();
         Ok(Generation {
             acl_reads: AclReads::of(&config),
             rule_counters,
+            external,
             peer_labels,
             config,
             hostname,

@@ -14,6 +14,7 @@ fn settings(passwd_file: PathBuf, ttl: Duration, case_sensitive: bool) -> BasicA
     BasicAuth {
         helper: PathBuf::from("/usr/lib/squid/basic_ncsa_auth"),
         passwd_file,
+        external: None,
         realm: "Lab \"edge\" proxy".into(),
         credentials_ttl: ttl,
         case_sensitive,

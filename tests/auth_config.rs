@@ -111,8 +111,8 @@ fn errors_say_what_and_where() {
             "t.conf:2: error: proxy_auth ACL 'u' needs 'auth_param basic program' on an earlier line",
         ),
         (
-            "auth_param basic program /usr/lib/squid/basic_ldap_auth -b dc=x".into(),
-            "t.conf:2: error: auth_param basic program '/usr/lib/squid/basic_ldap_auth': only basic_ncsa_auth is built in",
+            "auth_param basic program /nonexistent/basic_ldap_auth -b dc=x".into(),
+            "t.conf:2: error: auth_param basic program '/nonexistent/basic_ldap_auth': cannot run it: No such file or directory (os error 2)",
         ),
         (
             "auth_param basic program /usr/lib/squid/basic_ncsa_auth".into(),

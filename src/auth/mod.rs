@@ -5,7 +5,8 @@
 //! # What serve does with it
 //!
 //! Squid asks for credentials lazily: only when `http_access` evaluation reaches a
-//! `proxy_auth` ACL ([`needs_user`]). Then a missing or wrong `Proxy-Authorization` gives
+//! `proxy_auth` ACL ([`needs_user`]; serve uses [`crate::policy::pending`], which also stops at
+//! external ACLs whose helper needs the login). Then a missing or wrong `Proxy-Authorization` gives
 //! 407 with [`Authenticator::challenge`] in `Proxy-Authenticate`, and
 //! `Proxy-Status: <host>; error=http_request_denied; details="proxy authentication required"`.
 //! A request denied by a rule whose last ACL is `proxy_auth` (`http_access deny !users`) is
@@ -38,7 +39,12 @@
 //! * An unknown user is refused without running a hash, so response time tells whether a
 //!   user exists (as with Squid's `basic_ncsa_auth`). Basic credentials cross the network in
 //!   clear text unless the client-to-proxy hop is protected; that is the operator's choice.
-//! * Only the password file of `basic_ncsa_auth` is understood; no other helper is run.
+//! * Any other `auth_param basic program` runs as helper processes ([`crate::helper`]): each
+//!   check not answered by the cache sends `user password` (both URL-escaped, as Squid does)
+//!   and reads `OK`/`ERR`/`BH`. `ERR` and `BH` give 407, as in Squid; a helper that cannot
+//!   answer (queue full, restart storm, timeout) gives [`AuthResult::Unavailable`], answered
+//!   503 by serve: the credentials were not judged, so asking the user again would be wrong.
+//!   Only successes are cached (for `credentialsttl`), as Squid does with its helpers.
 
 pub mod basic;
 pub mod cache;
@@ -52,6 +58,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::{BasicAuth, Config};
+use crate::helper::{HelperError, Pool, Verdict};
 use crate::policy::{AclKind, AclSet, RequestFacts, Rule, RuleList};
 use basic::{BasicError, Credentials};
 use cache::Cache;
@@ -71,6 +78,8 @@ pub enum AuthResult {
     /// Credentials were given and are wrong or malformed: challenge again, and log the user
     /// when there is one.
     Invalid { user: Option<String>, reason: Rejection },
+    /// The authentication helper could not judge the credentials: answer 503, not 407.
+    Unavailable { user: String, error: HelperError },
 }
 
 impl AuthResult {
@@ -79,6 +88,7 @@ impl AuthResult {
         match self {
             AuthResult::Authenticated(user) => Some(user),
             AuthResult::Invalid { user, .. } => user.as_deref(),
+            AuthResult::Unavailable { user, .. } => Some(user),
             AuthResult::Missing => None,
         }
     }
@@ -98,6 +108,11 @@ pub enum Rejection {
     Malformed(BasicError),
     UnknownUser,
     WrongPassword,
+    /// The helper answered `ERR` or `BH`, with its `message=` when it gave one.
+    Helper {
+        broken: bool,
+        message: Option<String>,
+    },
 }
 
 impl fmt::Display for Rejection {
@@ -106,6 +121,17 @@ impl fmt::Display for Rejection {
             Rejection::Malformed(e) => write!(f, "{e}"),
             Rejection::UnknownUser => f.write_str("unknown user"),
             Rejection::WrongPassword => f.write_str("wrong password"),
+            Rejection::Helper { broken, message } => {
+                f.write_str(if *broken {
+                    "helper answered BH"
+                } else {
+                    "helper answered ERR"
+                })?;
+                match message {
+                    Some(m) => write!(f, ": {m}"),
+                    None => Ok(()),
+                }
+            }
         }
     }
 }
@@ -145,6 +171,8 @@ impl fmt::Debug for Authenticator {
 
 struct Inner {
     settings: BasicAuth,
+    /// The helper processes, for a program other than `basic_ncsa_auth`.
+    helper: Option<Pool>,
     challenge: String,
     state: Mutex<State>,
     /// Bounds concurrent hash verifications (the role of Squid's helper `children`).
@@ -193,6 +221,7 @@ struct Job {
 enum Step {
     Done(AuthResult),
     Verify(Job),
+    AskHelper(Credentials, cache::Key),
 }
 
 impl Authenticator {
@@ -204,6 +233,14 @@ impl Authenticator {
     }
 
     pub fn new(settings: &BasicAuth) -> Result<Authenticator, AuthError> {
+        if let Some(spec) = &settings.external {
+            return Ok(Authenticator::with_parts(
+                settings,
+                Htpasswd::default(),
+                None,
+                Some(Pool::new(spec.clone())),
+            ));
+        }
         let path = &settings.passwd_file;
         let unreadable = |source| AuthError::Unreadable {
             path: path.clone(),
@@ -214,14 +251,24 @@ impl Authenticator {
         for problem in &problems {
             tracing::warn!("skipping password file line: {problem}");
         }
+        Ok(Authenticator::with_parts(settings, users, Some(file_stamp), None))
+    }
+
+    fn with_parts(
+        settings: &BasicAuth,
+        users: Htpasswd,
+        file_stamp: Option<FileStamp>,
+        helper: Option<Pool>,
+    ) -> Authenticator {
         let slots = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Ok(Authenticator {
+        Authenticator {
             inner: Arc::new(Inner {
                 challenge: basic::challenge(&settings.realm),
                 settings: settings.clone(),
+                helper,
                 state: Mutex::new(State {
                     users: Arc::new(users),
-                    stamp: Some(file_stamp),
+                    stamp: file_stamp,
                     checked_at: Instant::now(),
                     recheck_interval: DEFAULT_RECHECK_INTERVAL,
                     generation: 0,
@@ -233,7 +280,7 @@ impl Authenticator {
                 cache_hits: AtomicU64::new(0),
                 reloads: AtomicU64::new(0),
             }),
-        })
+        }
     }
 
     /// The `Proxy-Authenticate` value for a 407: `Basic realm="…"`.
@@ -268,6 +315,7 @@ impl Authenticator {
     pub async fn check(&self, header: Option<&[u8]>) -> AuthResult {
         match self.inner.prepare(header) {
             Step::Done(result) => result,
+            Step::AskHelper(credentials, key) => self.inner.ask_helper(credentials, key).await,
             Step::Verify(job) => {
                 // The semaphore is never closed, so acquire cannot fail.
                 let _permit = self.inner.verify_slots.acquire().await.ok();
@@ -286,9 +334,15 @@ impl Authenticator {
     }
 
     /// [`check`](Self::check) on the calling thread: may block for a bcrypt run.
+    /// Helper processes live on the async runtime: with an external helper, a check the
+    /// cache cannot answer is [`AuthResult::Unavailable`] here; use [`check`](Self::check).
     pub fn check_blocking(&self, header: Option<&[u8]>) -> AuthResult {
         match self.inner.prepare(header) {
             Step::Done(result) => result,
+            Step::AskHelper(credentials, _) => AuthResult::Unavailable {
+                user: credentials.user,
+                error: HelperError::Unavailable,
+            },
             Step::Verify(job) => self.inner.verify(job),
         }
     }
@@ -317,11 +371,16 @@ impl Inner {
         };
         let now = Instant::now();
         let mut state = self.lock();
-        self.refresh(&mut state, now);
+        if self.helper.is_none() {
+            self.refresh(&mut state, now);
+        }
         let key = cache::key(&credentials.user, &credentials.password);
         if let Some(ok) = state.cache.get(&key, now) {
             self.cache_hits.fetch_add(1, Ordering::Relaxed);
             return Step::Done(outcome(ok, credentials.user));
+        }
+        if self.helper.is_some() {
+            return Step::AskHelper(credentials, key);
         }
         let Some(hash) = state.users.get(&credentials.user).cloned() else {
             return Step::Done(AuthResult::Invalid {
@@ -345,6 +404,43 @@ impl Inner {
             state.cache.insert(job.key, ok, Instant::now());
         }
         outcome(ok, job.credentials.user)
+    }
+
+    /// Asks the helper; only `OK` is cached (for `credentialsttl`), as Squid does.
+    async fn ask_helper(&self, credentials: Credentials, key: cache::Key) -> AuthResult {
+        let Some(pool) = &self.helper else {
+            return AuthResult::Missing;
+        };
+        self.verifications.fetch_add(1, Ordering::Relaxed);
+        let password = String::from_utf8_lossy(&credentials.password);
+        let line = format!(
+            "{} {}",
+            crate::helper::reply::escape(&credentials.user),
+            crate::helper::reply::escape(&password)
+        );
+        let reply = match pool.ask(line).await {
+            Ok(reply) => reply,
+            Err(error) => {
+                tracing::warn!(user = %credentials.user, "authentication helper gave no answer: {error}");
+                return AuthResult::Unavailable {
+                    user: credentials.user,
+                    error,
+                };
+            }
+        };
+        match reply.verdict {
+            Verdict::Ok => {
+                self.lock().cache.insert(key, true, Instant::now());
+                AuthResult::Authenticated(credentials.user)
+            }
+            verdict => AuthResult::Invalid {
+                user: Some(credentials.user),
+                reason: Rejection::Helper {
+                    broken: verdict == Verdict::BrokenHelper,
+                    message: reply.message().map(str::to_string),
+                },
+            },
+        }
     }
 
     /// Re-reads the file when its mtime or size changed (at most once per recheck interval).

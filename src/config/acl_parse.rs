@@ -466,7 +466,9 @@ fn add_value(draft: &mut AclDraft, value: &Value, diags: &mut Vec<Diagnostic>) {
         | AclKind::ReqHeader(_)
         | AclKind::RepHeader(_)
         | AclKind::Time(_)
-        | AclKind::MaxConn(_) => {}
+        | AclKind::MaxConn(_)
+        // Built from the whole line by the `external` directive code.
+        | AclKind::External(_) => {}
     }
 }
 

@@ -2,6 +2,7 @@
 //! semantics and collects every problem instead of stopping at the first.
 
 mod auth_param;
+mod external_acl;
 mod tls_options;
 
 use std::collections::{HashMap, HashSet};
@@ -292,6 +293,7 @@ impl Builder {
             "http_port" => self.http_port(line, false),
             "https_port" => self.http_port(line, true),
             "auth_param" => self.auth_param(line),
+            "external_acl_type" => self.external_acl_type(line),
             "cache_peer" => self.cache_peer(line),
             "cache_peer_access" => self.cache_peer_access(line),
             "access_log" => self.access_log(line),
@@ -519,6 +521,21 @@ impl Builder {
                 }
                 _ => break,
             }
+        }
+        if type_name == "external" {
+            if let Some(existing) = self.acl_index.get(name).map(|&i| &self.acls[i]) {
+                let what = format!(
+                    "ACL '{name}' was defined at {}; an external ACL takes one line",
+                    existing.origin
+                );
+                self.error(origin, what).hint = Some("choose another name for this ACL".into());
+                return;
+            }
+            if let Some(kind) = self.external_acl_kind(values_tokens, origin) {
+                self.acl_index.insert(name.to_string(), self.acls.len());
+                self.acls.push(AclDraft::new(name, type_name, origin, kind));
+            }
+            return;
         }
         let errors_before = self.diags.iter().filter(|d| d.is_error()).count();
         let values = self.expand_values(values_tokens, origin);
@@ -851,8 +868,11 @@ impl Builder {
                     // The PROXY header comes before the TLS handshake on the wire; the TLS
                     // listener does not read it there yet.
                     ok = false;
-                    self.error(origin, "require-proxy-header on an https_port is not supported by hopproxy")
-                        .hint = Some(
+                    self.error(
+                        origin,
+                        "require-proxy-header on an https_port is not supported by hopproxy",
+                    )
+                    .hint = Some(
                         "let the load balancer pass TLS through to an https_port without the PROXY header, \
                          or terminate TLS on it and send PROXY to an http_port"
                             .into(),
@@ -1568,6 +1588,7 @@ impl Builder {
         }
         self.diags.extend(diags);
         self.finish_auth();
+        self.check_external_acl_use();
         self.config.acls = AclSet {
             acls: self
                 .acls

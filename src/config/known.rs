@@ -113,8 +113,9 @@ const ADAPTATION: Class = Class::Rejected(
      to a parent proxy that runs the service (cache_peer … parent)",
 );
 const HELPER: Class = Class::Rejected(
-    "helper programs are not supported yet. Express the rule with ACLs (dstdomain, url_regex) in \
-     http_access instead, or keep Squid for this config",
+    "URL-rewriting helpers are not supported; authentication (auth_param basic program) and \
+     external_acl_type helpers are. Express the rule with ACLs (dstdomain, url_regex) in \
+     http_access and an external_acl_type helper instead, or keep Squid for this config",
 );
 const DELAY: Class = Class::Rejected(
     "hopproxy does not shape bandwidth (delay pools). Use Linux traffic control (tc) on the host instead",
@@ -140,8 +141,8 @@ const CHROOT: Class = Class::Rejected(
      or ProtectSystem=strict as the packaged unit does)",
 );
 const AUTH_TUNING: Class = Class::Rejected(
-    "only auth_param basic with basic_ncsa_auth is supported; its cache is set with auth_param \
-     basic credentialsttl instead",
+    "only auth_param basic is supported (basic_ncsa_auth natively, any other program as helper \
+     processes); its cache is set with auth_param basic credentialsttl instead",
 );
 const HEADER_RULES: Class = Class::Rejected(
     "adding header fields is not supported; request_header_replace / reply_header_replace \
@@ -155,6 +156,7 @@ pub const DIRECTIVES: &[(&str, Class)] = &[
     ("http_port", Class::Supported),
     ("https_port", Class::Supported),
     ("auth_param", Class::Supported),
+    ("external_acl_type", Class::Supported),
     ("acl", Class::Supported),
     ("http_access", Class::Supported),
     ("never_direct", Class::Supported),
@@ -642,7 +644,6 @@ pub const DIRECTIVES: &[(&str, Class)] = &[
     ("url_rewrite_bypass", HELPER),
     ("url_rewrite_extras", HELPER),
     ("url_rewrite_timeout", HELPER),
-    ("external_acl_type", HELPER),
     ("delay_pools", DELAY),
     ("delay_class", DELAY),
     ("delay_access", DELAY),

@@ -7,6 +7,7 @@
 pub mod acl_parse;
 pub mod diag;
 pub mod directives;
+pub mod helper_opts;
 pub mod known;
 pub mod lexer;
 pub mod model;

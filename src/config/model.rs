@@ -159,8 +159,11 @@ pub struct OutgoingAddress {
 pub struct BasicAuth {
     /// The helper path as written (for `check` and messages).
     pub helper: PathBuf,
-    /// The htpasswd file: `basic_ncsa_auth`'s only argument.
+    /// The htpasswd file: `basic_ncsa_auth`'s only argument (empty with an external helper).
     pub passwd_file: PathBuf,
+    /// Any other program: run as helper processes (`auth_param basic children …`), which get
+    /// `user password` lines. `None`: `basic_ncsa_auth`, served natively from `passwd_file`.
+    pub external: Option<crate::helper::HelperSpec>,
     /// `auth_param basic realm`, sent in `Proxy-Authenticate`.
     pub realm: String,
     /// `auth_param basic credentialsttl`: how long verified credentials are trusted without
@@ -262,6 +265,8 @@ pub struct Config {
     pub max_client_connections: Option<usize>,
     /// `auth_param basic program …basic_ncsa_auth FILE`; `None` = no client authentication.
     pub auth: Option<BasicAuth>,
+    /// `external_acl_type` lines; `external` ACLs point into it by index.
+    pub external_acl_types: Vec<crate::helper::external::ExternalAclType>,
     /// `request_header_access` / `request_header_replace`.
     pub request_header_access: HeaderRules,
     /// `reply_header_access` / `reply_header_replace`.
@@ -364,6 +369,7 @@ impl Config {
             client_ip_max_connections: None,
             max_client_connections: None,
             auth: None,
+            external_acl_types: Vec::new(),
             request_header_access: HeaderRules::default(),
             reply_header_access: HeaderRules::default(),
             follow_x_forwarded_for: RuleList::default(),

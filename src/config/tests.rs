@@ -969,7 +969,7 @@ fn rejected_directives_say_what_to_use_instead() {
         "ssl_bump peek all",
         "icap_enable on",
         "delay_pools 1",
-        "external_acl_type t %SRC /bin/true",
+        "url_rewrite_program /bin/true",
         "chroot /var/chroot",
         "tcp_outgoing_tos 0x20 all",
         "wccp2_router 10.0.0.1",
@@ -1085,14 +1085,14 @@ fn proxy_protocol_and_privilege_drop_directives() {
     assert!(snippet("proxy_protocol_access allow nosuch").is_err());
 }
 
-/// One error per real problem: an ACL of an unsupported type, or a rejected auth helper, does
+/// One error per real problem: an ACL of an unsupported type, or an auth helper that cannot run, does
 /// not add an error on every line that uses it.
 #[test]
 fn no_cascades() {
     let result = snippet("acl t at_step SslBump1\nhttp_access allow t\nhttp_access deny !t");
     assert_eq!(errors(&result).len(), 1, "{:#?}", messages(&result));
     let result = snippet(
-        "auth_param basic program /usr/lib/squid/basic_ldap_auth -h ldap\n\
+        "auth_param basic program /nonexistent/basic_ldap_auth -h ldap\n\
          auth_param basic realm x\nacl u proxy_auth REQUIRED\nhttp_access allow u",
     );
     let all = messages(&result);
@@ -1243,5 +1243,50 @@ fn tls_legs_load_certificates_and_keys() {
             .as_deref()
             .unwrap_or("")
             .contains("private key of the first certificate")
+    );
+}
+
+#[test]
+fn external_acl_type_lines() {
+    let loaded = snippet(
+        "external_acl_type t ttl=5 children-max=3 concurrency=2 %>a %LOGIN %>{X-Team} /bin/cat -u\n\
+         acl e external t one two\nhttp_access allow e",
+    )
+    .unwrap_or_else(|d| panic!("{d:#?}"));
+    let t = &loaded.config.external_acl_types[0];
+    assert_eq!(t.ttl, Duration::from_secs(5));
+    assert_eq!(t.negative_ttl, Duration::from_secs(5));
+    assert_eq!((t.helper.children_max, t.helper.concurrency), (3, 2));
+    assert_eq!(t.helper.args, ["-u"]);
+    assert!(t.needs_login());
+    let e = loaded.config.acls.index_of("e").unwrap();
+    assert!(matches!(&loaded.config.acls.get(e).kind, AclKind::External(r) if r.args == ["one", "two"]));
+    for (text, message) in [
+        ("external_acl_type t bogus=1 %SRC /bin/cat", "unknown option 'bogus=1'"),
+        (
+            "external_acl_type t %XYZ /bin/cat",
+            "format code '%XYZ' is not supported",
+        ),
+        ("external_acl_type t %SRC", "needs the helper program after the format"),
+        ("external_acl_type t %SRC /nonexistent/helper", "cannot run it"),
+        (
+            "acl e external nope",
+            "external_acl_type 'nope' is not defined on an earlier line",
+        ),
+    ] {
+        let all = errors(&snippet(text));
+        assert!(all.len() == 1 && all[0].contains(message), "{text}: {all:#?}");
+    }
+    let routed = snippet(
+        "external_acl_type t %SRC /bin/cat
+acl e external t
+always_direct allow e",
+    );
+    assert!(
+        messages(&routed)
+            .iter()
+            .any(|m| m.contains("warning: external ACL 'e' in always_direct matches nothing")),
+        "{:#?}",
+        messages(&routed)
     );
 }

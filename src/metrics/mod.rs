@@ -74,6 +74,8 @@ pub enum AuthCheck {
     Missing,
     /// Wrong or malformed credentials.
     Rejected,
+    /// The authentication helper could not answer (queue full, restarting, timeout).
+    Unavailable,
 }
 
 impl AuthCheck {
@@ -82,6 +84,7 @@ impl AuthCheck {
             AuthCheck::Accepted => "accepted",
             AuthCheck::Missing => "missing",
             AuthCheck::Rejected => "rejected",
+            AuthCheck::Unavailable => "unavailable",
         }
     }
 }
@@ -211,7 +214,12 @@ impl Metrics {
             reloads.clone(),
         );
         // Series that exist from the start, so `increase()` sees their first event.
-        for result in [AuthCheck::Accepted, AuthCheck::Missing, AuthCheck::Rejected] {
+        for result in [
+            AuthCheck::Accepted,
+            AuthCheck::Missing,
+            AuthCheck::Rejected,
+            AuthCheck::Unavailable,
+        ] {
             let _ = auth.get_or_create(&ResultLabels { result: result.label() });
         }
         for result in ["applied", "rejected"] {

@@ -121,6 +121,25 @@ pub enum AclKind {
     MaxConn(usize),
     /// `has request|response|ALE`: which parts of the transaction exist at this check.
     Has(Vec<Component>),
+    /// `external TYPE [args]`: an `external_acl_type` helper decides. The evaluator stays
+    /// pure: serve asks the helper first and passes the answer in [`MoreFacts::external`];
+    /// without an answer the ACL does not match.
+    External(ExternalRef),
+}
+
+/// One `acl NAME external TYPE args…`: which `external_acl_type` and the arguments.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ExternalRef {
+    /// Index into the config's `external_acl_types`.
+    pub type_index: usize,
+    pub args: Vec<String>,
+}
+
+/// A helper's answer for one external ACL, for this request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalAnswer {
+    pub acl: ExternalRef,
+    pub matched: bool,
 }
 
 /// Transaction parts the `has` ACL asks about.
@@ -240,6 +259,8 @@ pub struct MoreFacts<'a> {
     /// The common name of the client certificate an `https_port` verified.
     pub client_cert_cn: Option<&'a str>,
     pub reply: Option<ReplyFacts<'a>>,
+    /// External ACL answers gathered for this request (see [`AclKind::External`]).
+    pub external: &'a [ExternalAnswer],
     /// Set by whole-config analysis: ACL kinds it cannot enumerate are taken at their worst
     /// (see [`AclKind::is_opaque`]) instead of evaluated.
     pub worst_case: bool,
@@ -370,6 +391,7 @@ impl AclKind {
                 Component::Request | Component::Ale => true,
                 Component::Response => more.reply.is_some(),
             }),
+            AclKind::External(acl) => more.external.iter().any(|a| a.acl == *acl && a.matched),
             AclKind::All
             | AclKind::Src(_)
             | AclKind::Dst(_)
@@ -387,4 +409,50 @@ impl AclKind {
     pub fn needs_dst_addrs(&self) -> bool {
         matches!(self, AclKind::Dst(_))
     }
+}
+
+/// What `http_access` evaluation needs before it can decide, found by walking the rules
+/// the way evaluation does (rules in order, ACLs left to right, stopping at the first ACL
+/// that fails): the user (a `proxy_auth` ACL, or an external ACL whose format sends the
+/// login, reached while `user_known` is false) or an external ACL's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pending {
+    Nothing,
+    User,
+    External(ExternalRef),
+}
+
+/// See [`Pending`]. `needs_login(type_index)` says whether an external type's format sends
+/// the user name.
+pub fn pending(
+    rules: &super::RuleList,
+    acls: &super::AclSet,
+    facts: &RequestFacts<'_>,
+    user_known: bool,
+    needs_login: impl Fn(usize) -> bool,
+) -> Pending {
+    for rule in &rules.rules {
+        let mut matched = true;
+        for acl_ref in &rule.acls {
+            let kind = &acls.get(acl_ref.acl).kind;
+            match kind {
+                AclKind::ProxyAuth(_) if !user_known => return Pending::User,
+                AclKind::External(acl) if !facts.more.external.iter().any(|a| a.acl == *acl) => {
+                    if needs_login(acl.type_index) && !user_known {
+                        return Pending::User;
+                    }
+                    return Pending::External(acl.clone());
+                }
+                _ => {}
+            }
+            if kind.matches(facts) == acl_ref.negated {
+                matched = false;
+                break;
+            }
+        }
+        if matched {
+            return Pending::Nothing;
+        }
+    }
+    Pending::Nothing
 }

@@ -8,7 +8,7 @@ pub mod header_rules;
 
 pub use access::{AclRef, AclSet, Action, Decision, Origin, Rule, RuleList};
 pub use acl::{
-    Acl, AclKind, Component, DomainPattern, HeaderPatterns, IpMatch, LocalClock, MoreFacts, Patterns, ReplyFacts,
-    RequestFacts, TimeSpan,
+    Acl, AclKind, Component, DomainPattern, ExternalAnswer, ExternalRef, HeaderPatterns, IpMatch, LocalClock,
+    MoreFacts, Patterns, Pending, ReplyFacts, RequestFacts, TimeSpan, pending,
 };
 pub use header_rules::{HeaderFilter, HeaderRules};

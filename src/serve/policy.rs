@@ -7,12 +7,13 @@ use super::headers::client_forwarded_for;
 use super::reply::{ErrorType, ProxyError};
 use super::target::Target;
 use super::transaction::{ClientCtx, Failure, Transaction};
-use crate::auth::{AuthResult, challenge_on_deny, needs_user};
+use crate::auth::{AuthResult, challenge_on_deny};
 use crate::config::DenyAnswer;
+use crate::helper::external::Inputs;
 use crate::http1::{BufConn, Header};
 use crate::log::ResultCode;
 use crate::metrics::{Access, AuthCheck};
-use crate::policy::{Action, Decision, LocalClock, MoreFacts, Origin, RequestFacts};
+use crate::policy::{Action, Decision, ExternalAnswer, LocalClock, MoreFacts, Origin, Pending, RequestFacts, pending};
 use crate::route::dial::Destination;
 use crate::route::dns::Resolution;
 
@@ -26,6 +27,11 @@ pub enum Verdict {
     },
     /// A `proxy_auth` rule needs a user and none (or a wrong one) was given: answer 407.
     AuthRequired,
+    /// A helper the decision needs could not answer (queue full, restart storm, timeout):
+    /// answer 503; `what` names the helper and the reason, for `Proxy-Status` details.
+    HelperUnavailable {
+        what: String,
+    },
 }
 
 /// The verdict together with the facts it was based on, reused for routing decisions.
@@ -50,6 +56,8 @@ pub struct AccessCheck<'a> {
     pub user: Option<String>,
     /// Whether `user` passed verification (only then do `proxy_auth` ACLs see it).
     authenticated: bool,
+    /// External ACL answers gathered while evaluating `http_access`.
+    external: Vec<ExternalAnswer>,
     pub verdict: Verdict,
     /// The index of the deciding `http_access` line (`None`: the implicit default, or auth).
     rule: Option<usize>,
@@ -87,8 +95,27 @@ impl<'a> AccessCheck<'a> {
                 client_connections: self.ctx.client_connections,
                 client_cert_cn: self.ctx.client_cert.as_ref().and_then(|c| c.common_name.as_deref()),
                 reply: None,
+                external: &self.external,
                 worst_case: false,
             },
+        }
+    }
+
+    /// What an external ACL's format reads.
+    fn external_inputs(&self) -> Inputs<'_> {
+        Inputs {
+            user: if self.authenticated { self.user.as_deref() } else { None },
+            client: self.client,
+            client_port: self.ctx.client_port,
+            host: &self.target.host,
+            proto: self.target.proto,
+            port: self.target.port,
+            path: &self.target.path,
+            method: &self.method,
+            url: &self.url,
+            local_ip: self.ctx.local_ip,
+            local_port: self.ctx.local_port,
+            headers: self.headers,
         }
     }
 }
@@ -136,26 +163,67 @@ pub async fn check_access<'a>(
         clock: reads.clock.then(local_clock),
         user: None,
         authenticated: false,
+        external: Vec::new(),
         verdict: Verdict::Allowed,
         rule: None,
     };
-    if let Some(auth) = &generation.auth
-        && needs_user(&config.http_access, &config.acls, &check.facts())
-    {
-        let result = auth.check(proxy_authorization).await;
-        ctx.metrics.auth_checked(match result {
-            AuthResult::Authenticated(_) => AuthCheck::Accepted,
-            AuthResult::Missing => AuthCheck::Missing,
-            AuthResult::Invalid { .. } => AuthCheck::Rejected,
-        });
-        check.user = result.user().map(str::to_string);
-        if !matches!(result, AuthResult::Authenticated(_)) {
-            check.verdict = Verdict::AuthRequired;
-            return check;
-        }
-        check.authenticated = true;
-    }
     check.client = indirect_client(&check, client_forwarded_for(headers).as_deref());
+    // Credentials and external ACL answers are gathered lazily, in the order evaluation
+    // reaches them, as Squid does; each step resolves one, so the loop is bounded.
+    let needs_login = |i: usize| config.external_acl_types[i].needs_login();
+    for _ in 0..=config.acls.acls.len() + 1 {
+        let user_known = generation.auth.is_none() || check.authenticated;
+        match pending(
+            &config.http_access,
+            &config.acls,
+            &check.facts(),
+            user_known,
+            needs_login,
+        ) {
+            Pending::Nothing => break,
+            Pending::User => {
+                let Some(auth) = &generation.auth else { break };
+                let result = auth.check(proxy_authorization).await;
+                ctx.metrics.auth_checked(match result {
+                    AuthResult::Authenticated(_) => AuthCheck::Accepted,
+                    AuthResult::Missing => AuthCheck::Missing,
+                    AuthResult::Invalid { .. } => AuthCheck::Rejected,
+                    AuthResult::Unavailable { .. } => AuthCheck::Unavailable,
+                });
+                check.user = result.user().map(str::to_string);
+                if let AuthResult::Unavailable { error, .. } = &result {
+                    check.verdict = Verdict::HelperUnavailable {
+                        what: format!("authentication helper: {error}"),
+                    };
+                    return check;
+                }
+                if !matches!(result, AuthResult::Authenticated(_)) {
+                    check.verdict = Verdict::AuthRequired;
+                    return check;
+                }
+                check.authenticated = true;
+            }
+            Pending::External(acl) => {
+                let external = &generation.external[acl.type_index];
+                match external.lookup(&acl.args, &check.external_inputs()).await {
+                    Ok(answer) => {
+                        // Squid logs a helper's user= as the user when no one authenticated.
+                        if check.user.is_none() {
+                            check.user = answer.user;
+                        }
+                        check.external.push(ExternalAnswer {
+                            acl,
+                            matched: answer.matched,
+                        });
+                    }
+                    Err(what) => {
+                        check.verdict = Verdict::HelperUnavailable { what };
+                        return check;
+                    }
+                }
+            }
+        }
+    }
     let decision = config.http_access.evaluate(&config.acls, &check.facts());
     check.rule = decision.as_ref().and_then(|d| d.rule);
     check.verdict = match decision {
@@ -225,7 +293,7 @@ pub async fn admit<'c>(
     let access = match check.verdict {
         Verdict::Allowed => Access::Allowed,
         Verdict::AuthRequired => Access::AuthRequired,
-        Verdict::Denied { .. } => Access::Denied,
+        Verdict::Denied { .. } | Verdict::HelperUnavailable { .. } => Access::Denied,
     };
     let ctx = tx.ctx();
     ctx.metrics
@@ -235,6 +303,8 @@ pub async fn admit<'c>(
     let error = match &check.verdict {
         Verdict::Allowed => return Some(tx),
         Verdict::AuthRequired => auth_required(tx.ctx()),
+        Verdict::HelperUnavailable { what } => ProxyError::new(503, ErrorType::ProxyInternalError, what.clone())
+            .with_hint("the helper's queue is full or it keeps failing; see the proxy's error log"),
         Verdict::Denied { answer: None, .. } => denied(tx.url()),
         Verdict::Denied {
             answer: Some(DenyAnswer::ErrorPage { status, name }),

@@ -36,6 +36,7 @@ pub const PROXY_PROTOCOL: &[u8] = &[92, 93];
 pub const PRIVILEGE_DROP: &[u8] = &[94];
 /// `tests/tls_legs.rs`: https_port and cache_peer tls (80, 81), Squid on a TLS leg (82, 83).
 pub const TLS_LEGS: &[u8] = &[80, 81, 82, 83];
+pub const HELPERS: &[u8] = &[96, 97, 98, 99];
 
 /// Each test file and its blocks.
 pub const FILES: &[(&str, &[u8])] = &[
@@ -66,6 +67,7 @@ pub const FILES: &[(&str, &[u8])] = &[
     ("proxy_protocol.rs", PROXY_PROTOCOL),
     ("privilege_drop.rs", PRIVILEGE_DROP),
     ("tls_legs.rs", TLS_LEGS),
+    ("helpers.rs", HELPERS),
 ];
 
 /// Blocks taken for test files being written (owner, blocks): give each file its own entry in

@@ -14,6 +14,7 @@ use std::time::Duration;
 use super::Builder;
 use crate::auth::htpasswd::Htpasswd;
 use crate::config::diag::Diagnostic;
+use crate::config::helper_opts::{HelperChildren, parse_children};
 use crate::config::lexer::Line;
 use crate::config::model::{BasicAuth, Ignored, defaults};
 use crate::config::{source, units};
@@ -25,7 +26,10 @@ pub const NCSA_HELPER: &str = "basic_ncsa_auth";
 /// `auth_param basic` settings seen so far; they may come before or after `program`.
 #[derive(Debug, Default)]
 pub struct AuthDraft {
-    program: Option<(PathBuf, PathBuf, Origin)>,
+    /// The helper and its arguments as written.
+    program: Option<(PathBuf, Vec<String>, Origin)>,
+    /// `auth_param basic children N startup= idle= concurrency= queue-size=`.
+    children: Option<(HelperChildren, Origin)>,
     realm: Option<String>,
     credentials_ttl: Option<Duration>,
     case_sensitive: Option<bool>,
@@ -114,11 +118,13 @@ impl Builder {
                     self.error(origin, "auth_param basic casesensitive takes 'on' or 'off'");
                 }
             },
-            "children" => self.ignore_auth_param(
-                line,
-                "auth_param basic children",
-                "hopproxy runs no helper processes; it verifies passwords itself, at most one per CPU at a time",
-            ),
+            "children" => match parse_children(values) {
+                Ok(children) => self.auth.children = Some((children, origin.clone())),
+                Err(message) => {
+                    self.error(origin, format!("auth_param basic children: {message}")).hint =
+                        Some("auth_param basic children 5 startup=1 idle=1 concurrency=0".into());
+                }
+            },
             "utf8" => self.ignore_auth_param(
                 line,
                 "auth_param basic utf8",
@@ -173,35 +179,30 @@ impl Builder {
             return;
         };
         let helper_path = PathBuf::from(&helper.text);
-        if helper_path.file_name().and_then(|n| n.to_str()) != Some(NCSA_HELPER) {
-            self.error(
-                origin,
-                format!(
-                    "auth_param basic program '{}': only basic_ncsa_auth is built in",
-                    helper.text
-                ),
-            )
-            .hint = Some(
-                "hopproxy runs no authentication helpers; it reads basic_ncsa_auth's htpasswd file itself: \
-                 'auth_param basic program /usr/lib/squid/basic_ncsa_auth /etc/squid/passwd'"
-                    .into(),
-            );
+        let args: Vec<String> = words[1..].iter().map(|t| t.text.clone()).collect();
+        if helper_path.file_name().and_then(|n| n.to_str()) == Some(NCSA_HELPER) {
+            match args.len() {
+                1 => {}
+                0 => {
+                    self.error(origin, "basic_ncsa_auth needs the password file as its argument")
+                        .hint =
+                        Some("auth_param basic program /usr/lib/squid/basic_ncsa_auth /etc/squid/passwd".into());
+                    return;
+                }
+                _ => {
+                    self.error(origin, "basic_ncsa_auth takes one argument, the password file")
+                        .hint = Some("remove the other arguments".into());
+                    return;
+                }
+            }
+        } else if !self.syntax_only
+            && let Err(problem) = crate::config::helper_opts::runnable(&helper_path)
+        {
+            self.error(origin, format!("auth_param basic program '{}': {problem}", helper.text))
+                .hint = Some("give the full path of an executable helper (it is run as hopproxy's user)".into());
             return;
         }
-        match &words[1..] {
-            [file] => {
-                let passwd = source::resolve(&file.text, &origin.file);
-                self.auth.program = Some((helper_path, passwd, origin.clone()));
-            }
-            [] => {
-                self.error(origin, "basic_ncsa_auth needs the password file as its argument")
-                    .hint = Some("auth_param basic program /usr/lib/squid/basic_ncsa_auth /etc/squid/passwd".into());
-            }
-            _ => {
-                self.error(origin, "basic_ncsa_auth takes one argument, the password file")
-                    .hint = Some("remove the other arguments".into());
-            }
-        }
+        self.auth.program = Some((helper_path, args, origin.clone()));
     }
 
     /// A `proxy_auth` ACL needs `auth_param basic program` on an earlier line, as in Squid.
@@ -223,7 +224,7 @@ impl Builder {
     /// Builds `Config::auth` and checks the password file (called from `finish`).
     pub(super) fn finish_auth(&mut self) {
         let draft = std::mem::take(&mut self.auth);
-        let Some((helper, passwd_file, origin)) = draft.program else {
+        let Some((helper, args, origin)) = draft.program else {
             if let Some(first) = draft.first.filter(|_| !draft.rejected) {
                 self.warning(
                     &first,
@@ -233,15 +234,36 @@ impl Builder {
             }
             return;
         };
+        let native = helper.file_name().and_then(|n| n.to_str()) == Some(NCSA_HELPER);
+        let (passwd_file, external) = if native {
+            if let Some((_, children_origin)) = &draft.children {
+                self.config.ignored.push(Ignored {
+                    directive: "auth_param basic children".into(),
+                    origin: children_origin.clone(),
+                    reason: "basic_ncsa_auth is served natively, without helper processes; passwords are verified at most one per CPU at a time",
+                    squid_ignores: false,
+                    args: Vec::new(),
+                });
+            }
+            let file = args.first().map(String::as_str).unwrap_or_default();
+            (source::resolve(file, &origin.file), None)
+        } else {
+            let children = draft.children.map(|(c, _)| c).unwrap_or_default();
+            (
+                PathBuf::new(),
+                Some(children.spec("auth_param basic".into(), helper.clone(), args)),
+            )
+        };
         let auth = BasicAuth {
             helper,
             passwd_file,
+            external,
             realm: draft.realm.unwrap_or_else(|| defaults::BASIC_REALM.to_string()),
             credentials_ttl: draft.credentials_ttl.unwrap_or(defaults::CREDENTIALS_TTL),
             case_sensitive: draft.case_sensitive.unwrap_or(false),
             origin,
         };
-        if !self.syntax_only {
+        if !self.syntax_only && auth.external.is_none() {
             self.check_passwd_file(&auth);
         }
         self.check_auth_is_used(&auth);
