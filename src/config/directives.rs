@@ -330,6 +330,16 @@ impl Builder {
                     self.config.strip_query_terms = on;
                 }
             }
+            "nonhierarchical_direct" => {
+                if let Some(on) = self.on_off(line) {
+                    self.config.nonhierarchical_direct = on;
+                }
+            }
+            "prefer_direct" => {
+                if let Some(on) = self.on_off(line) {
+                    self.config.prefer_direct = on;
+                }
+            }
             "forwarded_for" => self.forwarded_for(line),
             "connect_timeout" => self.duration(line, |c| &mut c.connect_timeout),
             "peer_connect_timeout" => self.duration(line, |c| &mut c.peer_connect_timeout),

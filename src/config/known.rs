@@ -183,6 +183,8 @@ pub const DIRECTIVES: &[(&str, Class)] = &[
     ("pid_filename", Class::Supported),
     ("tcp_outgoing_address", Class::Supported),
     ("strip_query_terms", Class::Supported),
+    ("nonhierarchical_direct", Class::Supported),
+    ("prefer_direct", Class::Supported),
     ("max_filedescriptors", Class::Supported),
     ("client_ip_max_connections", Class::Supported),
     ("logfile_rotate", Class::Supported),
@@ -234,20 +236,6 @@ pub const DIRECTIVES: &[(&str, Class)] = &[
         Class::DefaultOnly {
             default: "off",
             instead: "hopproxy does no TPROXY spoofing",
-        },
-    ),
-    (
-        "nonhierarchical_direct",
-        Class::DefaultOnly {
-            default: "on",
-            instead: "send such requests to parents with 'never_direct allow ACL' instead",
-        },
-    ),
-    (
-        "prefer_direct",
-        Class::DefaultOnly {
-            default: "off",
-            instead: "choose between parents and direct with always_direct / never_direct instead",
         },
     ),
     (

@@ -257,6 +257,11 @@ pub struct Config {
     pub tcp_outgoing_address: Vec<OutgoingAddress>,
     /// `strip_query_terms` (default on): drop the query from logged URLs.
     pub strip_query_terms: bool,
+    /// `nonhierarchical_direct` (default on) and `prefer_direct` (default off): with the first
+    /// off and the second off, requests that may go either way try their parents first and
+    /// go direct only when every parent failed (see `route::select::route_shape`).
+    pub nonhierarchical_direct: bool,
+    pub prefer_direct: bool,
     /// `max_filedescriptors`; `None` = take the process limit.
     pub max_filedescriptors: Option<usize>,
     /// `client_ip_max_connections`; `None` = unlimited (Squid's -1).
@@ -365,6 +370,8 @@ impl Config {
             pid_filename: PidFilename::Default,
             tcp_outgoing_address: Vec::new(),
             strip_query_terms: true,
+            nonhierarchical_direct: true,
+            prefer_direct: false,
             max_filedescriptors: None,
             client_ip_max_connections: None,
             max_client_connections: None,
