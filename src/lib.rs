@@ -16,4 +16,5 @@ pub mod relay;
 pub mod route;
 pub mod serve;
 pub mod state;
+pub mod tls_hello;
 pub mod trace;
