@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::policy::{AclRef, AclSet, HeaderRules, Origin, RuleList};
+use crate::policy::{AclRef, AclSet, HeaderRules, Origin, RuleList, TunnelRules};
 
 /// Squid's documented defaults (cf.data.pre, 5.7) for the settings hopproxy honours.
 pub mod defaults {
@@ -47,6 +47,9 @@ pub struct HttpPort {
     pub port: u16,
     /// `tcpkeepalive[=idle,interval,timeout]`: TCP keep-alive probes on client connections.
     pub tcp_keepalive: Option<TcpKeepalive>,
+    /// `ssl-bump`: CONNECT tunnels on this port follow `ssl_bump` (peek and splice, never
+    /// decrypting; docs/sni-tunnels.md).
+    pub ssl_bump: bool,
     pub origin: Origin,
 }
 
@@ -266,6 +269,8 @@ pub struct Config {
     pub cache_log: Option<PathBuf>,
     /// `debug_options`, as written (`ALL,1 33,2`); `HOPPROXY_LOG` overrides it.
     pub debug_options: Vec<String>,
+    /// `ssl_bump`, `on_unsupported_protocol`, `tunnel_sni_must_match`: for `ssl-bump` ports.
+    pub tunnel_rules: TunnelRules,
     pub ignored: Vec<Ignored>,
 }
 
@@ -352,6 +357,7 @@ impl Config {
             metrics_port: None,
             cache_log: None,
             debug_options: Vec::new(),
+            tunnel_rules: TunnelRules::default(),
             ignored: Vec::new(),
         }
     }

@@ -5,10 +5,12 @@
 pub mod access;
 pub mod acl;
 pub mod header_rules;
+pub mod ssl_bump;
 
 pub use access::{AclRef, AclSet, Action, Decision, Origin, Rule, RuleList};
 pub use acl::{
     Acl, AclKind, Component, DomainPattern, HeaderPatterns, IpMatch, LocalClock, MoreFacts, Patterns, ReplyFacts,
-    RequestFacts, TimeSpan,
+    RequestFacts, TimeSpan, TlsFacts,
 };
 pub use header_rules::{HeaderFilter, HeaderRules};
+pub use ssl_bump::{BumpAction, BumpDecision, BumpRule, TunnelRules, UnsupportedAction, UnsupportedRule};

@@ -85,6 +85,7 @@ impl<'a> AccessCheck<'a> {
                 clock: Some(self.clock),
                 client_connections: self.ctx.client_connections,
                 reply: None,
+                tls: None,
                 worst_case: false,
             },
         }
