@@ -33,6 +33,7 @@ fn record() -> Record {
                 ("X-Multi".into(), b"b=3".to_vec()),
             ],
             reply_headers: vec![("Content-Type".into(), b"text/plain".to_vec())],
+            sni: None,
         },
     }
 }

@@ -95,6 +95,8 @@ pub struct Details {
     pub request_size: u64,
     pub request_headers: Vec<(String, Vec<u8>)>,
     pub reply_headers: Vec<(String, Vec<u8>)>,
+    /// The SNI of the tunnel's ClientHello (`%ssl::>sni`), read on `ssl-bump` ports only.
+    pub sni: Option<String>,
 }
 
 impl Record {

@@ -13,6 +13,7 @@ pub mod listener;
 pub mod max_forwards;
 pub mod policy;
 pub mod reply;
+pub mod sni;
 pub mod target;
 pub mod transaction;
 

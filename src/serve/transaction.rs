@@ -202,6 +202,11 @@ impl<'c> Transaction<'c> {
         &self.url
     }
 
+    /// The SNI read from a tunnel's ClientHello, for `%ssl::>sni`.
+    pub fn set_sni(&mut self, sni: Option<String>) {
+        self.details.sni = sni;
+    }
+
     pub fn set_url(&mut self, url: String) {
         self.url = url;
     }

@@ -32,6 +32,7 @@ pub const METRICS: &[u8] = &[68];
 pub const SERVE_LIFECYCLE: &[u8] = &[69];
 pub const SERVE_OUTPUTS: &[u8] = &[61];
 pub const DIFFERENTIAL_LOGFORMAT: &[u8] = &[75];
+pub const SNI_TUNNELS: &[u8] = &[84, 85, 86, 87];
 
 /// Each test file and its blocks.
 pub const FILES: &[(&str, &[u8])] = &[
@@ -59,6 +60,7 @@ pub const FILES: &[(&str, &[u8])] = &[
     ("metrics.rs", METRICS),
     ("serve_lifecycle.rs", SERVE_LIFECYCLE),
     ("serve_outputs.rs", SERVE_OUTPUTS),
+    ("sni_tunnels.rs", SNI_TUNNELS),
 ];
 
 /// Blocks taken for test files being written (owner, blocks): give each file its own entry in
