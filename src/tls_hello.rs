@@ -20,6 +20,10 @@ pub const MAX_HELLO: usize = 16 * 1024;
 /// header for each of up to 32 records it may be split into.
 pub const MAX_INPUT: usize = MAX_HELLO + 4 + 32 * RECORD_HEADER;
 
+/// How long a client has, after the proxy's 200, to send its whole ClientHello. Clients send
+/// it at once; one that sends nothing in this time is taken to speak a server-first protocol.
+pub const HELLO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 const RECORD_HEADER: usize = 5;
 const CONTENT_HANDSHAKE: u8 = 22;
 const HANDSHAKE_CLIENT_HELLO: u8 = 1;

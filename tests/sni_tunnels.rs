@@ -342,3 +342,41 @@ fn fronting_is_refused_by_tunnel_sni_must_match() {
     stream.read_exact(&mut echoed).unwrap();
     assert!(echoed == honest);
 }
+
+/// `check` accepts the operator's Squid lines and lists the bump certificate as unused;
+/// `explain` shows the tunnel rules in order with their defaults.
+#[test]
+fn check_and_explain_show_the_tunnel_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bump.conf");
+    std::fs::write(
+        &config,
+        format!("http_port 127.0.84.30:31280 ssl-bump cert=/etc/squid/bump-ca.pem\naccess_log none\n{RULES}"),
+    )
+    .unwrap();
+    let run = |command: &str| {
+        let output = Command::new(common::hopproxy_bin())
+            .args([command, "-c"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{command}: {output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)
+    };
+    let check = run("check");
+    assert!(
+        check.contains(":1: note: 'http_port option 'cert=/etc/squid/bump-ca.pem'' ignored: a certificate for bumping"),
+        "{check}"
+    );
+    let explain = run("explain");
+    for wanted in [
+        "listening: 127.0.84.30:31280 (line 1) ssl-bump",
+        "line 6: ssl_bump peek step1",
+        "line 7: ssl_bump splice allowed",
+        "line 8: ssl_bump terminate all",
+        "no ssl_bump line matches: splice",
+        "line 9: not TLS: on_unsupported_protocol tunnel legacy",
+    ] {
+        assert!(explain.contains(wanted), "{wanted:?} in:\n{explain}");
+    }
+}

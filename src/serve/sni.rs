@@ -5,8 +5,6 @@
 //!
 //! Ports without `ssl-bump`, and configs without `ssl_bump` rules, never enter this module.
 
-use std::time::Duration;
-
 use super::connect::ESTABLISHED;
 use super::reply::{ErrorType, ProxyError};
 use super::transaction::{ClientCtx, Failure, HopSeen, Outcome, Transaction};
@@ -14,12 +12,7 @@ use crate::http1::BufConn;
 use crate::log::ResultCode;
 use crate::policy::ssl_bump::sni_matches_host;
 use crate::policy::{BumpAction, RequestFacts, TlsFacts, UnsupportedAction};
-use crate::tls_hello::{self, ClientHello, HelloError};
-
-/// How long the client has, after our 200, to send its whole ClientHello. Clients send it at
-/// once; a client that sends nothing in this time is taken to speak a server-first protocol
-/// and follows `on_unsupported_protocol`.
-pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::tls_hello::{self, ClientHello, HELLO_TIMEOUT, HelloError};
 
 /// Whether this client's tunnels are checked: an `ssl-bump` port, and rules that read the
 /// ClientHello or decide at step 1. Configs without such rules pay one emptiness check.
