@@ -233,6 +233,17 @@ fn allowed_names_are_spliced_and_other_names_terminated() {
     );
     let stderr = proxy.wait_for_stderr("tunnel terminated");
     assert!(stderr.contains("sni=\"other.invalid\""), "{stderr}");
+
+    // trace names the refusal: the tunnel closed on its ClientHello with no answer.
+    let output = Command::new(common::hopproxy_bin())
+        .args(["trace", "--json", "--proxy", proxy_at, "other.invalid:8443"])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(!output.status.success());
+    assert_eq!(report["failure"]["error"], "tls_tunnel_terminated", "{report:#}");
+    let reason = report["failure"]["reason"].as_str().unwrap();
+    assert!(reason.contains("ssl_bump terminate"), "{reason}");
     assert!(
         other.received().iter().all(|bytes| bytes.is_empty()),
         "the origin received bytes: {:?}",
