@@ -391,3 +391,57 @@ fn check_and_explain_show_the_tunnel_rules() {
         assert!(explain.contains(wanted), "{wanted:?} in:\n{explain}");
     }
 }
+
+/// With a parent, the parent's CONNECT comes first and its 200 lets ours out; a terminated
+/// tunnel then closes the parent's tunnel with no byte sent, so the origin gets none either.
+#[test]
+fn with_a_parent_the_check_follows_the_parents_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let _echo = echo_tcp("127.0.85.42:8443".parse().unwrap());
+    let other = recorder("127.0.85.43:8443".parse().unwrap(), b"never");
+    let hosts = write_hosts(
+        dir,
+        &[
+            ("echo.allowed.invalid", "127.0.85.42".parse().unwrap()),
+            ("other.invalid", "127.0.85.43".parse().unwrap()),
+        ],
+    );
+    let parent_config = hop_config(
+        dir,
+        "parent",
+        "127.0.85.41:31280",
+        &format!("hosts_file {}\nhttp_access allow all", hosts.display()),
+    );
+    let parent = Hop::start("parent", dir, "127.0.85.41:31280".parse().unwrap(), &parent_config);
+    let child_config = hop_config(
+        dir,
+        "child",
+        "127.0.85.40:31280 ssl-bump",
+        &format!("cache_peer 127.0.85.41 parent 31280 0 no-query\nnever_direct allow all\n{RULES}"),
+    );
+    let child = Hop::start("child", dir, "127.0.85.40:31280".parse().unwrap(), &child_config);
+
+    let hello = build_client_hello(Some("echo.allowed.invalid"), &["h2"], 0, 16_384);
+    let mut stream = connect("127.0.85.40:31280", "echo.allowed.invalid:8443");
+    stream.write_all(&hello).unwrap();
+    let mut echoed = vec![0u8; hello.len()];
+    stream.read_exact(&mut echoed).unwrap();
+    assert!(echoed == hello, "spliced through the parent");
+    drop(stream);
+
+    let fronted = build_client_hello(Some("other.invalid"), &["h2"], 0, 16_384);
+    let mut stream = connect("127.0.85.40:31280", "other.invalid:8443");
+    stream.write_all(&fronted).unwrap();
+    assert_eq!(read_to_close(&mut stream), b"");
+    let lines = child.wait_for_match("terminated", |l| l.url == "other.invalid:8443");
+    let line = log_for(&lines, "other.invalid:8443");
+    assert_eq!(
+        (line.code.as_str(), line.hierarchy.as_str()),
+        ("TCP_DENIED/200", "FIRSTUP_PARENT/127.0.85.41")
+    );
+    // The parent's tunnel carried nothing upstream.
+    let lines = parent.wait_for_match("parent tunnel", |l| l.url == "other.invalid:8443");
+    assert_eq!(log_for(&lines, "other.invalid:8443").code, "TCP_TUNNEL/200");
+    assert!(other.received().iter().all(|b| b.is_empty()), "{:?}", other.received());
+}
