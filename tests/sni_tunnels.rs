@@ -285,7 +285,9 @@ fn non_tls_bytes_follow_on_unsupported_protocol() {
         "{answer}"
     );
     let lines = proxy.wait_for_match("respond", |l| l.url == "plain.invalid:8443");
-    assert_eq!(log_for(&lines, "plain.invalid:8443").code, "TCP_DENIED/400");
+    let line = log_for(&lines, "plain.invalid:8443");
+    assert_eq!(line.code, "TCP_DENIED/400");
+    assert_eq!(line.bytes, 39 + answer.len() as u64, "the 200 and the error, as sent");
     let lines = proxy.wait_for_match("tunnel", |l| l.url == "legacy.invalid:8443");
     assert_eq!(log_for(&lines, "legacy.invalid:8443").code, "TCP_TUNNEL/200");
     assert!(plain.received().iter().all(|b| b.is_empty()), "{:?}", plain.received());

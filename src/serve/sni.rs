@@ -80,15 +80,12 @@ pub async fn check<'c>(
                         "the tunnel's first bytes are not a TLS ClientHello",
                     )
                     .with_hint("this port checks TLS server names; on_unsupported_protocol tunnel lets other protocols through");
-                    tx.fail(
-                        client,
-                        Failure {
-                            result: ResultCode::Denied,
-                            hop,
-                            ..Failure::refused(error)
-                        },
-                    )
-                    .await;
+                    let failure = Failure {
+                        result: ResultCode::Denied,
+                        hop,
+                        ..Failure::refused(error)
+                    };
+                    tx.fail_after(client, failure, ESTABLISHED.len() as u64).await;
                     None
                 }
             };

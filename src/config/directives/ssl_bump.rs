@@ -10,8 +10,8 @@ use crate::config::model::Ignored;
 use crate::policy::{BumpAction, BumpRule, Origin, UnsupportedAction, UnsupportedRule};
 
 /// What to write instead of an action that decrypts.
-const NEVER_BUMPS: &str = "hopproxy never decrypts tunnels: peek at the ClientHello with 'ssl_bump peek step1' \
-    (acl step1 at_step SslBump1), then 'ssl_bump splice' or 'ssl_bump terminate' on ssl::server_name ACLs";
+const NEVER_BUMPS: &str = "hopproxy never decrypts tunnels: write 'ssl_bump peek step1' \
+    (acl step1 at_step SslBump1), then 'ssl_bump splice' or 'ssl_bump terminate' on ssl::server_name ACLs instead";
 
 /// `http_port` options that configure Squid's bumping CA and certificate generation: with
 /// `ssl-bump` they are accepted and listed as unused by `check`.
