@@ -1203,3 +1203,14 @@ fn ssl_bump_decrypting_actions_are_refused() {
             .any(|m| m.contains("'SslBump4' is not an SslBump step"))
     );
 }
+
+#[test]
+fn ssl_bump_rules_without_an_ssl_bump_port_are_a_warning() {
+    let result = snippet("acl step1 at_step SslBump1\nssl_bump peek step1\nhttp_access deny all");
+    let all = messages(&result);
+    assert!(
+        all.iter()
+            .any(|m| m.starts_with(&format!("{LABEL}:2: warning: ssl_bump rules apply to no port"))),
+        "{all:#?}"
+    );
+}
