@@ -18,4 +18,5 @@ pub mod route;
 pub mod serve;
 pub mod state;
 pub mod tls;
+pub mod tls_hello;
 pub mod trace;

@@ -42,6 +42,8 @@ impl Class {
 pub const EXT_MAX_CLIENT_CONNECTIONS: &str = "max_client_connections";
 /// hopproxy's own extension: the address of the Prometheus `/metrics` endpoint.
 pub const EXT_METRICS_PORT: &str = "metrics_port";
+/// hopproxy's own extension: terminate tunnels whose SNI names another host (domain fronting).
+pub const EXT_TUNNEL_SNI_MUST_MATCH: &str = "tunnel_sni_must_match";
 
 /// Old names Squid 5.7's parser still accepts, with the current name they stand for (found by
 /// feeding every name in the squid binary to `squid -k parse`).
@@ -195,6 +197,9 @@ pub const DIRECTIVES: &[(&str, Class)] = &[
     ("debug_options", Class::Supported),
     (EXT_MAX_CLIENT_CONNECTIONS, Class::Supported),
     (EXT_METRICS_PORT, Class::Supported),
+    ("ssl_bump", Class::Supported),
+    ("on_unsupported_protocol", Class::Supported),
+    (EXT_TUNNEL_SNI_MUST_MATCH, Class::Supported),
     // --- supported for Squid's default value -------------------------------------------
     (
         "half_closed_clients",
@@ -568,7 +573,6 @@ pub const DIRECTIVES: &[(&str, Class)] = &[
     ("sslproxy_options", OBSOLETE_TLS),
     ("sslproxy_version", OBSOLETE_TLS),
     // --- rejected, with what to use instead --------------------------------------------
-    ("ssl_bump", TLS_BUMP),
     (
         "tls_outgoing_options",
         Class::Rejected(
@@ -588,7 +592,6 @@ pub const DIRECTIVES: &[(&str, Class)] = &[
     ("sslcrtd_children", TLS_BUMP),
     ("sslcrtvalidator_program", TLS_BUMP),
     ("sslcrtvalidator_children", TLS_BUMP),
-    ("on_unsupported_protocol", TLS_BUMP),
     ("icap_enable", ADAPTATION),
     ("icap_connect_timeout", ADAPTATION),
     ("icap_io_timeout", ADAPTATION),

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::policy::{AclRef, AclSet, HeaderRules, Origin, RuleList};
+use crate::policy::{AclRef, AclSet, HeaderRules, Origin, RuleList, TunnelRules};
 
 /// Squid's documented defaults (cf.data.pre, 5.7) for the settings hopproxy honours.
 pub mod defaults {
@@ -56,6 +56,9 @@ pub struct HttpPort {
     pub require_proxy_header: bool,
     /// `https_port`: TLS (and with `clientca=`, client certificates) before HTTP.
     pub tls: Option<crate::tls::ListenTls>,
+    /// `ssl-bump`: CONNECT tunnels on this port follow `ssl_bump` (peek and splice, never
+    /// decrypting; docs/sni-tunnels.md).
+    pub ssl_bump: bool,
     pub origin: Origin,
 }
 
@@ -295,6 +298,8 @@ pub struct Config {
     pub cache_log: Option<PathBuf>,
     /// `debug_options`, as written (`ALL,1 33,2`); `HOPPROXY_LOG` overrides it.
     pub debug_options: Vec<String>,
+    /// `ssl_bump`, `on_unsupported_protocol`, `tunnel_sni_must_match`: for `ssl-bump` ports.
+    pub tunnel_rules: TunnelRules,
     pub ignored: Vec<Ignored>,
 }
 
@@ -387,6 +392,7 @@ impl Config {
             metrics_port: None,
             cache_log: None,
             debug_options: Vec::new(),
+            tunnel_rules: TunnelRules::default(),
             ignored: Vec::new(),
         }
     }
