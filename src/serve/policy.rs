@@ -172,7 +172,13 @@ pub async fn check_access<'a>(
     // Credentials and external ACL answers are gathered lazily, in the order evaluation
     // reaches them, as Squid does; each step resolves one, so the loop is bounded.
     let needs_login = |i: usize| config.external_acl_types[i].needs_login();
-    for _ in 0..=config.acls.acls.len() + 1 {
+    // Without authentication or external ACLs nothing can be pending: skip the walk.
+    let rounds = if generation.auth.is_none() && config.external_acl_types.is_empty() {
+        0
+    } else {
+        config.acls.acls.len() + 2
+    };
+    for _ in 0..rounds {
         let user_known = generation.auth.is_none() || check.authenticated;
         match pending(
             &config.http_access,
