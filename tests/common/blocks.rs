@@ -32,6 +32,9 @@ pub const METRICS: &[u8] = &[68];
 pub const SERVE_LIFECYCLE: &[u8] = &[69];
 pub const SERVE_OUTPUTS: &[u8] = &[61];
 pub const DIFFERENTIAL_LOGFORMAT: &[u8] = &[75];
+/// `tests/forward_peer_timeout.rs`.
+pub const FORWARD_PEER_TIMEOUT: &[u8] = &[88];
+pub const CHAIN_PARENT_HEALTH: &[u8] = &[89];
 
 /// Each test file and its blocks.
 pub const FILES: &[(&str, &[u8])] = &[
@@ -58,9 +61,14 @@ pub const FILES: &[(&str, &[u8])] = &[
     ("config_squid_parity.rs", CONFIG_SQUID_PARITY),
     ("metrics.rs", METRICS),
     ("serve_lifecycle.rs", SERVE_LIFECYCLE),
+    ("forward_peer_timeout.rs", FORWARD_PEER_TIMEOUT),
+    ("chain_parent_health.rs", CHAIN_PARENT_HEALTH),
     ("serve_outputs.rs", SERVE_OUTPUTS),
 ];
 
 /// Blocks taken for test files being written (owner, blocks): give each file its own entry in
 /// [`FILES`] when it lands.
-pub const RESERVED: &[(&str, &[u8])] = &[("plain-HTTP forwarding tests", &[76, 77, 78, 79])];
+pub const RESERVED: &[(&str, &[u8])] = &[
+    ("plain-HTTP forwarding tests", &[76, 77, 78, 79]),
+    ("guarantee tests", &[90, 91]),
+];
