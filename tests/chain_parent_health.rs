@@ -1,6 +1,7 @@
 //! Parent health over time: a parent unreachable when the proxy starts is marked down and
 //! revived by the background probe alone, with no client request spent on it (Squid sacrifices
-//! one: docs/squid-behaviour.md F7). Loopback block 127.0.89.0/24.
+//! one: docs/squid-behaviour.md F7); revived, it is first again ahead of a spare parent (a
+//! parent still down would be tried after the spare). Loopback block 127.0.89.0/24.
 
 mod common;
 
@@ -12,7 +13,15 @@ fn a_parent_down_at_start_is_revived_by_the_background_probe() {
     let dir = tempfile::tempdir().unwrap();
     let origin = echo_origin("127.0.89.20:0".parse().unwrap());
     let parent = "127.0.89.12:31280";
-    let rules = "cache_peer 127.0.89.12 parent 31280 0 no-query name=up\nnever_direct allow all\nhttp_access allow all";
+    let spare = Hop::start(
+        "spare",
+        dir.path(),
+        "127.0.89.13:31280".parse().unwrap(),
+        &hop_config(dir.path(), "spare", "127.0.89.13:31280", "http_access allow all"),
+    );
+    let rules = "cache_peer 127.0.89.12 parent 31280 0 no-query name=up\n\
+                 cache_peer 127.0.89.13 parent 31280 0 no-query name=spare\n\
+                 never_direct allow all\nhttp_access allow all";
     let p1 = Hop::start(
         "p1",
         dir.path(),
@@ -42,6 +51,10 @@ fn a_parent_down_at_start_is_revived_by_the_background_probe() {
     let lines = p1.wait_for_lines(1);
     let line = parse_log_line(&lines[0]);
     assert_eq!(line.code, "TCP_MISS/200", "{lines:#?}");
-    assert!(line.hierarchy.ends_with("/127.0.89.12"), "{lines:#?}");
+    assert!(
+        line.hierarchy.ends_with("/127.0.89.12"),
+        "the revived parent first: {lines:#?}"
+    );
     p2.wait_for_lines(1);
+    assert!(spare.log_lines().is_empty(), "{:?}", spare.log_lines());
 }
