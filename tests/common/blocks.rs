@@ -35,6 +35,7 @@ pub const DIFFERENTIAL_LOGFORMAT: &[u8] = &[75];
 /// `tests/forward_peer_timeout.rs`.
 pub const FORWARD_PEER_TIMEOUT: &[u8] = &[88];
 pub const CHAIN_PARENT_HEALTH: &[u8] = &[89];
+pub const FORWARD_REQUESTS: &[u8] = &[90];
 
 /// Each test file and its blocks.
 pub const FILES: &[(&str, &[u8])] = &[
@@ -63,6 +64,7 @@ pub const FILES: &[(&str, &[u8])] = &[
     ("serve_lifecycle.rs", SERVE_LIFECYCLE),
     ("forward_peer_timeout.rs", FORWARD_PEER_TIMEOUT),
     ("chain_parent_health.rs", CHAIN_PARENT_HEALTH),
+    ("forward_requests.rs", FORWARD_REQUESTS),
     ("serve_outputs.rs", SERVE_OUTPUTS),
 ];
 
@@ -70,5 +72,5 @@ pub const FILES: &[(&str, &[u8])] = &[
 /// [`FILES`] when it lands.
 pub const RESERVED: &[(&str, &[u8])] = &[
     ("plain-HTTP forwarding tests", &[76, 77, 78, 79]),
-    ("guarantee tests", &[90, 91]),
+    ("guarantee tests", &[91]),
 ];
