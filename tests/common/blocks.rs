@@ -36,6 +36,7 @@ pub const DIFFERENTIAL_LOGFORMAT: &[u8] = &[75];
 pub const FORWARD_PEER_TIMEOUT: &[u8] = &[88];
 pub const CHAIN_PARENT_HEALTH: &[u8] = &[89];
 pub const FORWARD_REQUESTS: &[u8] = &[90];
+pub const FORWARD_NO_RETRY: &[u8] = &[91];
 
 /// Each test file and its blocks.
 pub const FILES: &[(&str, &[u8])] = &[
@@ -65,12 +66,10 @@ pub const FILES: &[(&str, &[u8])] = &[
     ("forward_peer_timeout.rs", FORWARD_PEER_TIMEOUT),
     ("chain_parent_health.rs", CHAIN_PARENT_HEALTH),
     ("forward_requests.rs", FORWARD_REQUESTS),
+    ("forward_no_retry.rs", FORWARD_NO_RETRY),
     ("serve_outputs.rs", SERVE_OUTPUTS),
 ];
 
 /// Blocks taken for test files being written (owner, blocks): give each file its own entry in
 /// [`FILES`] when it lands.
-pub const RESERVED: &[(&str, &[u8])] = &[
-    ("plain-HTTP forwarding tests", &[76, 77, 78, 79]),
-    ("guarantee tests", &[91]),
-];
+pub const RESERVED: &[(&str, &[u8])] = &[("plain-HTTP forwarding tests", &[76, 77, 78, 79])];
