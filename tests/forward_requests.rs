@@ -179,3 +179,31 @@ fn retry_on_error_moves_a_503_answer_to_the_next_parent_only_when_on() {
     );
     assert_eq!(busy.requests().len(), 2, "the busy parent was asked first");
 }
+
+/// A chunked body streams upstream after the head: a bad chunk line found on the way is the
+/// client's fault (400), and the log names the hop the head already went to.
+#[test]
+fn a_bad_chunk_after_the_head_went_upstream_is_400_logged_with_the_hop() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = scripted("127.0.90.25:0".parse().unwrap(), |_| Act::Reply(ok("unused")));
+    let proxy = "127.0.90.15:31280";
+    let hop = Hop::start(
+        "p",
+        dir.path(),
+        proxy.parse().unwrap(),
+        &hop_config(dir.path(), "p", proxy, "http_access allow all"),
+    );
+    let request = format!(
+        "POST http://{}/up HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nZZ\r\n",
+        origin.server.addr
+    );
+    let reply = exchange(proxy, request.as_bytes());
+    assert!(reply.starts_with("HTTP/1.1 400 "), "{reply}");
+    let lines = hop.wait_for_lines(1);
+    let line = parse_log_line(&lines[0]);
+    assert_eq!(
+        line.hierarchy,
+        format!("HIER_DIRECT/{}", origin.server.addr.ip()),
+        "{lines:#?}"
+    );
+}
