@@ -140,3 +140,72 @@ fn cited_doc_files_exist() {
     assert!(missing.is_empty(), "cited but missing: {missing:#?}");
     assert!(cited > 0, "no docs/ citation found at all: the scan is broken");
 }
+
+/// The `FILE::NAME` citations of tests/README.md's guarantee table, each checked to name a
+/// `fn NAME(` in `tests/FILE` (or in `src/…` for unit tests), so the table cannot claim a test
+/// that was renamed or removed. Rows without a citation must say **untested**.
+#[test]
+fn guarantee_table_names_existing_tests() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("tests/README.md")).unwrap();
+    let start = readme
+        .find("## README guarantees and their tests")
+        .expect("tests/README.md has the guarantee table");
+    let section = &readme[start..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |end| end + 3)];
+    let mut cited = 0;
+    let mut missing = Vec::new();
+    for row in section
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| README"))
+    {
+        let citations: Vec<&str> = row
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|span| span.contains(".rs"))
+            .collect();
+        assert!(
+            !citations.is_empty() || row.contains("**untested**"),
+            "a guarantee with neither a test nor **untested**: {row}"
+        );
+        for citation in citations {
+            let (file, name) = citation.split_once("::").unwrap_or((citation, ""));
+            let path = if file.starts_with("src/") {
+                root.join(file)
+            } else {
+                root.join("tests").join(file)
+            };
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                missing.push(format!("{citation}: no file {}", path.display()));
+                continue;
+            };
+            if !name.is_empty() && !text.contains(&format!("fn {name}(")) {
+                missing.push(format!("{citation}: no fn {name} in {file}"));
+            }
+            cited += 1;
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "the guarantee table cites tests that do not exist: {missing:#?}"
+    );
+    assert!(
+        cited > 30,
+        "only {cited} citations found: the table or its parsing is broken"
+    );
+}
+
+/// The README promises a crate without `unsafe`: both crate roots forbid it, so no module can
+/// opt back in with `allow`.
+#[test]
+fn every_crate_root_forbids_unsafe_code() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for file in ["src/lib.rs", "src/main.rs"] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        assert!(
+            text.lines().any(|l| l.trim() == "#![forbid(unsafe_code)]"),
+            "{file} does not say #![forbid(unsafe_code)]"
+        );
+    }
+}

@@ -174,47 +174,10 @@ fn a_head_trickled_byte_by_byte_is_cut_at_request_start_timeout() {
     assert_eq!(lines.len(), 1, "{lines:#?}");
 }
 
-/// A listener whose accept queue is full and never drained: Linux drops further SYNs to it, so
-/// a connection attempt neither succeeds nor is refused — a black hole, on loopback.
-struct BlackHole {
-    addr: SocketAddr,
-    _listener: std::net::TcpListener,
-    _queued: Vec<TcpStream>,
-}
-
-fn black_hole(addr: SocketAddr) -> BlackHole {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = runtime.block_on(async {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.bind(addr).unwrap();
-        socket.listen(0).unwrap().into_std().unwrap()
-    });
-    let addr = listener.local_addr().unwrap();
-    let mut queued = Vec::new();
-    // Bounded: a backlog of 0 holds one connection; the second attempt must time out.
-    for _ in 0..8 {
-        match TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
-            Ok(s) => queued.push(s),
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                return BlackHole {
-                    addr,
-                    _listener: listener,
-                    _queued: queued,
-                };
-            }
-            Err(e) => panic!("filling the accept queue of {addr}: {e}"),
-        }
-    }
-    panic!("{addr} kept accepting {} connections with a backlog of 0", queued.len());
-}
-
 #[test]
 fn a_black_holed_destination_is_answered_at_connect_timeout() {
     let dir = tempfile::tempdir().unwrap();
-    let hole = black_hole("127.0.69.23:0".parse().unwrap());
+    let hole = common::black_hole::black_hole("127.0.69.23:0".parse().unwrap());
     let proxy: SocketAddr = "127.0.69.14:31280".parse().unwrap();
     let hop = Hop::start(
         "hole",

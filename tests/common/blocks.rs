@@ -38,6 +38,11 @@ pub const PRIVILEGE_DROP: &[u8] = &[94];
 pub const TLS_LEGS: &[u8] = &[80, 81, 82, 83];
 pub const HELPERS: &[u8] = &[96, 97, 98, 99];
 pub const SNI_TUNNELS: &[u8] = &[84, 85, 86, 87];
+/// `tests/forward_peer_timeout.rs`.
+pub const FORWARD_PEER_TIMEOUT: &[u8] = &[88];
+pub const CHAIN_PARENT_HEALTH: &[u8] = &[89];
+pub const FORWARD_REQUESTS: &[u8] = &[90];
+pub const FORWARD_NO_RETRY: &[u8] = &[91];
 
 /// Each test file and its blocks.
 pub const FILES: &[(&str, &[u8])] = &[
@@ -64,6 +69,10 @@ pub const FILES: &[(&str, &[u8])] = &[
     ("config_squid_parity.rs", CONFIG_SQUID_PARITY),
     ("metrics.rs", METRICS),
     ("serve_lifecycle.rs", SERVE_LIFECYCLE),
+    ("forward_peer_timeout.rs", FORWARD_PEER_TIMEOUT),
+    ("chain_parent_health.rs", CHAIN_PARENT_HEALTH),
+    ("forward_requests.rs", FORWARD_REQUESTS),
+    ("forward_no_retry.rs", FORWARD_NO_RETRY),
     ("serve_outputs.rs", SERVE_OUTPUTS),
     ("proxy_protocol.rs", PROXY_PROTOCOL),
     ("privilege_drop.rs", PRIVILEGE_DROP),

@@ -2,6 +2,7 @@
 //! a real TLS endpoint, a small echo origin, and curl as the client.
 #![allow(dead_code)]
 
+pub mod black_hole;
 pub mod blocks;
 pub mod origin;
 
