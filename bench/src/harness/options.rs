@@ -34,7 +34,7 @@ pub struct Options {
     /// Parallel tunnels of the multi-tunnel bulk tests.
     #[arg(long, default_value_t = 8)]
     pub parallel: usize,
-    /// Setups to run, comma-separated: direct,hop1,hop2,squid1,squid2 (default: all).
+    /// Setups to run, comma-separated: direct,hop1,hop2,hop1tls,hop2tls,squid1,squid2 (default: all).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<Setup>,
     /// The JSON result file; `-` writes none. Default: bench/results/latest.json

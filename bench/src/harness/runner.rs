@@ -96,7 +96,7 @@ async fn measure(chain: &Chain, sink: &Sink, plan: &Plan, idle_count: usize) -> 
     };
 
     let t0 = chain.cpu_ticks();
-    match setups::run(route, sink.echo, plan.workers, plan.warmup, plan.duration).await {
+    match setups::run(&route, sink.echo, plan.workers, plan.warmup, plan.duration).await {
         Ok(s) => {
             let cpu = cpu_s(t0, chain.cpu_ticks());
             r.put("setup_per_s", Some(s.per_sec));
@@ -104,6 +104,7 @@ async fn measure(chain: &Chain, sink: &Sink, plan: &Plan, idle_count: usize) -> 
             r.put("setup_p50_ms", s.p50_ms);
             r.put("setup_p99_ms", s.p99_ms);
             r.put("setups_per_cpu_s", cpu.map(|c| s.total as f64 / c));
+            r.put("setup_cpu_us", cpu.map(|c| c * 1e6 / s.total.max(1) as f64));
             if s.errors > 0 {
                 r.note(format!(
                     "set-up: {} errors, first: {}",
@@ -117,7 +118,7 @@ async fn measure(chain: &Chain, sink: &Sink, plan: &Plan, idle_count: usize) -> 
     tokio::time::sleep(SETTLE).await;
 
     if proxied && idle_count > 0 {
-        match idle::run(route, sink.echo, idle_count, &chain.pids()).await {
+        match idle::run(&route, sink.echo, idle_count, &chain.pids()).await {
             Ok(i) => {
                 r.put("rss_base_mib", Some(i.rss_before_kib as f64 / 1024.0));
                 r.put("rss_idle_mib", Some(i.rss_after_kib as f64 / 1024.0));
@@ -146,7 +147,7 @@ async fn measure(chain: &Chain, sink: &Sink, plan: &Plan, idle_count: usize) -> 
     ];
     for (dir, tunnels, key) in bulk_tests {
         let t0 = chain.cpu_ticks();
-        match bulk::run(route, sink, dir, tunnels, plan.duration).await {
+        match bulk::run(&route, sink, dir, tunnels, plan.duration).await {
             Ok(b) => {
                 let cpu = cpu_s(t0, chain.cpu_ticks());
                 r.put_owned(format!("{key}_mib_s"), Some(b.mib_per_sec));
@@ -161,7 +162,7 @@ async fn measure(chain: &Chain, sink: &Sink, plan: &Plan, idle_count: usize) -> 
     }
 
     let t0 = chain.cpu_ticks();
-    match http::run(route, sink.http, plan.http_conns, plan.warmup, plan.duration).await {
+    match http::run(&route, sink.http, plan.http_conns, plan.warmup, plan.duration).await {
         Ok(h) => {
             let cpu = cpu_s(t0, chain.cpu_ticks());
             r.put("http_req_s", Some(h.per_sec));

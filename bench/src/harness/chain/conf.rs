@@ -12,13 +12,65 @@ pub struct Hop<'a> {
     pub parent: Option<SocketAddr>,
     pub dir: &'a Path,
     pub name: &'a str,
+    /// TLS on this hop's legs (hopproxy only): `https_port`, and `cache_peer … tls` to the parent.
+    pub tls: Option<HopTls<'a>>,
+}
+
+/// The certificate files of a hop whose legs speak TLS.
+pub struct HopTls<'a> {
+    /// The CA every hop's certificate is signed by.
+    pub ca: &'a Path,
+    /// This hop's certificate (leaf + CA) and key: served on `https_port`, presented to the parent.
+    pub cert: &'a Path,
+    pub key: &'a Path,
+    /// Demand a client certificate from the CA (`clientca=`): the hop behind another proxy.
+    pub demand_client_cert: bool,
+    /// The name the parent's certificate must carry (`tls-domain=`).
+    pub parent_name: Option<&'a str>,
+}
+
+/// `http_port`, or `https_port` with the hop's certificate (and `clientca=` where demanded).
+fn listen_line(h: &Hop) -> String {
+    let Some(tls) = &h.tls else {
+        return format!("http_port {}", h.listen);
+    };
+    let clientca = if tls.demand_client_cert {
+        format!(" clientca={}", tls.ca.display())
+    } else {
+        String::new()
+    };
+    format!(
+        "https_port {} tls-cert={} tls-key={}{clientca}",
+        h.listen,
+        tls.cert.display(),
+        tls.key.display()
+    )
+}
+
+/// The `cache_peer` TLS options: verify the parent against the CA and its name, present our certificate.
+fn peer_tls(h: &Hop) -> String {
+    match &h.tls {
+        Some(HopTls {
+            ca,
+            cert,
+            key,
+            parent_name: Some(name),
+            ..
+        }) => format!(
+            " tls tls-cafile={} tls-domain={name} tls-cert={} tls-key={}",
+            ca.display(),
+            cert.display(),
+            key.display()
+        ),
+        _ => String::new(),
+    }
 }
 
 pub fn hopproxy(h: &Hop) -> String {
     let mut c = String::new();
     let d = h.dir.display();
     let _ = writeln!(c, "# hopproxy benchmark, {}", h.name);
-    let _ = writeln!(c, "http_port {}", h.listen);
+    let _ = writeln!(c, "{}", listen_line(h));
     let _ = writeln!(c, "acl bench_clients src 127.0.0.0/8");
     let _ = writeln!(c, "http_access allow bench_clients");
     let _ = writeln!(c, "http_access deny all");
@@ -27,7 +79,13 @@ pub fn hopproxy(h: &Hop) -> String {
     // Stop as promptly as Squid does when the harness sends SIGTERM.
     let _ = writeln!(c, "shutdown_lifetime 1 seconds");
     if let Some(p) = h.parent {
-        let _ = writeln!(c, "cache_peer {} parent {} 0 no-query default", p.ip(), p.port());
+        let _ = writeln!(
+            c,
+            "cache_peer {} parent {} 0 no-query default{}",
+            p.ip(),
+            p.port(),
+            peer_tls(h)
+        );
         let _ = writeln!(c, "never_direct allow all");
     }
     c
@@ -81,6 +139,7 @@ mod tests {
             parent: None,
             dir,
             name: "p",
+            tls: None,
         };
         assert!(!squid(&one).contains("cache_peer"));
         assert!(!hopproxy(&one).contains("never_direct"));
@@ -90,5 +149,38 @@ mod tests {
         };
         assert!(squid(&two).contains("cache_peer 127.0.0.2 parent 3129 0 no-query default no-digest"));
         assert!(hopproxy(&two).contains("cache_peer 127.0.0.2 parent 3129 0 no-query default\nnever_direct allow all"));
+    }
+
+    #[test]
+    fn tls_hops_listen_on_https_port_and_speak_mtls_to_the_parent() {
+        let (ca, cert, key) = (Path::new("/r/ca.pem"), Path::new("/r/tls.pem"), Path::new("/r/tls.key"));
+        let tls = |demand_client_cert, parent_name| HopTls {
+            ca,
+            cert,
+            key,
+            demand_client_cert,
+            parent_name,
+        };
+        let first = Hop {
+            listen: "127.0.0.1:3128".parse().unwrap(),
+            parent: Some("127.0.0.2:3129".parse().unwrap()),
+            dir: Path::new("/r"),
+            name: "hop1",
+            tls: Some(tls(false, Some("hop2.example"))),
+        };
+        let text = hopproxy(&first);
+        assert!(text.contains("https_port 127.0.0.1:3128 tls-cert=/r/tls.pem tls-key=/r/tls.key\n"));
+        assert!(text.contains(
+            "cache_peer 127.0.0.2 parent 3129 0 no-query default tls tls-cafile=/r/ca.pem \
+             tls-domain=hop2.example tls-cert=/r/tls.pem tls-key=/r/tls.key\n"
+        ));
+        let last = Hop {
+            parent: None,
+            tls: Some(tls(true, None)),
+            ..first
+        };
+        let text = hopproxy(&last);
+        assert!(text.contains("https_port 127.0.0.1:3128 tls-cert=/r/tls.pem tls-key=/r/tls.key clientca=/r/ca.pem\n"));
+        assert!(!text.contains("cache_peer"));
     }
 }

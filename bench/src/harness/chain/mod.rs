@@ -1,4 +1,4 @@
-//! The five setups, and starting/stopping the proxy chain of one.
+//! The setups, and starting/stopping the proxy chain of one.
 
 pub mod conf;
 pub mod proxy;
@@ -6,11 +6,14 @@ pub mod proxy;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
+use hopproxy::lab::certs::Pki;
 use proxy::ProxyProc;
+use rustls::pki_types::ServerName;
 
-use super::client::Route;
+use super::client::{ProxyTls, Route};
 use super::procfs;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
@@ -18,6 +21,12 @@ pub enum Setup {
     Direct,
     Hop1,
     Hop2,
+    /// hopproxy, client → hop 1 over TLS (`https_port`).
+    #[value(name = "hop1tls")]
+    Hop1Tls,
+    /// hopproxy, TLS on both proxy legs, mTLS between the proxies (`cache_peer … tls`, `clientca=`).
+    #[value(name = "hop2tls")]
+    Hop2Tls,
     Squid1,
     Squid2,
 }
@@ -32,13 +41,23 @@ pub enum Kind {
 pub const SINK_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 240);
 
 impl Setup {
-    pub const ALL: [Setup; 5] = [Setup::Direct, Setup::Hop1, Setup::Hop2, Setup::Squid1, Setup::Squid2];
+    pub const ALL: [Setup; 7] = [
+        Setup::Direct,
+        Setup::Hop1,
+        Setup::Hop2,
+        Setup::Hop1Tls,
+        Setup::Hop2Tls,
+        Setup::Squid1,
+        Setup::Squid2,
+    ];
 
     pub fn key(self) -> &'static str {
         match self {
             Setup::Direct => "direct",
             Setup::Hop1 => "hopproxy_1hop",
             Setup::Hop2 => "hopproxy_2hops",
+            Setup::Hop1Tls => "hopproxy_1hop_tls",
+            Setup::Hop2Tls => "hopproxy_2hops_tls",
             Setup::Squid1 => "squid_1hop",
             Setup::Squid2 => "squid_2hops",
         }
@@ -49,6 +68,8 @@ impl Setup {
             Setup::Direct => "direct",
             Setup::Hop1 => "hopproxy 1",
             Setup::Hop2 => "hopproxy 2",
+            Setup::Hop1Tls => "TLS hop 1",
+            Setup::Hop2Tls => "TLS hop 2",
             Setup::Squid1 => "Squid 1",
             Setup::Squid2 => "Squid 2",
         }
@@ -57,7 +78,7 @@ impl Setup {
     fn kind(self) -> Option<Kind> {
         match self {
             Setup::Direct => None,
-            Setup::Hop1 | Setup::Hop2 => Some(Kind::Hopproxy),
+            Setup::Hop1 | Setup::Hop2 | Setup::Hop1Tls | Setup::Hop2Tls => Some(Kind::Hopproxy),
             Setup::Squid1 | Setup::Squid2 => Some(Kind::Squid),
         }
     }
@@ -70,7 +91,14 @@ impl Setup {
             Setup::Hop2 => &[242, 243],
             Setup::Squid1 => &[244],
             Setup::Squid2 => &[245, 246],
+            Setup::Hop1Tls => &[247],
+            Setup::Hop2Tls => &[248, 249],
         }
+    }
+
+    /// TLS on the proxy legs: `https_port` everywhere, `cache_peer … tls` with mTLS between hops.
+    pub fn tls(self) -> bool {
+        matches!(self, Setup::Hop1Tls | Setup::Hop2Tls)
     }
 }
 
@@ -85,11 +113,17 @@ pub struct Env {
 pub struct Chain {
     /// Client-facing hop first.
     procs: Vec<ProxyProc>,
+    /// How the harness's clients speak TLS to the first hop, when it listens on `https_port`.
+    client_tls: Option<Arc<ProxyTls>>,
 }
 
 impl Chain {
     pub fn route(&self) -> Route {
-        self.procs.first().map_or(Route::Direct, |p| Route::Via(p.listen))
+        match (self.procs.first(), &self.client_tls) {
+            (None, _) => Route::Direct,
+            (Some(p), None) => Route::Via(p.listen),
+            (Some(p), Some(tls)) => Route::ViaTls(p.listen, tls.clone()),
+        }
     }
 
     pub fn pids(&self) -> Vec<u32> {
@@ -116,8 +150,19 @@ impl Chain {
     pub async fn start(setup: Setup, env: &Env, tag: &str) -> Result<Chain, String> {
         let dir = env.base.join(tag);
         make_shared_dir(&dir)?;
-        let mut chain = Chain { procs: Vec::new() };
+        let mut chain = Chain {
+            procs: Vec::new(),
+            client_tls: None,
+        };
         let Some(kind) = setup.kind() else { return Ok(chain) };
+        let pki = if setup.tls() {
+            let (pki, client_tls) = make_pki(&dir)?;
+            chain.client_tls = Some(client_tls);
+            Some(pki)
+        } else {
+            None
+        };
+        let ca_file = dir.join("ca.pem");
         let ips = setup.hop_ips();
         let listens: Vec<SocketAddr> = ips
             .iter()
@@ -127,11 +172,26 @@ impl Chain {
             let name = format!("{}{}", if kind == Kind::Squid { "squid" } else { "hop" }, i + 1);
             let hop_dir = dir.join(&name);
             make_shared_dir(&hop_dir)?;
+            let parent_name = (i + 1 < listens.len()).then(|| cert_name(i + 1));
+            let tls_files = match &pki {
+                Some(pki) => Some(
+                    pki.issue(&cert_name(i), &hop_dir, "tls")
+                        .map_err(|e| format!("{name} certificate: {e}"))?,
+                ),
+                None => None,
+            };
             let hop = conf::Hop {
                 listen: listens[i],
                 parent: listens.get(i + 1).copied(),
                 dir: &hop_dir,
                 name: &name,
+                tls: tls_files.as_ref().map(|(cert, key)| conf::HopTls {
+                    ca: &ca_file,
+                    cert,
+                    key,
+                    demand_client_cert: i > 0,
+                    parent_name: parent_name.as_deref(),
+                }),
             };
             let conf_path = hop_dir.join(format!("{name}.conf"));
             let text = match kind {
@@ -170,6 +230,32 @@ impl Chain {
         }
         Ok(chain)
     }
+}
+
+/// The DNS name in the certificate of hop `index` (from 0): never looked up, the harness and
+/// the proxies connect by address and only verify the name.
+fn cert_name(index: usize) -> String {
+    format!("hop{}.bench.invalid", index + 1)
+}
+
+/// A throw-away CA in `dir/ca.pem` (the lab's PKI), and the harness's TLS client that trusts
+/// only it and verifies the first hop's name.
+fn make_pki(dir: &Path) -> Result<(Pki, Arc<ProxyTls>), String> {
+    let pki = Pki::generate(&cert_name(0), "hopproxy bench CA").map_err(|e| format!("bench CA: {e}"))?;
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, pki.ca_pem()).map_err(|e| format!("{}: {e}", ca_file.display()))?;
+    let mut config = (*pki
+        .client_config(&[b"http/1.1"])
+        .map_err(|e| format!("bench TLS client: {e}"))?)
+    .clone();
+    // Every set-up pays a full handshake, as a new agent process does: no resumed sessions.
+    config.resumption = rustls::client::Resumption::disabled();
+    let name = ServerName::try_from(cert_name(0)).map_err(|e| format!("bench TLS client: {e}"))?;
+    let tls = ProxyTls {
+        connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
+        name,
+    };
+    Ok((pki, Arc::new(tls)))
 }
 
 /// A port the kernel says is free on `ip` right now (the proxy binds it a moment later).

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::{join_all, left};
-use crate::harness::client::{self, Route, timeout_err};
+use crate::harness::client::{self, ClientStream, Route, timeout_err};
 use crate::harness::sink::{Sink, UP_TOKEN_BYTES};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +30,7 @@ const MIB: f64 = 1024.0 * 1024.0;
 
 /// Opens `tunnels` tunnels, then moves bytes through all of them for `duration`.
 pub async fn run(
-    route: Route,
+    route: &Route,
     sink: &Sink,
     dir: Direction,
     tunnels: usize,
@@ -122,7 +122,24 @@ async fn up(mut t: client::Tunnel, end: Instant) -> std::io::Result<(u64, Instan
 
 /// Writes until the deadline while a reader counts the echo; done when all came back.
 async fn echo(t: client::Tunnel, end: Instant) -> std::io::Result<(u64, Instant)> {
-    let (mut rd, mut wr) = t.stream.into_split();
+    match t.stream {
+        // TCP's own halves need no lock between reader and writer; TLS shares one session.
+        ClientStream::Plain(s) => {
+            let (rd, wr) = s.into_split();
+            echo_halves(rd, wr, end).await
+        }
+        tls @ ClientStream::Tls(_) => {
+            let (rd, wr) = tokio::io::split(tls);
+            echo_halves(rd, wr, end).await
+        }
+    }
+}
+
+async fn echo_halves<R, W>(mut rd: R, mut wr: W, end: Instant) -> std::io::Result<(u64, Instant)>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let written = Arc::new(AtomicU64::new(0));
     let writer_done = Arc::new(AtomicBool::new(false));
     let (w, d) = (written.clone(), writer_done.clone());

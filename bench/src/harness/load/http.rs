@@ -6,10 +6,9 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use super::join_all;
-use crate::harness::client::{self, Route, timeout_err};
+use crate::harness::client::{self, ClientStream, Route, timeout_err};
 
 #[derive(Debug, Clone, Default)]
 pub struct HttpResult {
@@ -33,7 +32,7 @@ struct ConnOut {
 }
 
 pub async fn run(
-    route: Route,
+    route: &Route,
     sink_http: SocketAddr,
     conns: usize,
     warmup: Duration,
@@ -42,7 +41,7 @@ pub async fn run(
     let measure_from = Instant::now() + warmup;
     let end = measure_from + duration;
     let tasks = (0..conns)
-        .map(|_| tokio::spawn(conn_loop(route, sink_http, measure_from, end)))
+        .map(|_| tokio::spawn(conn_loop(route.clone(), sink_http, measure_from, end)))
         .collect();
     let outs = join_all(tasks).await?;
     let requests: u64 = outs.iter().map(|o| o.requests).sum();
@@ -57,7 +56,7 @@ pub async fn run(
 }
 
 async fn conn_loop(route: Route, sink_http: SocketAddr, measure_from: Instant, end: Instant) -> ConnOut {
-    let req = client::http_request(route, sink_http);
+    let req = client::http_request(&route, sink_http);
     let mut out = ConnOut {
         requests: 0,
         total: 0,
@@ -65,12 +64,12 @@ async fn conn_loop(route: Route, sink_http: SocketAddr, measure_from: Instant, e
         reconnects: 0,
         first_error: None,
     };
-    let mut conn: Option<TcpStream> = None;
+    let mut conn: Option<ClientStream> = None;
     let mut buf = BytesMut::with_capacity(16 * 1024);
     while Instant::now() < end {
         let stream = match conn.as_mut() {
             Some(s) => s,
-            None => match client::open_http(route, sink_http).await {
+            None => match client::open_http(&route, sink_http).await {
                 Ok(s) => {
                     buf.clear();
                     conn.insert(s)
@@ -122,7 +121,7 @@ enum Exchange {
 }
 
 /// Sends one GET and reads exactly one answer (head + Content-Length body) from `buf`/stream.
-async fn exchange(stream: &mut TcpStream, req: &[u8], buf: &mut BytesMut) -> std::io::Result<Exchange> {
+async fn exchange(stream: &mut ClientStream, req: &[u8], buf: &mut BytesMut) -> std::io::Result<Exchange> {
     stream.write_all(req).await?;
     loop {
         if let Some((total, keep_alive)) = parse_answer(buf)? {

@@ -30,15 +30,16 @@ const SETTLE: Duration = Duration::from_millis(500);
 
 /// Opens `count` tunnels to the echo port (each proven end to end by a one-byte echo),
 /// reads the summed RSS of `pids`, then closes them all.
-pub async fn run(route: Route, echo: SocketAddr, count: usize, pids: &[u32]) -> Result<IdleResult, String> {
+pub async fn run(route: &Route, echo: SocketAddr, count: usize, pids: &[u32]) -> Result<IdleResult, String> {
     let before: Vec<u64> = pids.iter().map(|&p| procfs::rss_kib(&[p])).collect();
     let gate = Arc::new(Semaphore::new(OPENERS));
     let tasks: Vec<_> = (0..count)
         .map(|_| {
             let gate = gate.clone();
+            let route = route.clone();
             tokio::spawn(async move {
                 let _permit = gate.acquire_owned().await.map_err(|e| e.to_string())?;
-                tokio::time::timeout(client::IO_TIMEOUT, open_idle(route, echo))
+                tokio::time::timeout(client::IO_TIMEOUT, open_idle(&route, echo))
                     .await
                     .map_err(|_| "idle tunnel: timed out".to_string())?
                     .map_err(|e| e.to_string())
@@ -75,7 +76,7 @@ pub async fn run(route: Route, echo: SocketAddr, count: usize, pids: &[u32]) -> 
     })
 }
 
-async fn open_idle(route: Route, echo: SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
+async fn open_idle(route: &Route, echo: SocketAddr) -> std::io::Result<client::ClientStream> {
     let mut t = client::open(route, echo).await?;
     t.stream.write_all(b"i").await?;
     let mut b = [0u8; 1];

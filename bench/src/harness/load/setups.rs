@@ -31,7 +31,7 @@ struct WorkerOut {
 /// Runs `workers` loops for `warmup + duration`; only set-ups that start after the warm-up
 /// and finish before the end count.
 pub async fn run(
-    route: Route,
+    route: &Route,
     echo: SocketAddr,
     workers: usize,
     warmup: Duration,
@@ -41,7 +41,7 @@ pub async fn run(
     let measure_from = start + warmup;
     let end = measure_from + duration;
     let tasks = (0..workers)
-        .map(|_| tokio::spawn(worker(route, echo, measure_from, end)))
+        .map(|_| tokio::spawn(worker(route.clone(), echo, measure_from, end)))
         .collect();
     let outs = join_all(tasks).await?;
     let mut lat: Vec<u32> = outs.iter().flat_map(|o| o.latencies_us.iter().copied()).collect();
@@ -69,7 +69,7 @@ async fn worker(route: Route, echo: SocketAddr, measure_from: Instant, end: Inst
     };
     while Instant::now() < end {
         let t0 = Instant::now();
-        match tokio::time::timeout(client::IO_TIMEOUT, one(route, echo)).await {
+        match tokio::time::timeout(client::IO_TIMEOUT, one(&route, echo)).await {
             Ok(Ok(())) => {
                 let t1 = Instant::now();
                 out.total += 1;
@@ -94,7 +94,7 @@ async fn worker(route: Route, echo: SocketAddr, measure_from: Instant, end: Inst
     out
 }
 
-async fn one(route: Route, echo: SocketAddr) -> std::io::Result<()> {
+async fn one(route: &Route, echo: SocketAddr) -> std::io::Result<()> {
     let mut t = client::open(route, echo).await?;
     let msg = [b'e'; 64];
     t.stream.write_all(&msg).await?;

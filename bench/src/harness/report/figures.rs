@@ -60,6 +60,7 @@ pub const FIGURES: &[Figure] = &[
         true,
         Some(Goal::AtLeast(5.0)),
     ),
+    fig("setup_cpu_us", "set-up proxy CPU µs/tunnel", 1, true, None),
     fig(
         "bulk_up_1_mib_s",
         "bulk up, 1 tunnel (MiB/s)",

@@ -60,6 +60,8 @@ pub fn to_value(r: &Report) -> Value {
             "hopproxy_over_squid_2hops": ratio_map(Setup::Hop2, Setup::Squid2),
             "hopproxy_2hops_over_direct": ratio_map(Setup::Hop2, Setup::Direct),
             "squid_2hops_over_direct": ratio_map(Setup::Squid2, Setup::Direct),
+            "hopproxy_1hop_tls_over_plain": ratio_map(Setup::Hop1Tls, Setup::Hop1),
+            "hopproxy_2hops_tls_over_plain": ratio_map(Setup::Hop2Tls, Setup::Hop2),
         },
         "goals_2hops": goals,
     })

@@ -33,41 +33,49 @@ pub fn render(r: &Report) -> String {
             m.others_cpu_share * 100.0
         );
     }
+    // Columns only for the setups that were asked for, and ratios only where both sides were.
+    let setups: Vec<Setup> = r.setups.iter().map(|s| s.setup).collect();
+    let ratios: Vec<&Ratio> = RATIOS
+        .iter()
+        .filter(|x| setups.contains(&x.a) && setups.contains(&x.b))
+        .collect();
+    let show_goal = setups.contains(&Setup::Hop2) && setups.contains(&Setup::Squid2);
     let mut head = format!("{:<LABEL_W$}", "figure");
-    for s in Setup::ALL {
+    for s in &setups {
         let _ = write!(head, "{:>COL_W$}", s.label());
     }
-    for h in ["hop/Sq 1", "hop/Sq 2", "hop2/dir", "goal(2)"] {
-        let _ = write!(head, "{h:>COL_W$}");
+    for x in &ratios {
+        let _ = write!(head, "{:>COL_W$}", x.head);
+    }
+    if show_goal {
+        let _ = write!(head, "{:>COL_W$}", "goal(2)");
     }
     let _ = writeln!(out, "{head}");
     let _ = writeln!(out, "{}", "-".repeat(head.chars().count()));
     for f in FIGURES {
         let mut line = format!("{:<LABEL_W$}", label(f, m));
-        for s in Setup::ALL {
+        for &s in &setups {
             let _ = write!(line, "{:>COL_W$}", cell(r, s, f));
         }
-        let ratio = |a, b| r.ratio(a, b, f.key).map_or("".to_string(), |x| format!("{x:.2}"));
-        let _ = write!(line, "{:>COL_W$}", ratio(Setup::Hop1, Setup::Squid1));
-        let _ = write!(line, "{:>COL_W$}", ratio(Setup::Hop2, Setup::Squid2));
-        let _ = write!(
-            line,
-            "{:>COL_W$}",
-            if f.proxy_only {
+        for x in &ratios {
+            let text = if f.proxy_only && x.b == Setup::Direct {
                 String::new()
             } else {
-                ratio(Setup::Hop2, Setup::Direct)
-            }
-        );
-        let goal = f.goal.map_or(String::new(), |g| {
-            let verdict = match r.ratio(Setup::Hop2, Setup::Squid2, f.key) {
-                Some(x) if g.met(x) => "ok",
-                Some(_) => "MISS",
-                None => "?",
+                r.ratio(x.a, x.b, f.key).map_or(String::new(), |v| format!("{v:.2}"))
             };
-            format!("{} {verdict}", g.text())
-        });
-        let _ = write!(line, "{goal:>COL_W$}");
+            let _ = write!(line, "{text:>COL_W$}");
+        }
+        if show_goal {
+            let goal = f.goal.map_or(String::new(), |g| {
+                let verdict = match r.ratio(Setup::Hop2, Setup::Squid2, f.key) {
+                    Some(x) if g.met(x) => "ok",
+                    Some(_) => "MISS",
+                    None => "?",
+                };
+                format!("{} {verdict}", g.text())
+            });
+            let _ = write!(line, "{goal:>COL_W$}");
+        }
         let _ = writeln!(out, "{}", line.trim_end());
     }
     for s in &r.setups {
@@ -85,13 +93,48 @@ pub fn render(r: &Report) -> String {
     }
     let _ = writeln!(
         out,
-        "ratios are of medians; goal(2) = the performance target for hopproxy 2 hops / Squid 2 hops; wall time {:.0} s; \
-         other processes' CPU share {:.0} %",
+        "ratios are of medians; TLS/pl N = hopproxy N hops with TLS legs / plain legs; goal(2) = the performance \
+         target for hopproxy 2 hops / Squid 2 hops; wall time {:.0} s; other processes' CPU share {:.0} %",
         m.wall_s,
         m.others_cpu_share * 100.0
     );
     out
 }
+
+/// A ratio column: `a / b` of the medians.
+struct Ratio {
+    head: &'static str,
+    a: Setup,
+    b: Setup,
+}
+
+const RATIOS: &[Ratio] = &[
+    Ratio {
+        head: "hop/Sq 1",
+        a: Setup::Hop1,
+        b: Setup::Squid1,
+    },
+    Ratio {
+        head: "hop/Sq 2",
+        a: Setup::Hop2,
+        b: Setup::Squid2,
+    },
+    Ratio {
+        head: "hop2/dir",
+        a: Setup::Hop2,
+        b: Setup::Direct,
+    },
+    Ratio {
+        head: "TLS/pl 1",
+        a: Setup::Hop1Tls,
+        b: Setup::Hop1,
+    },
+    Ratio {
+        head: "TLS/pl 2",
+        a: Setup::Hop2Tls,
+        b: Setup::Hop2,
+    },
+];
 
 fn cell(r: &Report, s: Setup, f: &Figure) -> String {
     let Some(rep) = r.setups.iter().find(|x| x.setup == s) else {
