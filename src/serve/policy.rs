@@ -37,7 +37,8 @@ pub enum Verdict {
 /// The verdict together with the facts it was based on, reused for routing decisions.
 pub struct AccessCheck<'a> {
     ctx: &'a ClientCtx,
-    method: String,
+    /// Upper case, as ACLs compare it (borrowed when the client wrote it so, as clients do).
+    method: std::borrow::Cow<'a, str>,
     target: &'a Target,
     dst_addrs: Vec<IpAddr>,
     /// The destination's resolution, when ACLs needed it; the dial reuses it.
@@ -125,7 +126,7 @@ impl<'a> AccessCheck<'a> {
 /// checked only when evaluation reaches a `proxy_auth` ACL, as Squid does.
 pub async fn check_access<'a>(
     ctx: &'a ClientCtx,
-    method: &str,
+    method: &'a str,
     target: &'a Target,
     headers: &'a [Header],
 ) -> AccessCheck<'a> {
@@ -149,7 +150,11 @@ pub async fn check_access<'a>(
     };
     let mut check = AccessCheck {
         ctx,
-        method: method.to_ascii_uppercase(),
+        method: if method.bytes().any(|b| b.is_ascii_lowercase()) {
+            std::borrow::Cow::Owned(method.to_ascii_uppercase())
+        } else {
+            std::borrow::Cow::Borrowed(method)
+        },
         target,
         client: ctx.client_ip,
         dst_addrs,
@@ -326,7 +331,7 @@ pub async fn admit<'c>(
             ..
         } => {
             // Squid: 302 for GET and HEAD, 307 for other methods, unless the line names one.
-            let status = status.unwrap_or(if matches!(check.method.as_str(), "GET" | "HEAD") {
+            let status = status.unwrap_or(if matches!(&*check.method, "GET" | "HEAD") {
                 302
             } else {
                 307
@@ -399,7 +404,7 @@ fn expand_deny_url(template: &str, check: &AccessCheck<'_>, url: &str, hostname:
             Some('u' | 'U') => url.to_string(),
             Some('H') => check.target.host.clone(),
             Some('p') => check.target.port.to_string(),
-            Some('M') => check.method.clone(),
+            Some('M') => check.method.to_string(),
             Some('i') => check.ctx.client_ip.to_string(),
             Some('h') => hostname.to_string(),
             Some('%') => {
