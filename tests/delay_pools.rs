@@ -182,7 +182,7 @@ fn a_shaped_plain_http_body_is_held_to_its_pool_too() {
 }
 
 #[test]
-fn check_lists_the_pools_and_refuses_bad_lines_with_their_line() {
+fn check_and_explain_list_the_pools_and_check_refuses_bad_lines_with_their_line() {
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.conf");
     std::fs::write(&good, proxy_config(dir.path(), "127.0.95.9:31280")).unwrap();
@@ -196,6 +196,13 @@ fn check_lists_the_pools_and_refuses_bad_lines_with_their_line() {
         text.contains("delay pool 1 (class 1): aggregate 65536 bytes/s, bucket 16384 bytes"),
         "{text}"
     );
+    let out = std::process::Command::new(common::hopproxy_bin())
+        .args(["explain", "-c"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("shaping: delay pool 1 (class 1)"), "{text}");
     let bad = dir.path().join("bad.conf");
     std::fs::write(
         &bad,
