@@ -12,6 +12,18 @@ pub struct Hop<'a> {
     pub parent: Option<SocketAddr>,
     pub dir: &'a Path,
     pub name: &'a str,
+    /// A class 1 delay pool of this rate (bytes per second) for every client.
+    pub delay_pool: Option<u64>,
+}
+
+/// The same delay pool lines for both proxies.
+fn delay_pool(c: &mut String, h: &Hop) {
+    if let Some(rate) = h.delay_pool {
+        let _ = writeln!(c, "delay_pools 1");
+        let _ = writeln!(c, "delay_class 1 1");
+        let _ = writeln!(c, "delay_parameters 1 {rate}/{rate}");
+        let _ = writeln!(c, "delay_access 1 allow all");
+    }
 }
 
 pub fn hopproxy(h: &Hop) -> String {
@@ -26,6 +38,7 @@ pub fn hopproxy(h: &Hop) -> String {
     let _ = writeln!(c, "visible_hostname {}.bench", h.name);
     // Stop as promptly as Squid does when the harness sends SIGTERM.
     let _ = writeln!(c, "shutdown_lifetime 1 seconds");
+    delay_pool(&mut c, h);
     if let Some(p) = h.parent {
         let _ = writeln!(c, "cache_peer {} parent {} 0 no-query default", p.ip(), p.port());
         let _ = writeln!(c, "never_direct allow all");
@@ -57,6 +70,7 @@ pub fn squid(h: &Hop) -> String {
     let _ = writeln!(c, "dns_nameservers 127.0.0.1");
     // Two fds per tunnel per hop: the 1,000-tunnel test needs more than the default 1,024.
     let _ = writeln!(c, "max_filedescriptors 16384");
+    delay_pool(&mut c, h);
     if let Some(p) = h.parent {
         let _ = writeln!(
             c,
@@ -81,6 +95,7 @@ mod tests {
             parent: None,
             dir,
             name: "p",
+            delay_pool: None,
         };
         assert!(!squid(&one).contains("cache_peer"));
         assert!(!hopproxy(&one).contains("never_direct"));
@@ -90,5 +105,19 @@ mod tests {
         };
         assert!(squid(&two).contains("cache_peer 127.0.0.2 parent 3129 0 no-query default no-digest"));
         assert!(hopproxy(&two).contains("cache_peer 127.0.0.2 parent 3129 0 no-query default\nnever_direct allow all"));
+    }
+
+    #[test]
+    fn delay_pool_lines_are_the_same_for_both_proxies() {
+        let hop = Hop {
+            listen: "127.0.0.1:3128".parse().unwrap(),
+            parent: None,
+            dir: Path::new("/tmp/x"),
+            name: "p",
+            delay_pool: Some(1_000_000),
+        };
+        let lines = "delay_pools 1\ndelay_class 1 1\ndelay_parameters 1 1000000/1000000\ndelay_access 1 allow all\n";
+        assert!(hopproxy(&hop).contains(lines));
+        assert!(squid(&hop).contains(lines));
     }
 }

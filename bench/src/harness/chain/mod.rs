@@ -79,6 +79,8 @@ pub struct Env {
     pub hopproxy: PathBuf,
     pub squid: PathBuf,
     pub base: PathBuf,
+    /// `--delay-pool`: the rate of the one pool the client-facing hop puts every client in.
+    pub delay_pool: Option<u64>,
 }
 
 /// A running chain; dropping it kills its processes.
@@ -132,6 +134,7 @@ impl Chain {
                 parent: listens.get(i + 1).copied(),
                 dir: &hop_dir,
                 name: &name,
+                delay_pool: env.delay_pool.filter(|_| i == 0),
             };
             let conf_path = hop_dir.join(format!("{name}.conf"));
             let text = match kind {
