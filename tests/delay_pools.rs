@@ -181,6 +181,50 @@ fn a_shaped_plain_http_body_is_held_to_its_pool_too() {
     );
 }
 
+/// Pools belong to the config: a reload that adds one shapes the next transfer of a client
+/// that went unshaped before it.
+#[test]
+fn a_reload_brings_new_pools() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = scripted("127.0.95.17:0".parse().unwrap(), |_| Act::ReplyClose(response()));
+    let proxy_addr: SocketAddr = "127.0.95.7:31280".parse().unwrap();
+    let unshaped_config = common::hop_config(dir.path(), "shaper", &proxy_addr.to_string(), "http_access allow all\n");
+    let proxy = Hop::start("shaper", dir.path(), proxy_addr, &unshaped_config);
+    let origin_addr = origin.server.addr;
+    let request = format!("GET http://{origin_addr}/bulk HTTP/1.1\r\nHost: {origin_addr}\r\nConnection: close\r\n\r\n");
+
+    let before = start_transfer(SHAPED_CLIENT, proxy_addr, request.clone())
+        .done
+        .join()
+        .unwrap()
+        .0;
+    assert!(
+        before.ends_with(&body()),
+        "unshaped before the reload: {} bytes",
+        before.len()
+    );
+
+    let mut shaped_config = proxy_config(dir.path(), &proxy_addr.to_string());
+    shaped_config.push_str("pid_filename none\n");
+    std::fs::write(&proxy.config, common::keep_root(&shaped_config)).unwrap();
+    proxy.signal("HUP");
+    proxy.wait_for_stderr("reloaded: new connections use the new config");
+
+    let shaped = start_transfer(SHAPED_CLIENT, proxy_addr, request);
+    let (after, finished) = shaped.done.join().unwrap();
+    assert!(
+        after.ends_with(&body()),
+        "shaped after the reload: {} bytes",
+        after.len()
+    );
+    let took = finished - shaped.started;
+    assert!(
+        after.len() as u64 <= allowed(took, 0),
+        "after the reload the client got all {} bytes in {took:?}: the new pool did not shape it",
+        after.len()
+    );
+}
+
 #[test]
 fn check_and_explain_list_the_pools_and_check_refuses_bad_lines_with_their_line() {
     let dir = tempfile::tempdir().unwrap();
