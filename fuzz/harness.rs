@@ -157,3 +157,36 @@ pub fn config_parse(data: &[u8]) {
         let _ = hopproxy::analysis::lint::lint(&loaded.config);
     }
 }
+
+/// ClientHello parser: never panics; the answer for the whole input agrees with the answer for
+/// every prefix (a prefix of a complete hello is Incomplete or the same hello, never an error
+/// the whole does not have), and the name it returns is a lower-case host name.
+pub fn client_hello(data: &[u8]) {
+    use hopproxy::tls_hello::{HelloError, MAX_INPUT, parse};
+    let data = &data[..data.len().min(MAX_INPUT + 64)];
+    let whole = parse(data);
+    if let Ok(hello) = &whole {
+        if let Some(name) = &hello.sni {
+            assert!(!name.is_empty() && name.len() <= 255, "name length {}", name.len());
+            assert!(
+                !name.bytes().any(|b| b.is_ascii_uppercase()),
+                "name not lower-case: {name}"
+            );
+        }
+        // Splitting the same bytes anywhere must not change the outcome once all are in.
+        for cut in [1, data.len() / 2, data.len().saturating_sub(1)] {
+            match parse(&data[..cut.min(data.len())]) {
+                Ok(prefix) => assert_eq!(&prefix, hello, "a prefix parsed differently"),
+                Err(HelloError::Incomplete) => {}
+                Err(e) => panic!("prefix of a valid hello failed with {e}"),
+            }
+        }
+    }
+    if data.len() >= MAX_INPUT {
+        assert_ne!(
+            whole,
+            Err(HelloError::Incomplete),
+            "still incomplete after MAX_INPUT bytes"
+        );
+    }
+}

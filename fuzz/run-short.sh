@@ -12,7 +12,7 @@ seconds="${FUZZ_SECONDS:-30}"
 # fuzzed paths do not reach; without it the build is much faster. FUZZ_SANITIZER=address
 # brings it back for long runs.
 sanitizer="${FUZZ_SANITIZER:-none}"
-targets=(request_head response_head chunked_body config_parse proxy_header)
+targets=(request_head response_head chunked_body config_parse proxy_header client_hello)
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "installing cargo-fuzz (about a minute)"

@@ -19,4 +19,5 @@ pub mod serve;
 pub mod shaping;
 pub mod state;
 pub mod tls;
+pub mod tls_hello;
 pub mod trace;

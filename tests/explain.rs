@@ -214,3 +214,19 @@ access_log stdio:/tmp/hopproxy-explain-test.log squid
         ]
     );
 }
+
+/// `nonhierarchical_direct off`: the route `explain` names is the one the proxy takes
+/// (parents first, then direct), as the routing table tests in src/route/select.rs pin it.
+#[test]
+fn routing_with_nonhierarchical_direct_off() {
+    let run = explain(&fixture("corpus/chain-nonhierarchical.conf"), false);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(
+        lines(&run.stdout).contains(
+            &"routing: nonhierarchical_direct off, no never_direct → every request goes to a parent first: parent.corp.example:8080 (FIRSTUP), then direct if every parent fails"
+                .to_string()
+        ),
+        "{}",
+        run.stdout
+    );
+}

@@ -52,3 +52,30 @@ fn config_inputs_that_could_read_files_are_skipped() {
     assert!(!harness::touches_files("include *.conf"));
     assert!(!harness::touches_files("acl n src 10.0.0.0/8"));
 }
+
+#[test]
+fn client_hello_seeds() {
+    replay_seeds("client_hello", harness::client_hello);
+}
+
+/// The seeds captured from real clients parse to what those clients were asked to send.
+#[test]
+fn real_client_hellos_parse() {
+    use hopproxy::tls_hello::parse;
+    let seed = |name: &str| {
+        std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fuzz/seeds/client_hello")
+                .join(name),
+        )
+        .unwrap()
+    };
+    let openssl = parse(&seed("openssl-sni-alpn")).unwrap();
+    assert_eq!(openssl.sni.as_deref(), Some("api.example.com"));
+    assert_eq!(openssl.alpn, ["h2", "http/1.1"]);
+    assert_eq!(parse(&seed("openssl-no-sni")).unwrap().sni, None);
+    assert_eq!(
+        parse(&seed("curl-h2")).unwrap().sni.as_deref(),
+        Some("ingress.example.invalid")
+    );
+}

@@ -36,6 +36,9 @@ pub const SUPPORTED_TYPES: &[&str] = &[
     "myportname",
     "maxconn",
     "has",
+    "at_step",
+    "ssl::server_name",
+    "ssl::server_name_regex",
 ];
 
 /// Squid ACL types hopproxy rejects, each with what to use instead.
@@ -71,9 +74,6 @@ const SQUID_ONLY_TYPES: &[&str] = &[
     "ident_regex",
     "ssl_error",
     "server_cert_fingerprint",
-    "at_step",
-    "ssl::server_name",
-    "ssl::server_name_regex",
     "connections_encrypted",
     "note",
     "annotate_transaction",
@@ -156,6 +156,9 @@ pub fn empty_kind(type_name: &str, origin: &Origin) -> Result<AclKind, Diagnosti
         "maxconn" => AclKind::MaxConn(usize::MAX),
 
         "has" => AclKind::Has(Vec::new()),
+        "at_step" => AclKind::AtStep(Vec::new()),
+        "ssl::server_name" => AclKind::ServerName(Vec::new()),
+        "ssl::server_name_regex" => AclKind::ServerNameRegex(Patterns::default()),
         other if let Some((_, instead)) = REJECTED_TYPES.iter().find(|(name, _)| *name == other) => {
             return Err(
                 Diagnostic::error(origin, format!("ACL type '{other}' is not supported by hopproxy"))
@@ -190,7 +193,8 @@ pub fn add_values(draft: &mut AclDraft, values: &[Value], diags: &mut Vec<Diagno
         | AclKind::DstDomRegex(p)
         | AclKind::Browser(p)
         | AclKind::ReqMimeType(p)
-        | AclKind::RepMimeType(p) => add_patterns(p, values, diags),
+        | AclKind::RepMimeType(p)
+        | AclKind::ServerNameRegex(p) => add_patterns(p, values, diags),
         AclKind::ReqHeader(list) | AclKind::RepHeader(list) => add_header_patterns(&draft.name, list, values, diags),
         AclKind::UserCertCn(p) => match values.split_first() {
             Some((attribute, patterns)) if attribute.text == "CN" => add_patterns(p, patterns, diags),
@@ -415,6 +419,23 @@ fn add_value(draft: &mut AclDraft, value: &Value, diags: &mut Vec<Diagnostic>) {
             }
             Err((message, hint)) => diags.push(error(message, hint)),
         },
+        AclKind::ServerName(list) => match check_domain(text) {
+            Ok(()) => list.push(DomainPattern::parse(text)),
+            Err((message, hint)) => diags.push(error(message, hint)),
+        },
+        AclKind::AtStep(steps) => match text {
+            "SslBump1" => steps.push(1),
+            "SslBump2" => steps.push(2),
+            "SslBump3" => steps.push(3),
+            "GeneratingCONNECT" => diags.push(error(
+                "at_step GeneratingCONNECT never matches in hopproxy".into(),
+                Some("hopproxy never bumps, so it never generates a CONNECT of its own; remove the value".into()),
+            )),
+            _ => diags.push(error(
+                format!("'{text}' is not an SslBump step"),
+                Some("at_step takes SslBump1, SslBump2 or SslBump3".into()),
+            )),
+        },
         AclKind::Port(ranges) | AclKind::LocalPort(ranges) => match parse_port_range(text) {
             Ok(range) => ranges.push(range),
             Err((message, hint)) => diags.push(error(message, hint)),
@@ -466,6 +487,7 @@ fn add_value(draft: &mut AclDraft, value: &Value, diags: &mut Vec<Diagnostic>) {
         | AclKind::ReqHeader(_)
         | AclKind::RepHeader(_)
         | AclKind::Time(_)
+        | AclKind::ServerNameRegex(_)
         | AclKind::MaxConn(_)
         // Built from the whole line by the `external` directive code.
         | AclKind::External(_) => {}

@@ -300,3 +300,63 @@ fn header_access_lines_build_per_name_lists_with_replacements() {
     assert!(!c.reply_header_access.is_empty());
     assert!(errors("request_header_access Via maybe all\n")[0].contains("neither 'allow' nor 'deny'"));
 }
+
+/// `ssl::server_name` sees the SNI once read, else the CONNECT host; `at_step` matches only in
+/// an `ssl_bump` check; the rules take the first line possible at the step, default splice.
+#[test]
+fn server_name_and_steps_in_ssl_bump() {
+    use crate::policy::{BumpAction, TlsFacts};
+    let c = config(
+        "http_port 3129 ssl-bump\nacl step1 at_step SslBump1\nacl step3 at_step SslBump3\n\
+         acl ok ssl::server_name .Allowed.invalid\nacl re ssl::server_name_regex -i ^API\\.\n\
+         ssl_bump peek step1\nssl_bump peek all\nssl_bump splice ok\nssl_bump terminate re\nhttp_access deny all\n",
+    );
+    let tls = |step, sni| MoreFacts {
+        tls: Some(TlsFacts { step, sni }),
+        ..MoreFacts::default()
+    };
+    assert!(
+        matches(&c, "ok", MoreFacts::default(), "www.allowed.invalid"),
+        "CONNECT host"
+    );
+    assert!(
+        !matches(&c, "ok", tls(2, Some("evil.invalid")), "www.allowed.invalid"),
+        "the SNI wins"
+    );
+    assert!(
+        matches(&c, "ok", tls(2, None), "www.allowed.invalid"),
+        "no SNI: the CONNECT host"
+    );
+    assert!(matches(&c, "re", tls(2, Some("api.x.invalid")), "h.invalid"));
+    assert!(
+        !matches(&c, "step1", MoreFacts::default(), "h.invalid"),
+        "outside ssl_bump"
+    );
+    assert!(matches(&c, "step1", tls(1, None), "h.invalid"));
+
+    let rules = &c.tunnel_rules;
+    let facts = |host| RequestFacts {
+        client: "127.0.67.2".parse().unwrap(),
+        method: "CONNECT",
+        proto: "AUTHORITY",
+        host,
+        port: 443,
+        path: "",
+        dst_addrs: &[],
+        host_aliases: &[],
+        local_port: 3129,
+        user: None,
+        more: MoreFacts::default(),
+    };
+    let decide = |host, step, sni| rules.decide(&c.acls, &facts(host), TlsFacts { step, sni }).action;
+    assert_eq!(decide("h.invalid", 1, None), BumpAction::Peek);
+    // Step 2 peeks again ("peek all"); at step 3 peek is impossible, so the rules go on.
+    assert_eq!(decide("h.invalid", 2, Some("www.allowed.invalid")), BumpAction::Peek);
+    assert_eq!(decide("h.invalid", 3, Some("www.allowed.invalid")), BumpAction::Splice);
+    assert_eq!(decide("h.invalid", 3, Some("api.evil.invalid")), BumpAction::Terminate);
+    assert_eq!(
+        decide("h.invalid", 3, Some("other.invalid")),
+        BumpAction::Splice,
+        "no match splices"
+    );
+}

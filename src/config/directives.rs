@@ -4,6 +4,7 @@
 mod auth_param;
 mod delay_pools;
 mod external_acl;
+mod ssl_bump;
 mod tls_options;
 
 use std::collections::{HashMap, HashSet};
@@ -337,6 +338,16 @@ impl Builder {
                     self.config.strip_query_terms = on;
                 }
             }
+            "nonhierarchical_direct" => {
+                if let Some(on) = self.on_off(line) {
+                    self.config.nonhierarchical_direct = on;
+                }
+            }
+            "prefer_direct" => {
+                if let Some(on) = self.on_off(line) {
+                    self.config.prefer_direct = on;
+                }
+            }
             "forwarded_for" => self.forwarded_for(line),
             "connect_timeout" => self.duration(line, |c| &mut c.connect_timeout),
             "peer_connect_timeout" => self.duration(line, |c| &mut c.peer_connect_timeout),
@@ -412,6 +423,9 @@ impl Builder {
                 }
             }
             known::EXT_METRICS_PORT => self.metrics_port(line),
+            "ssl_bump" => self.ssl_bump(line),
+            "on_unsupported_protocol" => self.on_unsupported_protocol(line),
+            known::EXT_TUNNEL_SNI_MUST_MATCH => self.tunnel_sni_must_match(line),
             "cache_log" => {
                 if let Some(value) = self.one_arg(line, "cache_log PATH") {
                     let value = value.strip_prefix("stdio:").unwrap_or(value);
@@ -522,6 +536,20 @@ impl Builder {
         while let Some(first) = values_tokens.first().filter(|t| !t.quoted && t.text.starts_with('-')) {
             match first.text.as_str() {
                 "-n" if type_name == "dstdomain" => values_tokens = &values_tokens[1..],
+                // Names compare case-insensitively anyway; the SNI is what hopproxy sees.
+                "-i" | "--client-requested" if type_name == "ssl::server_name" => values_tokens = &values_tokens[1..],
+                "--server-provided" | "--consensus" if type_name.starts_with("ssl::server_name") => {
+                    self.error(
+                        origin,
+                        format!("ssl::server_name option '{}' is not supported", first.text),
+                    )
+                    .hint = Some(
+                        "hopproxy never reads the server's certificate; use --client-requested (the SNI), the default"
+                            .into(),
+                    );
+                    return;
+                }
+                "--client-requested" if type_name == "ssl::server_name_regex" => values_tokens = &values_tokens[1..],
                 "--" => {
                     values_tokens = &values_tokens[1..];
                     break;
@@ -796,6 +824,7 @@ impl Builder {
         match parse_listen(&spec.text) {
             Ok((addr, port)) => {
                 let mut tcp_keepalive = None;
+                let ssl_bump = line.args()[1..].iter().any(|o| o.text == "ssl-bump");
                 let mut require_proxy_header = false;
                 let mut tls = https.then(TlsDraft::default);
                 for option in &line.args()[1..] {
@@ -825,6 +854,9 @@ impl Builder {
                             }
                             HttpsOption::NotTls => {}
                         }
+                    }
+                    if option.text == "ssl-bump" || self.bump_port_option(&option.text, ssl_bump, origin) {
+                        continue;
                     }
                     if key == "tcpkeepalive" {
                         match parse_keepalive(option.text.split_once('=').map(|(_, v)| v)) {
@@ -903,6 +935,7 @@ impl Builder {
                         tcp_keepalive,
                         require_proxy_header,
                         tls,
+                        ssl_bump,
                         origin: origin.clone(),
                     });
                 }
@@ -942,6 +975,7 @@ impl Builder {
                     tcp_keepalive: None,
                     require_proxy_header: false,
                     tls: None,
+                    ssl_bump: false,
                     origin: origin.clone(),
                 });
             }
@@ -1598,6 +1632,7 @@ impl Builder {
         self.diags.extend(diags);
         self.finish_auth();
         self.check_external_acl_use();
+        self.check_tunnel_rules();
         self.config.acls = AclSet {
             acls: self
                 .acls

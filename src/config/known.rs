@@ -42,6 +42,8 @@ impl Class {
 pub const EXT_MAX_CLIENT_CONNECTIONS: &str = "max_client_connections";
 /// hopproxy's own extension: the address of the Prometheus `/metrics` endpoint.
 pub const EXT_METRICS_PORT: &str = "metrics_port";
+/// hopproxy's own extension: terminate tunnels whose SNI names another host (domain fronting).
+pub const EXT_TUNNEL_SNI_MUST_MATCH: &str = "tunnel_sni_must_match";
 
 /// Old names Squid 5.7's parser still accepts, with the current name they stand for (found by
 /// feeding every name in the squid binary to `squid -k parse`).
@@ -185,6 +187,8 @@ pub const DIRECTIVES: &[(&str, Class)] = &[
     ("pid_filename", Class::Supported),
     ("tcp_outgoing_address", Class::Supported),
     ("strip_query_terms", Class::Supported),
+    ("nonhierarchical_direct", Class::Supported),
+    ("prefer_direct", Class::Supported),
     ("max_filedescriptors", Class::Supported),
     ("client_ip_max_connections", Class::Supported),
     ("logfile_rotate", Class::Supported),
@@ -200,6 +204,9 @@ pub const DIRECTIVES: &[(&str, Class)] = &[
     ("delay_initial_bucket_level", Class::Supported),
     (EXT_MAX_CLIENT_CONNECTIONS, Class::Supported),
     (EXT_METRICS_PORT, Class::Supported),
+    ("ssl_bump", Class::Supported),
+    ("on_unsupported_protocol", Class::Supported),
+    (EXT_TUNNEL_SNI_MUST_MATCH, Class::Supported),
     // --- supported for Squid's default value -------------------------------------------
     (
         "half_closed_clients",
@@ -241,20 +248,6 @@ pub const DIRECTIVES: &[(&str, Class)] = &[
         Class::DefaultOnly {
             default: "off",
             instead: "hopproxy does no TPROXY spoofing",
-        },
-    ),
-    (
-        "nonhierarchical_direct",
-        Class::DefaultOnly {
-            default: "on",
-            instead: "send such requests to parents with 'never_direct allow ACL' instead",
-        },
-    ),
-    (
-        "prefer_direct",
-        Class::DefaultOnly {
-            default: "off",
-            instead: "choose between parents and direct with always_direct / never_direct instead",
         },
     ),
     (
@@ -587,7 +580,6 @@ pub const DIRECTIVES: &[(&str, Class)] = &[
     ("sslproxy_options", OBSOLETE_TLS),
     ("sslproxy_version", OBSOLETE_TLS),
     // --- rejected, with what to use instead --------------------------------------------
-    ("ssl_bump", TLS_BUMP),
     (
         "tls_outgoing_options",
         Class::Rejected(
@@ -607,7 +599,6 @@ pub const DIRECTIVES: &[(&str, Class)] = &[
     ("sslcrtd_children", TLS_BUMP),
     ("sslcrtvalidator_program", TLS_BUMP),
     ("sslcrtvalidator_children", TLS_BUMP),
-    ("on_unsupported_protocol", TLS_BUMP),
     ("icap_enable", ADAPTATION),
     ("icap_connect_timeout", ADAPTATION),
     ("icap_io_timeout", ADAPTATION),

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::policy::{AclRef, AclSet, HeaderRules, Origin, RuleList};
+use crate::policy::{AclRef, AclSet, HeaderRules, Origin, RuleList, TunnelRules};
 
 /// Squid's documented defaults (cf.data.pre, 5.7) for the settings hopproxy honours.
 pub mod defaults {
@@ -56,6 +56,9 @@ pub struct HttpPort {
     pub require_proxy_header: bool,
     /// `https_port`: TLS (and with `clientca=`, client certificates) before HTTP.
     pub tls: Option<crate::tls::ListenTls>,
+    /// `ssl-bump`: CONNECT tunnels on this port follow `ssl_bump` (peek and splice, never
+    /// decrypting; docs/sni-tunnels.md).
+    pub ssl_bump: bool,
     pub origin: Origin,
 }
 
@@ -257,6 +260,11 @@ pub struct Config {
     pub tcp_outgoing_address: Vec<OutgoingAddress>,
     /// `strip_query_terms` (default on): drop the query from logged URLs.
     pub strip_query_terms: bool,
+    /// `nonhierarchical_direct` (default on) and `prefer_direct` (default off): with the first
+    /// off and the second off, requests that may go either way try their parents first and
+    /// go direct only when every parent failed (see `route::select::route_shape`).
+    pub nonhierarchical_direct: bool,
+    pub prefer_direct: bool,
     /// `max_filedescriptors`; `None` = take the process limit.
     pub max_filedescriptors: Option<usize>,
     /// `client_ip_max_connections`; `None` = unlimited (Squid's -1).
@@ -292,6 +300,8 @@ pub struct Config {
     pub debug_options: Vec<String>,
     /// `delay_pools` and its companions: bandwidth shaping of what clients receive.
     pub delay_pools: DelayPools,
+    /// `ssl_bump`, `on_unsupported_protocol`, `tunnel_sni_must_match`: for `ssl-bump` ports.
+    pub tunnel_rules: TunnelRules,
     pub ignored: Vec<Ignored>,
 }
 
@@ -423,6 +433,8 @@ impl Config {
             pid_filename: PidFilename::Default,
             tcp_outgoing_address: Vec::new(),
             strip_query_terms: true,
+            nonhierarchical_direct: true,
+            prefer_direct: false,
             max_filedescriptors: None,
             client_ip_max_connections: None,
             max_client_connections: None,
@@ -438,6 +450,7 @@ impl Config {
             metrics_port: None,
             cache_log: None,
             debug_options: Vec::new(),
+            tunnel_rules: TunnelRules::default(),
             ignored: Vec::new(),
         }
     }

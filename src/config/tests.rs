@@ -966,7 +966,7 @@ fn obsolete_names_are_ignored_like_squid() {
 #[test]
 fn rejected_directives_say_what_to_use_instead() {
     for line in [
-        "ssl_bump peek all",
+        "sslcrtd_program /usr/lib/squid/security_file_certgen",
         "icap_enable on",
         "client_delay_pools 1",
         "url_rewrite_program /bin/true",
@@ -1045,7 +1045,6 @@ fn http_port_options() {
     for (line, word) in [
         ("http_port 3129 intercept", "explicit forward proxy"),
         ("http_port 3129 accel defaultsite=www.example.com", "reverse proxy"),
-        ("http_port 3129 ssl-bump", "CONNECT end to end"),
     ] {
         let e: Vec<Diagnostic> = snippet(line)
             .unwrap_err()
@@ -1089,7 +1088,7 @@ fn proxy_protocol_and_privilege_drop_directives() {
 /// not add an error on every line that uses it.
 #[test]
 fn no_cascades() {
-    let result = snippet("acl t at_step SslBump1\nhttp_access allow t\nhttp_access deny !t");
+    let result = snippet("acl t ssl_error X509_V_ERR_CERT_HAS_EXPIRED\nhttp_access allow t\nhttp_access deny !t");
     assert_eq!(errors(&result).len(), 1, "{:#?}", messages(&result));
     let result = snippet(
         "auth_param basic program /nonexistent/basic_ldap_auth -h ldap\n\
@@ -1384,5 +1383,76 @@ fn delay_pools_that_take_nobody_are_warned_about_and_left_out() {
     assert!(
         warnings.iter().any(|w| w.contains("pool 2 has no delay_parameters")),
         "{warnings:?}"
+    );
+}
+
+/// Squid's peek-and-splice syntax loads; certificate options of an `ssl-bump` port are listed
+/// as unused; actions that decrypt are refused with what to write instead.
+#[test]
+fn ssl_bump_peek_and_splice() {
+    let config = load_ok(
+        "http_port 3128 ssl-bump cert=/etc/squid/ca.pem generate-host-certificates=on dynamic_cert_mem_cache_size=4MB\n\
+         acl step1 at_step SslBump1\n\
+         acl step2 at_step SslBump2 SslBump3\n\
+         acl allowed ssl::server_name -i .example.com\n\
+         acl api ssl::server_name_regex -i ^api\\.\n\
+         ssl_bump peek step1\n\
+         ssl_bump splice allowed\n\
+         ssl_bump splice api step2\n\
+         ssl_bump terminate all\n\
+         on_unsupported_protocol tunnel all\n\
+         tunnel_sni_must_match on\n\
+         http_access deny all",
+    );
+    assert!(config.http_ports[0].ssl_bump);
+    let rules = &config.tunnel_rules;
+    assert_eq!(rules.ssl_bump.len(), 4);
+    assert_eq!(rules.ssl_bump[0].action, crate::policy::BumpAction::Peek);
+    assert_eq!(rules.ssl_bump[3].action, crate::policy::BumpAction::Terminate);
+    assert_eq!(rules.on_unsupported_protocol.len(), 1);
+    assert!(rules.sni_must_match);
+    let unused: Vec<&str> = config.ignored.iter().map(|i| i.directive.as_str()).collect();
+    assert!(
+        unused.iter().any(|d| d.contains("cert=/etc/squid/ca.pem")),
+        "{unused:?}"
+    );
+    assert_eq!(unused.len(), 3, "{unused:?}");
+}
+
+#[test]
+fn ssl_bump_decrypting_actions_are_refused() {
+    for action in ["bump", "stare", "client-first", "server-first"] {
+        let result = snippet(&format!("acl step1 at_step SslBump1\nssl_bump {action} step1"));
+        let all = messages(&result);
+        assert!(
+            all.iter()
+                .any(|m| m.starts_with(&format!("{LABEL}:2: error: ssl_bump {action}"))
+                    && m.contains("ssl_bump peek step1")),
+            "{all:#?}"
+        );
+    }
+    // Without ssl-bump, a certificate option on http_port is still refused.
+    let result = snippet("http_port 3128 cert=/x.pem\nhttp_access deny all");
+    assert!(
+        messages(&result)
+            .iter()
+            .any(|m| m.contains("'cert=/x.pem' is not supported"))
+    );
+    let result = snippet("acl s at_step SslBump4\nssl_bump peek s");
+    assert!(
+        messages(&result)
+            .iter()
+            .any(|m| m.contains("'SslBump4' is not an SslBump step"))
+    );
+}
+
+#[test]
+fn ssl_bump_rules_without_an_ssl_bump_port_are_a_warning() {
+    let result = snippet("acl step1 at_step SslBump1\nssl_bump peek step1\nhttp_access deny all");
+    let all = messages(&result);
+    assert!(
+        all.iter()
+            .any(|m| m.starts_with(&format!("{LABEL}:2: warning: ssl_bump rules apply to no port"))),
+        "{all:#?}"
     );
 }

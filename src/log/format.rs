@@ -146,6 +146,8 @@ enum Code {
     ReplyHeader,
     /// `%ssl::>cert_subject`: the verified client certificate's subject (`CN=…, O=…`).
     ClientCertSubject,
+    /// `%ssl::>sni`: the ClientHello's server name, read on `ssl-bump` ports.
+    Sni,
     /// A code whose value hopproxy never has; Squid logs `-` for it in such setups too.
     Dash,
     /// A code Squid fills and hopproxy cannot: `-`, and `check` says so.
@@ -189,7 +191,7 @@ const CODES: &[(&str, Code)] = &[
     ("et", Code::Dash),
     ("ea", Code::Dash),
     ("note", Code::Dash),
-    ("ssl::>sni", Code::Dash),
+    ("ssl::>sni", Code::Sni),
     ("ssl::>cert_subject", Code::ClientCertSubject),
     (">Hs", Code::SentStatus),
     ("Hs", Code::SentStatus),
@@ -380,7 +382,11 @@ fn braced<'t>(open: &'t str, whole: &str) -> Result<(String, &'t str), FormatErr
 fn unknown_code(whole: &str, at: &str) -> FormatError {
     let word: String = at.chars().take_while(|c| !c.is_whitespace() && *c != '%').collect();
     let hint = if word.starts_with("ssl::") || word.starts_with("tls::") {
-        Some("hopproxy does not intercept TLS; only %ssl::>sni (always '-') and %ssl::>cert_subject (an https_port client's certificate) are accepted".into())
+        Some(
+            "hopproxy does not intercept TLS; only %ssl::>sni (the ClientHello's name on ssl-bump ports, else '-') \
+             and %ssl::>cert_subject (an https_port client's verified certificate) are accepted"
+                .into(),
+        )
     } else if word.starts_with("adapt::") || word.starts_with("icap::") {
         Some("hopproxy has no ICAP or eCAP adaptation".into())
     } else {
@@ -556,6 +562,7 @@ impl Field {
             Code::IoSize => Value::Number(d.request_size + r.bytes),
             Code::RequestHeader => header_value(&d.request_headers, self.arg.as_deref()),
             Code::ReplyHeader => header_value(&d.reply_headers, self.arg.as_deref()),
+            Code::Sni => d.sni.clone().map_or(Value::None, Value::Text),
             Code::Dash | Code::Unfilled => Value::None,
         }
     }

@@ -34,6 +34,7 @@ fn record() -> Record {
             ],
             reply_headers: vec![("Content-Type".into(), b"text/plain".to_vec())],
             client_cert_subject: Some("CN=proxy1.example, O=Lab".into()),
+            sni: None,
         },
     }
 }

@@ -97,6 +97,8 @@ pub struct Details {
     pub reply_headers: Vec<(String, Vec<u8>)>,
     /// The subject of the client certificate an `https_port` verified (`%ssl::>cert_subject`).
     pub client_cert_subject: Option<String>,
+    /// The SNI of the tunnel's ClientHello (`%ssl::>sni`), read on `ssl-bump` ports only.
+    pub sni: Option<String>,
 }
 
 impl Record {

@@ -125,6 +125,14 @@ pub enum AclKind {
     /// pure: serve asks the helper first and passes the answer in [`MoreFacts::external`];
     /// without an answer the ACL does not match.
     External(ExternalRef),
+    /// `at_step SslBump1|2|3`: the step of an `ssl_bump` check (1 = the CONNECT, 2 = the
+    /// client's ClientHello read, 3 = the last decision). Matches nothing outside `ssl_bump`.
+    AtStep(Vec<u8>),
+    /// `ssl::server_name`: the TLS server name as far as it is known — the SNI once the
+    /// ClientHello was read, before that (or without SNI) the CONNECT host, as in Squid.
+    ServerName(Vec<DomainPattern>),
+    /// `ssl::server_name_regex`: the same name, by regular expression.
+    ServerNameRegex(Patterns),
 }
 
 /// One `acl NAME external TYPE args…`: which `external_acl_type` and the arguments.
@@ -140,6 +148,15 @@ pub struct ExternalRef {
 pub struct ExternalAnswer {
     pub acl: ExternalRef,
     pub matched: bool,
+}
+
+/// What an `ssl_bump` check knows about the tunnel's TLS so far.
+#[derive(Debug, Clone, Copy)]
+pub struct TlsFacts<'a> {
+    /// 1, 2 or 3 (Squid's SslBump1…3).
+    pub step: u8,
+    /// The ClientHello's SNI, once read.
+    pub sni: Option<&'a str>,
 }
 
 /// Transaction parts the `has` ACL asks about.
@@ -228,6 +245,11 @@ fn percent_decoded(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The name `ssl::server_name` ACLs see: the SNI when one was read, else the CONNECT host.
+fn server_name<'a>(facts: &RequestFacts<'a>) -> &'a str {
+    facts.more.tls.and_then(|t| t.sni).unwrap_or(facts.host)
+}
+
 /// Local wall-clock time at the check, for `time` ACLs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LocalClock {
@@ -261,6 +283,8 @@ pub struct MoreFacts<'a> {
     pub reply: Option<ReplyFacts<'a>>,
     /// External ACL answers gathered for this request (see [`AclKind::External`]).
     pub external: &'a [ExternalAnswer],
+    /// Only during `ssl_bump` checks.
+    pub tls: Option<TlsFacts<'a>>,
     /// Set by whole-config analysis: ACL kinds it cannot enumerate are taken at their worst
     /// (see [`AclKind::is_opaque`]) instead of evaluated.
     pub worst_case: bool,
@@ -392,6 +416,9 @@ impl AclKind {
                 Component::Response => more.reply.is_some(),
             }),
             AclKind::External(acl) => more.external.iter().any(|a| a.acl == *acl && a.matched),
+            AclKind::AtStep(steps) => more.tls.is_some_and(|t| steps.contains(&t.step)),
+            AclKind::ServerName(patterns) => patterns.iter().any(|p| p.matches(server_name(facts))),
+            AclKind::ServerNameRegex(p) => p.is_match(server_name(facts)),
             AclKind::All
             | AclKind::Src(_)
             | AclKind::Dst(_)

@@ -5,10 +5,12 @@
 pub mod access;
 pub mod acl;
 pub mod header_rules;
+pub mod ssl_bump;
 
 pub use access::{AclRef, AclSet, Action, Decision, Origin, Rule, RuleList};
 pub use acl::{
     Acl, AclKind, Component, DomainPattern, ExternalAnswer, ExternalRef, HeaderPatterns, IpMatch, LocalClock,
-    MoreFacts, Patterns, Pending, ReplyFacts, RequestFacts, TimeSpan, pending,
+    MoreFacts, Patterns, Pending, ReplyFacts, RequestFacts, TimeSpan, TlsFacts, pending,
 };
 pub use header_rules::{HeaderFilter, HeaderRules};
+pub use ssl_bump::{BumpAction, BumpDecision, BumpRule, TunnelRules, UnsupportedAction, UnsupportedRule};

@@ -33,18 +33,32 @@ pub enum RouteShape<P> {
     ParentsOnly(Vec<P>),
     /// The origin first, then these parents (Squid 5.7 without `never_direct`: docs/squid-behaviour.md F10).
     DirectFirst(Vec<P>),
+    /// These parents first, then the origin (`nonhierarchical_direct off` with
+    /// `prefer_direct off`).
+    ParentsFirst(Vec<P>),
+}
+
+/// Where a request that may go either way (no `always_direct`, no `never_direct`) goes
+/// first. Squid 5.7 with its defaults sent both CONNECT and GET direct
+/// (docs/squid-behaviour.md F10): `nonhierarchical_direct on` sends requests it does not
+/// cache (CONNECT, and every request of a proxy that caches nothing, as hopproxy) direct.
+/// With it off, they take the hierarchical path: parents first unless `prefer_direct on`.
+pub fn parents_first(config: &Config) -> bool {
+    !config.nonhierarchical_direct && !config.prefer_direct
 }
 
 /// The routing decision shared by [`plan`] and the configuration's explanation: whether
 /// `always_direct` and `never_direct` allow the request, and which parents'
 /// `cache_peer_access` takes it. `always_direct` wins over everything.
-pub fn route_shape<P>(always_direct: bool, never_direct: bool, eligible: Vec<P>) -> RouteShape<P> {
+pub fn route_shape<P>(always_direct: bool, never_direct: bool, parents_first: bool, eligible: Vec<P>) -> RouteShape<P> {
     if always_direct {
         RouteShape::Direct
     } else if never_direct {
         RouteShape::ParentsOnly(eligible)
     } else if eligible.is_empty() {
         RouteShape::Direct
+    } else if parents_first {
+        RouteShape::ParentsFirst(eligible)
     } else {
         RouteShape::DirectFirst(eligible)
     }
@@ -67,9 +81,14 @@ pub fn plan(egress: &Egress, config: &Config, facts: &RequestFacts<'_>) -> Vec<A
             .collect()
     };
     let never_direct = !always_direct && config.never_direct.allows(acls, facts, Action::Deny);
-    match route_shape(always_direct, never_direct, eligible) {
+    match route_shape(always_direct, never_direct, parents_first(config), eligible) {
         RouteShape::Direct => vec![direct],
         RouteShape::ParentsOnly(eligible) => order_parents(egress, config, &eligible),
+        RouteShape::ParentsFirst(eligible) => {
+            let mut attempts = order_parents(egress, config, &eligible);
+            attempts.push(direct);
+            attempts
+        }
         RouteShape::DirectFirst(eligible) => std::iter::once(direct)
             .chain(order_parents(egress, config, &eligible).into_iter().map(|a| Attempt {
                 hierarchy: Hierarchy::AnyOldParent,
@@ -258,6 +277,30 @@ mod tests {
                 "x.test",
                 "HIER_DIRECT ANY_OLD_PARENT/a ANY_OLD_PARENT/b",
             ),
+            (
+                "nonhierarchical_direct off: parents first, then direct",
+                &format!("{TWO_PARENTS}nonhierarchical_direct off"),
+                "x.test",
+                "FIRSTUP_PARENT/a ANY_OLD_PARENT/b HIER_DIRECT",
+            ),
+            (
+                "nonhierarchical_direct off with prefer_direct on: direct first",
+                &format!("{TWO_PARENTS}nonhierarchical_direct off\nprefer_direct on"),
+                "x.test",
+                "HIER_DIRECT ANY_OLD_PARENT/a ANY_OLD_PARENT/b",
+            ),
+            (
+                "nonhierarchical_direct off, never_direct: still no direct fallback",
+                &format!("{TWO_PARENTS}nonhierarchical_direct off\nnever_direct allow all"),
+                "x.test",
+                "FIRSTUP_PARENT/a ANY_OLD_PARENT/b",
+            ),
+            (
+                "nonhierarchical_direct off, always_direct matching: direct only",
+                &format!("{TWO_PARENTS}nonhierarchical_direct off\nalways_direct allow all"),
+                "x.test",
+                "HIER_DIRECT",
+            ),
         ];
         for (name, text, host, want) in cases {
             let (config, egress) = setup(text);
@@ -386,11 +429,20 @@ mod tests {
     #[test]
     fn route_shape_table() {
         use RouteShape::*;
-        assert_eq!(route_shape(true, true, vec![1, 2]), Direct);
-        assert_eq!(route_shape(true, false, vec![1]), Direct);
-        assert_eq!(route_shape(false, true, vec![1, 2]), ParentsOnly(vec![1, 2]));
-        assert_eq!(route_shape(false, true, Vec::<usize>::new()), ParentsOnly(vec![]));
-        assert_eq!(route_shape(false, false, vec![2]), DirectFirst(vec![2]));
-        assert_eq!(route_shape(false, false, Vec::<usize>::new()), Direct);
+        for parents_first in [false, true] {
+            assert_eq!(route_shape(true, true, parents_first, vec![1, 2]), Direct);
+            assert_eq!(route_shape(true, false, parents_first, vec![1]), Direct);
+            assert_eq!(
+                route_shape(false, true, parents_first, vec![1, 2]),
+                ParentsOnly(vec![1, 2])
+            );
+            assert_eq!(
+                route_shape(false, true, parents_first, Vec::<usize>::new()),
+                ParentsOnly(vec![])
+            );
+            assert_eq!(route_shape(false, false, parents_first, Vec::<usize>::new()), Direct);
+        }
+        assert_eq!(route_shape(false, false, false, vec![2]), DirectFirst(vec![2]));
+        assert_eq!(route_shape(false, false, true, vec![2]), ParentsFirst(vec![2]));
     }
 }

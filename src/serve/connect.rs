@@ -12,7 +12,7 @@ use super::headers::{client_proxy_auth, request_filter, write_forwarded};
 use super::policy::{admit, check_access};
 use super::reply::{ErrorType, ProxyError, reason_phrase, sf_identifier, sf_string};
 use super::target::{authority, parse_connect};
-use super::transaction::{ClientCtx, Failure, Outcome, Transaction, close_gracefully};
+use super::transaction::{ClientCtx, Failure, HopSeen, Outcome, Transaction, close_gracefully};
 use crate::http1::head::response_body_kind;
 use crate::http1::{BufConn, RequestHead, ResponseHead, copy_body};
 use crate::relay::{relay, relay_copying};
@@ -31,6 +31,8 @@ struct Established<'c> {
     upstream: BufConn,
     addr: SocketAddr,
     attempt: Attempt,
+    /// The 200 was already sent (an `ssl-bump` port read the ClientHello behind it).
+    answered: bool,
     /// The delay pool share that paces what the client receives; `None` = unshaped.
     shaper: Option<Shaper>,
 }
@@ -52,6 +54,7 @@ async fn run_tunnel(established: Established<'_>) {
         upstream,
         addr,
         attempt,
+        answered,
         shaper,
     } = established;
     let ctx = tx.ctx();
@@ -65,7 +68,7 @@ async fn run_tunnel(established: Established<'_>) {
     } = upstream;
     let mut bytes = 0u64;
     let mut bytes_to_upstream = 0u64;
-    let mut ready = client_stream.write_all(ESTABLISHED).await.is_ok();
+    let mut ready = answered || client_stream.write_all(ESTABLISHED).await.is_ok();
     let _open = ready.then(|| ctx.metrics.tunnel_opened());
     if ready {
         bytes += ESTABLISHED.len() as u64;
@@ -157,14 +160,28 @@ async fn establish<'c>(
             upstream,
             addr,
             attempt,
-        }) => Ok(Established {
-            tx,
-            client,
-            upstream,
-            addr,
-            attempt,
-            shaper,
-        }),
+        }) => {
+            // ssl-bump ports: the ClientHello is read behind our 200, once the next hop said
+            // yes (so a 200 still means the destination was reached), and decides the splice.
+            let answered = super::sni::applies(ctx);
+            let tx = if answered {
+                match super::sni::check(tx, &mut client, &facts, HopSeen::at(attempt, addr)).await {
+                    Some(tx) => tx,
+                    None => return Err(client),
+                }
+            } else {
+                tx
+            };
+            Ok(Established {
+                tx,
+                client,
+                upstream,
+                addr,
+                attempt,
+                answered,
+                shaper,
+            })
+        }
         Ok(TunnelOutcome::ParentAnswered {
             mut upstream,
             head: answer,

@@ -15,6 +15,7 @@ pub mod policy;
 pub mod privileges;
 pub mod proxy_protocol;
 pub mod reply;
+pub mod sni;
 pub mod target;
 pub mod transaction;
 

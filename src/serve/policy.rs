@@ -96,6 +96,7 @@ impl<'a> AccessCheck<'a> {
                 client_cert_cn: self.ctx.client_cert.as_ref().and_then(|c| c.common_name.as_deref()),
                 reply: None,
                 external: &self.external,
+                tls: None,
                 worst_case: false,
             },
         }

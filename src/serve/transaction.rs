@@ -204,6 +204,11 @@ impl<'c> Transaction<'c> {
         &self.url
     }
 
+    /// The SNI read from a tunnel's ClientHello, for `%ssl::>sni`.
+    pub fn set_sni(&mut self, sni: Option<String>) {
+        self.details.sni = sni;
+    }
+
     pub fn set_url(&mut self, url: String) {
         self.url = url;
     }
@@ -225,14 +230,19 @@ impl<'c> Transaction<'c> {
     /// closes the client connection with [`close_gracefully`], so the line is logged before
     /// the client sees the end of the reply and the linger is not counted in its elapsed time.
     pub async fn fail(self, client: &mut BufConn, failure: Failure) {
+        self.fail_after(client, failure, 0).await;
+    }
+
+    /// [`Transaction::fail`] after `sent` bytes already went to the client (a tunnel's 200).
+    pub async fn fail_after(self, client: &mut BufConn, failure: Failure, sent: u64) {
         let Failure { reply, result, hop } = failure;
         let (status, bytes, content_type) = match &reply {
             Some(error) => (
                 error.status,
-                self.ctx.send_reply(client, error).await as u64,
+                sent + self.ctx.send_reply(client, error).await as u64,
                 Some("text/plain".into()),
             ),
-            None => (0, 0, None),
+            None => (0, sent, None),
         };
         self.finish(Outcome {
             result,

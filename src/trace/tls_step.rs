@@ -130,6 +130,22 @@ impl Tracer {
         let handshake = TlsConnector::from(Arc::new(config)).connect(name, stream);
         match tokio::time::timeout(self.opts.step_timeout, handshake).await {
             Ok(Ok(tls)) => Some((tls, verifier)),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                // The tunnel was up (200) and closed on our ClientHello without one byte of a
+                // ServerHello: what a proxy checking server names does when it terminates.
+                self.step("tls", false, started, format!("TLS handshake with {host}: {e}"));
+                self.fail(
+                    None,
+                    None,
+                    "tls_tunnel_terminated",
+                    format!(
+                        "the tunnel closed right after our ClientHello (SNI {host}, ALPN h2, http/1.1) without an answer: \
+                         a proxy on the way checks TLS server names (ssl_bump terminate, tunnel_sni_must_match) and \
+                         refused {host}, or the server closed; the proxy's access log says TCP_DENIED/200 when it refused"
+                    ),
+                );
+                None
+            }
             Ok(Err(e)) => {
                 self.step("tls", false, started, format!("TLS handshake with {host}: {e}"));
                 self.fail(

@@ -38,6 +38,7 @@ pub const DELAY_POOLS: &[u8] = &[95];
 /// `tests/tls_legs.rs`: https_port and cache_peer tls (80, 81), Squid on a TLS leg (82, 83).
 pub const TLS_LEGS: &[u8] = &[80, 81, 82, 83];
 pub const HELPERS: &[u8] = &[96, 97, 98, 99];
+pub const SNI_TUNNELS: &[u8] = &[84, 85, 86, 87];
 
 /// Each test file and its blocks.
 pub const FILES: &[(&str, &[u8])] = &[
@@ -70,6 +71,7 @@ pub const FILES: &[(&str, &[u8])] = &[
     ("delay_pools.rs", DELAY_POOLS),
     ("tls_legs.rs", TLS_LEGS),
     ("helpers.rs", HELPERS),
+    ("sni_tunnels.rs", SNI_TUNNELS),
 ];
 
 /// Blocks taken for test files being written (owner, blocks): give each file its own entry in

@@ -25,6 +25,8 @@ pub struct Explanation {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub shaping: Vec<String>,
     pub non_default: Vec<Setting>,
+    /// How tunnels on `ssl-bump` ports are checked by SNI; empty when none are.
+    pub tunnels: Vec<String>,
 }
 
 /// A setting whose value differs from Squid's default.
@@ -56,13 +58,14 @@ pub fn explain(config: &Config) -> Explanation {
                     Some(_) => ", TLS",
                     None => "",
                 };
+                let bump = if p.ssl_bump { " ssl-bump" } else { "" };
                 match p.addr {
                     Some(addr) => format!(
-                        "{}{tls} (line {})",
+                        "{}{tls}{bump} (line {})",
                         std::net::SocketAddr::new(addr, p.port),
                         p.origin.line
                     ),
-                    None => format!("port {} on all addresses{tls} (line {})", p.port, p.origin.line),
+                    None => format!("port {} on all addresses{tls}{bump} (line {})", p.port, p.origin.line),
                 }
             })
             .collect(),
@@ -74,7 +77,51 @@ pub fn explain(config: &Config) -> Explanation {
             .map(|pool| format!("{} (line {})", crate::shaping::describe(pool), pool.origin.line))
             .collect(),
         non_default: non_default(config),
+        tunnels: tunnels(config),
     }
+}
+
+/// The tunnel rules in words: one line per rule, in evaluation order, with the defaults.
+fn tunnels(config: &Config) -> Vec<String> {
+    let rules = &config.tunnel_rules;
+    if !config.http_ports.iter().any(|p| p.ssl_bump) || (rules.ssl_bump.is_empty() && !rules.sni_must_match) {
+        return Vec::new();
+    }
+    let acl_list = |refs: &[crate::policy::AclRef]| -> String {
+        refs.iter()
+            .map(|r| format!("{}{}", if r.negated { "!" } else { "" }, config.acls.get(r.acl).name))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut out = vec![format!(
+        "CONNECT tunnels on ssl-bump ports: the ClientHello's server name (SNI) is checked after the 200, never decrypted ({} s, 16 KiB)",
+        crate::tls_hello::HELLO_TIMEOUT.as_secs()
+    )];
+    if rules.sni_must_match {
+        out.push("tunnel_sni_must_match on: an SNI naming another host than the CONNECT target is terminated".into());
+    }
+    for rule in &rules.ssl_bump {
+        out.push(format!(
+            "line {}: ssl_bump {} {}",
+            rule.origin.line,
+            rule.action.name(),
+            acl_list(&rule.acls)
+        ));
+    }
+    out.push("no ssl_bump line matches: splice".into());
+    for rule in &rules.on_unsupported_protocol {
+        let action = match rule.action {
+            crate::policy::UnsupportedAction::Tunnel => "tunnel",
+            crate::policy::UnsupportedAction::Respond => "respond",
+        };
+        out.push(format!(
+            "line {}: not TLS: on_unsupported_protocol {action} {}",
+            rule.origin.line,
+            acl_list(&rule.acls)
+        ));
+    }
+    out.push("not TLS, no on_unsupported_protocol line matches: respond with 400; unreadable TLS: terminate".into());
+    out
 }
 
 fn access_logs(config: &Config) -> Vec<String> {
@@ -195,6 +242,11 @@ pub fn render(e: &Explanation) -> String {
     out.push_str(&format!("access log: {}\n", or_none(&e.access_logs)));
     for pool in &e.shaping {
         out.push_str(&format!("shaping: {pool}\n"));
+    }
+    for (i, line) in e.tunnels.iter().enumerate() {
+        out.push_str(if i == 0 { "tunnels: " } else { "         " });
+        out.push_str(line);
+        out.push('\n');
     }
     if e.non_default.is_empty() {
         out.push_str("timeouts and limits: Squid's defaults\n");

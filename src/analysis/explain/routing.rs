@@ -7,7 +7,7 @@ use super::grid::{Decisions, Grid};
 use super::{ParentInfo, Routing, action_word};
 use crate::config::{Config, PeerSelection};
 use crate::policy::{Action, Rule, RuleList};
-use crate::route::select::{RouteShape, route_shape};
+use crate::route::select::{RouteShape, parents_first, route_shape};
 
 /// Where an allowed request goes, for routing.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -18,6 +18,8 @@ enum Route {
     ParentsOnly(Vec<usize>, Option<usize>),
     /// Direct first, then these parents (Squid 5.7 without `never_direct`: docs/squid-behaviour.md F10).
     DirectFirst(Vec<usize>),
+    /// These parents first, then direct (`nonhierarchical_direct off`).
+    ParentsFirst(Vec<usize>),
 }
 
 /// Where the requests `http_access` allows go, per class, summarised.
@@ -62,6 +64,8 @@ pub(super) fn routing(grid: &Grid<'_>) -> Routing {
     let mut parents_only: BTreeSet<usize> = BTreeSet::new();
     let mut fallback: BTreeSet<usize> = BTreeSet::new();
     let mut direct_first = false;
+    let mut parents_then_direct: BTreeSet<usize> = BTreeSet::new();
+    let mut parents_first_seen = false;
     for route in &routes {
         match route {
             Route::Direct(rule) => {
@@ -75,9 +79,16 @@ pub(super) fn routing(grid: &Grid<'_>) -> Routing {
                 direct_first = true;
                 fallback.extend(ps);
             }
+            Route::ParentsFirst(ps) => {
+                parents_first_seen = true;
+                parents_then_direct.extend(ps);
+            }
         }
     }
-    let kinds = usize::from(!direct_by.is_empty()) + usize::from(!parents_by.is_empty()) + usize::from(direct_first);
+    let kinds = usize::from(!direct_by.is_empty())
+        + usize::from(!parents_by.is_empty())
+        + usize::from(direct_first)
+        + usize::from(parents_first_seen);
     let every = kinds == 1;
     let lines = |list: &RuleList, name: &str, rules: &BTreeSet<Option<usize>>| -> String {
         let named: Vec<String> = rules
@@ -138,6 +149,13 @@ pub(super) fn routing(grid: &Grid<'_>) -> Routing {
             list(&ordered(&fallback))
         ));
     }
+    if parents_first_seen {
+        summary.push(format!(
+            "nonhierarchical_direct off, no never_direct → {} to a parent first: {}, then direct if every parent fails",
+            if every { "every request goes" } else { "the rest go" },
+            list(&ordered(&parents_then_direct))
+        ));
+    }
     if summary.is_empty() {
         summary.push("nothing is allowed, so nothing is routed".to_string());
     }
@@ -147,6 +165,7 @@ pub(super) fn routing(grid: &Grid<'_>) -> Routing {
 /// The distinct routes of the classes `http_access` allows.
 fn route_classes(grid: &Grid<'_>) -> BTreeSet<Route> {
     let config = grid.config;
+    let parents_first = parents_first(config);
     let decide = |list: &RuleList| (!list.is_empty()).then(|| grid.evaluate_all(list));
     let always = decide(&config.always_direct);
     let never = decide(&config.never_direct);
@@ -160,6 +179,7 @@ fn route_classes(grid: &Grid<'_>) -> BTreeSet<Route> {
         routes.insert(route_shape_without_health(
             at(&always),
             at(&never),
+            parents_first,
             access.iter().map(at).collect(),
         ));
     }
@@ -171,6 +191,7 @@ fn route_classes(grid: &Grid<'_>) -> BTreeSet<Route> {
 fn route_shape_without_health(
     always: Option<(Action, Option<usize>)>,
     never: Option<(Action, Option<usize>)>,
+    parents_first: bool,
     access: Vec<Option<(Action, Option<usize>)>>,
 ) -> Route {
     let allowed_by = |d: Option<(Action, Option<usize>)>| match d {
@@ -182,10 +203,11 @@ fn route_shape_without_health(
     let eligible: Vec<usize> = (0..access.len())
         .filter(|&i| access[i].is_none_or(|d| d.0 == Action::Allow))
         .collect();
-    match route_shape(always_rule.is_some(), never_rule.is_some(), eligible) {
+    match route_shape(always_rule.is_some(), never_rule.is_some(), parents_first, eligible) {
         RouteShape::Direct => Route::Direct(always_rule.flatten()),
         RouteShape::ParentsOnly(parents) => Route::ParentsOnly(parents, never_rule.flatten()),
         RouteShape::DirectFirst(parents) => Route::DirectFirst(parents),
+        RouteShape::ParentsFirst(parents) => Route::ParentsFirst(parents),
     }
 }
 
