@@ -16,6 +16,7 @@ pub mod policy;
 pub mod relay;
 pub mod route;
 pub mod serve;
+pub mod shaping;
 pub mod state;
 pub mod tls;
 pub mod tls_hello;

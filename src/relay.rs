@@ -130,13 +130,25 @@ pub async fn relay_with(
 
 /// The relay for ends that are not both plain TCP: a copy through user space per direction.
 async fn relay_streams(client: Stream, server: Stream, idle: Duration, shutdown: watch::Receiver<bool>) -> RelayStats {
+    let (client_read, client_write) = tokio::io::split(client);
+    relay_copying(client_read, client_write, server, idle, shutdown).await
+}
+
+/// The copy path with the client's two directions given apart, so the bytes for the client
+/// can go through a writer that paces them (delay pools). Never splices.
+pub async fn relay_copying(
+    mut client_read: impl AsyncRead + Unpin,
+    mut client_write: impl AsyncWrite + Unpin,
+    server: Stream,
+    idle: Duration,
+    shutdown: watch::Receiver<bool>,
+) -> RelayStats {
     let activity = Activity {
         start: Instant::now(),
         last_ms: AtomicU64::new(0),
     };
     let up = AtomicU64::new(0);
     let down = AtomicU64::new(0);
-    let (mut client_read, mut client_write) = tokio::io::split(client);
     let (mut server_read, mut server_write) = tokio::io::split(server);
     let pumps = async {
         match tokio::try_join!(

@@ -36,6 +36,9 @@ pub struct Generation {
     /// Which request facts the configured ACLs read, worked out once per config so a request
     /// gathers only those.
     pub acl_reads: AclReads,
+    /// Delay pools with their buckets: new ones (full to `delay_initial_bucket_level`) with
+    /// every generation, as Squid resets them on reconfigure.
+    pub shaping: crate::shaping::Pools,
 }
 
 /// Request facts that cost work to gather (a DNS answer, a built URL, the local time), and
@@ -91,6 +94,7 @@ impl Generation {
         let external = config.external_acl_types.iter().cloned().map(External::new).collect();
         Ok(Generation {
             acl_reads: AclReads::of(&config),
+            shaping: crate::shaping::Pools::new(&config),
             rule_counters,
             external,
             peer_labels,

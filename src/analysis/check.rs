@@ -58,6 +58,14 @@ fn report_and_open_doors(loaded: &Loaded) -> (Vec<Diagnostic>, usize) {
         };
         Diagnostic::note(&i.origin, format!("'{}' ignored{class}: {}", i.directive, i.reason))
     }));
+    all.extend(
+        loaded
+            .config
+            .delay_pools
+            .pools
+            .iter()
+            .map(|pool| Diagnostic::note(&pool.origin, crate::shaping::describe(pool))),
+    );
     all.sort_by_key(|d| d.severity);
     (all, open_doors)
 }

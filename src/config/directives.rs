@@ -2,6 +2,7 @@
 //! semantics and collects every problem instead of stopping at the first.
 
 mod auth_param;
+mod delay_pools;
 mod external_acl;
 mod ssl_bump;
 mod tls_options;
@@ -187,6 +188,8 @@ pub struct Builder {
     logformats: HashMap<String, Format>,
     /// `auth_param basic` lines seen so far.
     auth: auth_param::AuthDraft,
+    /// `delay_*` lines seen so far.
+    delay: delay_pools::DelayDraft,
     diags: Vec<Diagnostic>,
 }
 
@@ -202,6 +205,7 @@ impl Builder {
             peer_index: HashMap::new(),
             logformats: builtin_formats(),
             auth: auth_param::AuthDraft::default(),
+            delay: delay_pools::DelayDraft::default(),
             diags: Vec::new(),
         };
         for draft in builtin_acls() {
@@ -294,6 +298,9 @@ impl Builder {
             "http_port" => self.http_port(line, false),
             "https_port" => self.http_port(line, true),
             "auth_param" => self.auth_param(line),
+            "delay_pools" | "delay_class" | "delay_parameters" | "delay_access" | "delay_initial_bucket_level" => {
+                self.delay_directive(line)
+            }
             "external_acl_type" => self.external_acl_type(line),
             "cache_peer" => self.cache_peer(line),
             "cache_peer_access" => self.cache_peer_access(line),
@@ -775,7 +782,8 @@ impl Builder {
             "deny" => Action::Deny,
             other => {
                 self.error(origin, format!("{directive}: '{other}' is neither 'allow' nor 'deny'"))
-                    .hint = suggest::did_you_mean(other, ["allow", "deny"]);
+                    .hint = suggest::did_you_mean(other, ["allow", "deny"])
+                    .or_else(|| Some(format!("{directive} allow|deny ACL…")));
                 return None;
             }
         };
@@ -1560,6 +1568,7 @@ impl Builder {
     // --- whole-config checks --------------------------------------------------------------
 
     fn finish(&mut self, lines: &[Line]) {
+        self.finish_delay_pools();
         let top = Origin {
             file: Arc::from(self.config.source.as_path()),
             line: 1,

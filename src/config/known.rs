@@ -120,7 +120,9 @@ const HELPER: Class = Class::Rejected(
      http_access and an external_acl_type helper instead, or keep Squid for this config",
 );
 const DELAY: Class = Class::Rejected(
-    "hopproxy does not shape bandwidth (delay pools). Use Linux traffic control (tc) on the host instead",
+    "hopproxy shapes what clients receive with delay_pools only; client_delay_* (what clients send) and \
+     response_delay_pool are not supported. Use delay_pools/delay_class/delay_parameters/delay_access \
+     instead, or Linux traffic control (tc) on the host",
 );
 const QOS: Class = Class::Rejected(
     "hopproxy sets no TOS/DSCP or netfilter marks. Mark its traffic with an nftables/iptables rule \
@@ -195,6 +197,11 @@ pub const DIRECTIVES: &[(&str, Class)] = &[
     ("follow_x_forwarded_for", Class::Supported),
     ("cache_log", Class::Supported),
     ("debug_options", Class::Supported),
+    ("delay_pools", Class::Supported),
+    ("delay_class", Class::Supported),
+    ("delay_parameters", Class::Supported),
+    ("delay_access", Class::Supported),
+    ("delay_initial_bucket_level", Class::Supported),
     (EXT_MAX_CLIENT_CONNECTIONS, Class::Supported),
     (EXT_METRICS_PORT, Class::Supported),
     ("ssl_bump", Class::Supported),
@@ -635,11 +642,6 @@ pub const DIRECTIVES: &[(&str, Class)] = &[
     ("url_rewrite_bypass", HELPER),
     ("url_rewrite_extras", HELPER),
     ("url_rewrite_timeout", HELPER),
-    ("delay_pools", DELAY),
-    ("delay_class", DELAY),
-    ("delay_access", DELAY),
-    ("delay_parameters", DELAY),
-    ("delay_initial_bucket_level", DELAY),
     ("client_delay_pools", DELAY),
     ("client_delay_initial_bucket_level", DELAY),
     ("client_delay_parameters", DELAY),

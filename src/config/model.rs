@@ -298,9 +298,66 @@ pub struct Config {
     pub cache_log: Option<PathBuf>,
     /// `debug_options`, as written (`ALL,1 33,2`); `HOPPROXY_LOG` overrides it.
     pub debug_options: Vec<String>,
+    /// `delay_pools` and its companions: bandwidth shaping of what clients receive.
+    pub delay_pools: DelayPools,
     /// `ssl_bump`, `on_unsupported_protocol`, `tunnel_sni_must_match`: for `ssl-bump` ports.
     pub tunnel_rules: TunnelRules,
     pub ignored: Vec<Ignored>,
+}
+
+/// `delay_pools N`, `delay_class`, `delay_parameters`, `delay_access`,
+/// `delay_initial_bucket_level`, validated. Only pools that can take a request are kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DelayPools {
+    pub pools: Vec<DelayPool>,
+    /// `delay_initial_bucket_level`: how full (percent) a bucket starts; Squid's default 50.
+    pub initial_level_percent: u8,
+}
+
+impl Default for DelayPools {
+    fn default() -> Self {
+        DelayPools {
+            pools: Vec::new(),
+            initial_level_percent: 50,
+        }
+    }
+}
+
+/// One pool. Its buckets in Squid's order: aggregate, then (class 3) the client's /24
+/// network, then (classes 2 and 3) the individual client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DelayPool {
+    /// Squid's pool number (1-based), as the config names it.
+    pub number: usize,
+    pub class: u8,
+    pub aggregate: BucketSpec,
+    pub network: Option<BucketSpec>,
+    pub individual: Option<BucketSpec>,
+    /// `delay_access N …`: a request goes into the first pool whose list allows it.
+    pub access: RuleList,
+    /// The `delay_class` line.
+    pub origin: crate::policy::Origin,
+}
+
+/// `RATE/MAX` of `delay_parameters`: refill in bytes per second and bucket size in bytes.
+/// `-1/-1` (`rate: None`) is a bucket that never limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BucketSpec {
+    pub rate: Option<u64>,
+    pub max: u64,
+}
+
+impl BucketSpec {
+    pub const UNLIMITED: BucketSpec = BucketSpec { rate: None, max: 0 };
+}
+
+impl std::fmt::Display for BucketSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.rate {
+            None => f.write_str("unlimited"),
+            Some(rate) => write!(f, "{rate} bytes/s, bucket {} bytes", self.max),
+        }
+    }
 }
 
 /// `pid_filename`: not set (Squid's default file), `none`, or a path.
@@ -353,6 +410,7 @@ impl Config {
             never_direct: RuleList::default(),
             always_direct: RuleList::default(),
             access_logs: Vec::new(),
+            delay_pools: DelayPools::default(),
             hosts_file: Some(PathBuf::from(defaults::HOSTS_FILE)),
             dns_nameservers: Vec::new(),
             visible_hostname: None,

@@ -968,7 +968,7 @@ fn rejected_directives_say_what_to_use_instead() {
     for line in [
         "sslcrtd_program /usr/lib/squid/security_file_certgen",
         "icap_enable on",
-        "delay_pools 1",
+        "client_delay_pools 1",
         "url_rewrite_program /bin/true",
         "chroot /var/chroot",
         "tcp_outgoing_tos 0x20 all",
@@ -1287,6 +1287,102 @@ always_direct allow e",
             .any(|m| m.contains("warning: external ACL 'e' in always_direct matches nothing")),
         "{:#?}",
         messages(&routed)
+    );
+}
+
+#[test]
+fn delay_pools_load_with_squid_semantics() {
+    let config = load_ok(
+        "acl slow src 10.0.0.0/8\n\
+         delay_pools 3\n\
+         delay_class 1 1\ndelay_parameters 1 64000/16000\ndelay_access 1 allow slow\ndelay_access 1 deny all\n\
+         delay_class 2 2\ndelay_parameters 2 -1/-1 8000/8000\ndelay_access 2 allow all\n\
+         delay_class 3 3\ndelay_parameters 3 -1/-1 -1/-1 1000/2000\ndelay_access 3 allow all\n\
+         delay_initial_bucket_level 90",
+    );
+    let pools = &config.delay_pools;
+    assert_eq!(pools.initial_level_percent, 90);
+    type Rates = Option<Option<u64>>;
+    let summary: Vec<(usize, u8, Option<u64>, Rates, Rates)> = pools
+        .pools
+        .iter()
+        .map(|p| {
+            (
+                p.number,
+                p.class,
+                p.aggregate.rate,
+                p.network.map(|b| b.rate),
+                p.individual.map(|b| b.rate),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (1, 1, Some(64000), None, None),
+            (2, 2, None, None, Some(Some(8000))),
+            (3, 3, None, Some(None), Some(Some(1000))),
+        ]
+    );
+    assert_eq!(pools.pools[0].aggregate.max, 16000);
+    assert_eq!(pools.pools[0].access.rules.len(), 2);
+}
+
+#[test]
+fn bad_delay_pool_lines_say_where_and_what_to_write() {
+    for (text, line, message) in [
+        ("delay_class 1 1", 1, "before delay_pools"),
+        ("delay_pools 1\ndelay_class 2 1", 2, "pool '2' does not exist"),
+        ("delay_pools 1\ndelay_class 1 4", 2, "class 4"),
+        ("delay_pools 1\ndelay_class 1 7", 2, "class 1, 2 or 3"),
+        (
+            "delay_pools 1\ndelay_class 1 1\ndelay_parameters 1 fast",
+            3,
+            "not RATE/MAX",
+        ),
+        (
+            "delay_pools 1\ndelay_class 1 2\ndelay_parameters 1 100/100\ndelay_access 1 allow all",
+            3,
+            "class 2 needs 2",
+        ),
+        ("delay_pools 1\ndelay_parameters 1 100/100", 2, "no delay_class"),
+        (
+            "delay_pools 1\ndelay_class 1 1\ndelay_access 1 perhaps all",
+            3,
+            "neither 'allow' nor 'deny'",
+        ),
+        ("delay_pools many", 1, "number of pools"),
+        ("delay_initial_bucket_level 150", 1, "0 to 100"),
+    ] {
+        let errors: Vec<Diagnostic> = snippet(text)
+            .unwrap_err()
+            .into_iter()
+            .filter(|d| d.is_error())
+            .collect();
+        assert_eq!(errors.len(), 1, "{text}: {errors:?}");
+        assert_eq!(errors[0].origin.line, line, "{text}: {errors:?}");
+        assert!(errors[0].message.contains(message), "{text}: {errors:?}");
+        assert!(errors[0].hint.is_some(), "{text}: {errors:?}");
+    }
+}
+
+#[test]
+fn delay_pools_that_take_nobody_are_warned_about_and_left_out() {
+    let loaded = snippet("delay_pools 2\ndelay_class 1 1\ndelay_parameters 1 100/100\ndelay_class 2 1").unwrap();
+    assert!(loaded.config.delay_pools.pools.is_empty());
+    let warnings: Vec<&str> = loaded
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Warning)
+        .map(|d| d.message.as_str())
+        .collect();
+    assert!(
+        warnings.iter().any(|w| w.contains("pool 1 has no delay_access")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings.iter().any(|w| w.contains("pool 2 has no delay_parameters")),
+        "{warnings:?}"
     );
 }
 

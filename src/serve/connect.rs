@@ -15,9 +15,10 @@ use super::target::{authority, parse_connect};
 use super::transaction::{ClientCtx, Failure, HopSeen, Outcome, Transaction, close_gracefully};
 use crate::http1::head::response_body_kind;
 use crate::http1::{BufConn, RequestHead, ResponseHead, copy_body};
-use crate::relay::relay;
+use crate::relay::{relay, relay_copying};
 use crate::route::select::{Attempt, NextHop, plan};
 use crate::route::tunnel::{self, ParentRequest, TunnelOutcome};
+use crate::shaping::{ShapedWriter, Shaper};
 
 pub const ESTABLISHED: &[u8] = b"HTTP/1.1 200 Connection established\r\n\r\n";
 
@@ -32,6 +33,8 @@ struct Established<'c> {
     attempt: Attempt,
     /// The 200 was already sent (an `ssl-bump` port read the ClientHello behind it).
     answered: bool,
+    /// The delay pool share that paces what the client receives; `None` = unshaped.
+    shaper: Option<Shaper>,
 }
 
 pub async fn handle(ctx: &ClientCtx, client: BufConn, head: RequestHead, start: Instant) {
@@ -52,6 +55,7 @@ async fn run_tunnel(established: Established<'_>) {
         addr,
         attempt,
         answered,
+        shaper,
     } = established;
     let ctx = tx.ctx();
     let BufConn {
@@ -76,7 +80,16 @@ async fn run_tunnel(established: Established<'_>) {
     drop((early_up, early_down));
     if ready {
         let read_timeout = ctx.generation.config.read_timeout;
-        let stats = relay(client_stream, upstream_stream, read_timeout, ctx.shutdown.clone()).await;
+        let shutdown = ctx.shutdown.clone();
+        let stats = match shaper {
+            // Unshaped tunnels keep the relay's zero-copy path.
+            None => relay(client_stream, upstream_stream, read_timeout, shutdown).await,
+            Some(shaper) => {
+                let (from_client, to_client) = tokio::io::split(client_stream);
+                let to_client = ShapedWriter::new(to_client, shaper);
+                relay_copying(from_client, to_client, upstream_stream, read_timeout, shutdown).await
+            }
+        };
         bytes += stats.server_to_client;
         bytes_to_upstream += stats.client_to_server;
     }
@@ -111,6 +124,7 @@ async fn establish<'c>(
         return Err(client);
     };
     let attempts = plan(&generation.egress, &generation.config, &facts);
+    let shaper = generation.shaping.assign(&generation.config, &facts);
 
     let mut parent_head = format!("CONNECT {url} HTTP/1.1\r\nHost: {url}\r\n").into_bytes();
     // A CONNECT's bytes after the head are tunnel data: framing fields must not reach the parent.
@@ -165,6 +179,7 @@ async fn establish<'c>(
                 addr,
                 attempt,
                 answered,
+                shaper,
             })
         }
         Ok(TunnelOutcome::ParentAnswered {

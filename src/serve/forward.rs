@@ -37,6 +37,7 @@ use crate::policy::{HeaderFilter, RequestFacts};
 use crate::route::dial::{ConnectFailure, Destination, connect_hop, note_parent_failure};
 use crate::route::select::{Attempt, NextHop, plan};
 use crate::route::tunnel::{TunnelError, append_peer_login};
+use crate::shaping::{ShapedWriter, Shaper};
 
 /// Largest response head accepted from the next hop.
 const RESPONSE_HEAD_LIMIT: usize = 64 * 1024;
@@ -124,6 +125,8 @@ struct Answer {
     body: BodyKind,
     /// `reply_header_access` decided for this answer (empty until the policy has looked).
     header_rules: HeaderFilter,
+    /// The delay pool share that paces the body to the client; `None` = unshaped.
+    shaper: Option<Shaper>,
 }
 
 impl Answer {
@@ -655,6 +658,7 @@ async fn exchange(
     let head_bound = config.read_timeout.min(config.forward_timeout);
     let mut answer = read_answer(live, method, head_bound).await.map_err(SendError::Hop)?;
     answer.header_rules = reply_filter(config, facts, answer.head.status, &answer.head.headers);
+    answer.shaper = ctx.generation.shaping.assign(config, facts);
     Ok((answer, bytes_to_upstream))
 }
 
@@ -771,6 +775,7 @@ async fn read_answer(live: &mut Live, method: &str, bound: Duration) -> Result<A
         head: answer,
         body,
         header_rules: HeaderFilter::default(),
+        shaper: None,
     })
 }
 
@@ -794,6 +799,7 @@ async fn relay_response(
         head: answer,
         body: response_kind,
         header_rules,
+        shaper,
     } = answer;
     let keep_client = wants_keep_alive(request.head.version, &request.head.headers)
         && response_kind != BodyKind::UntilClose
@@ -820,7 +826,14 @@ async fn relay_response(
     if complete {
         bytes += head_out.len() as u64;
         let read_timeout = ctx.generation.config.read_timeout;
-        let copied = copy_body_counted(&mut live.conn, &mut client.stream, body_kind, read_timeout, &mut bytes).await;
+        let copied = match shaper {
+            // Unshaped bodies are written straight to the client.
+            None => copy_body_counted(&mut live.conn, &mut client.stream, body_kind, read_timeout, &mut bytes).await,
+            Some(shaper) => {
+                let mut to_client = ShapedWriter::new(&mut client.stream, shaper);
+                copy_body_counted(&mut live.conn, &mut to_client, body_kind, read_timeout, &mut bytes).await
+            }
+        };
         if let Err(e) = copied {
             tracing::info!(client = %ctx.client_ip, "{} {}: response body cut: {e}", tx.method(), tx.url());
             complete = false;

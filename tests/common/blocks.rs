@@ -34,6 +34,7 @@ pub const SERVE_OUTPUTS: &[u8] = &[61];
 pub const DIFFERENTIAL_LOGFORMAT: &[u8] = &[75];
 pub const PROXY_PROTOCOL: &[u8] = &[92, 93];
 pub const PRIVILEGE_DROP: &[u8] = &[94];
+pub const DELAY_POOLS: &[u8] = &[95];
 /// `tests/tls_legs.rs`: https_port and cache_peer tls (80, 81), Squid on a TLS leg (82, 83).
 pub const TLS_LEGS: &[u8] = &[80, 81, 82, 83];
 pub const HELPERS: &[u8] = &[96, 97, 98, 99];
@@ -76,6 +77,7 @@ pub const FILES: &[(&str, &[u8])] = &[
     ("serve_outputs.rs", SERVE_OUTPUTS),
     ("proxy_protocol.rs", PROXY_PROTOCOL),
     ("privilege_drop.rs", PRIVILEGE_DROP),
+    ("delay_pools.rs", DELAY_POOLS),
     ("tls_legs.rs", TLS_LEGS),
     ("helpers.rs", HELPERS),
     ("sni_tunnels.rs", SNI_TUNNELS),
@@ -83,7 +85,4 @@ pub const FILES: &[(&str, &[u8])] = &[
 
 /// Blocks taken for test files being written (owner, blocks): give each file its own entry in
 /// [`FILES`] when it lands.
-pub const RESERVED: &[(&str, &[u8])] = &[
-    ("plain-HTTP forwarding tests", &[76, 77, 78, 79]),
-    ("delay pools", &[95]),
-];
+pub const RESERVED: &[(&str, &[u8])] = &[("plain-HTTP forwarding tests", &[76, 77, 78, 79])];

@@ -53,6 +53,11 @@ pub struct Options {
     /// Keep the proxies' run directories (configs, access and cache logs) and print where.
     #[arg(long)]
     pub keep_dirs: bool,
+    /// Put every client of the client-facing proxy (hopproxy and Squid alike) into one
+    /// class 1 delay pool of this many bytes per second (bucket of the same size): the
+    /// bulk figures then show the shaped rate each proxy holds.
+    #[arg(long, value_name = "BYTES_PER_SECOND")]
+    pub delay_pool: Option<u64>,
 }
 
 /// What to run, with every default resolved.
@@ -71,6 +76,7 @@ pub struct Plan {
     pub squid: PathBuf,
     pub keep_dirs: bool,
     pub quick: bool,
+    pub delay_pool: Option<u64>,
 }
 
 impl Options {
@@ -117,6 +123,7 @@ impl Options {
             squid: self.squid.clone(),
             keep_dirs: self.keep_dirs,
             quick: self.quick,
+            delay_pool: self.delay_pool,
         })
     }
 }

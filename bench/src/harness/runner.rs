@@ -28,6 +28,7 @@ pub async fn run(plan: &Plan) -> Result<Report, String> {
         hopproxy: plan.hopproxy.clone(),
         squid: plan.squid.clone(),
         base: base.path().to_path_buf(),
+        delay_pool: plan.delay_pool,
     };
     let idle = sized_idle(plan);
 

@@ -21,6 +21,9 @@ pub struct Explanation {
     pub routing: Routing,
     pub listening: Vec<String>,
     pub access_logs: Vec<String>,
+    /// One entry per delay pool (none: nothing is shaped).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shaping: Vec<String>,
     pub non_default: Vec<Setting>,
     /// How tunnels on `ssl-bump` ports are checked by SNI; empty when none are.
     pub tunnels: Vec<String>,
@@ -67,6 +70,12 @@ pub fn explain(config: &Config) -> Explanation {
             })
             .collect(),
         access_logs: access_logs(config),
+        shaping: config
+            .delay_pools
+            .pools
+            .iter()
+            .map(|pool| format!("{} (line {})", crate::shaping::describe(pool), pool.origin.line))
+            .collect(),
         non_default: non_default(config),
         tunnels: tunnels(config),
     }
@@ -231,6 +240,9 @@ pub fn render(e: &Explanation) -> String {
     }
     out.push_str(&format!("listening: {}\n", or_none(&e.listening)));
     out.push_str(&format!("access log: {}\n", or_none(&e.access_logs)));
+    for pool in &e.shaping {
+        out.push_str(&format!("shaping: {pool}\n"));
+    }
     for (i, line) in e.tunnels.iter().enumerate() {
         out.push_str(if i == 0 { "tunnels: " } else { "         " });
         out.push_str(line);

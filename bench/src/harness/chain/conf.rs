@@ -14,6 +14,8 @@ pub struct Hop<'a> {
     pub name: &'a str,
     /// TLS on this hop's legs (hopproxy only): `https_port`, and `cache_peer … tls` to the parent.
     pub tls: Option<HopTls<'a>>,
+    /// A class 1 delay pool of this rate (bytes per second) for every client.
+    pub delay_pool: Option<u64>,
 }
 
 /// The certificate files of a hop whose legs speak TLS.
@@ -66,6 +68,16 @@ fn peer_tls(h: &Hop) -> String {
     }
 }
 
+/// The same delay pool lines for both proxies.
+fn delay_pool(c: &mut String, h: &Hop) {
+    if let Some(rate) = h.delay_pool {
+        let _ = writeln!(c, "delay_pools 1");
+        let _ = writeln!(c, "delay_class 1 1");
+        let _ = writeln!(c, "delay_parameters 1 {rate}/{rate}");
+        let _ = writeln!(c, "delay_access 1 allow all");
+    }
+}
+
 pub fn hopproxy(h: &Hop) -> String {
     let mut c = String::new();
     let d = h.dir.display();
@@ -78,6 +90,7 @@ pub fn hopproxy(h: &Hop) -> String {
     let _ = writeln!(c, "visible_hostname {}.bench", h.name);
     // Stop as promptly as Squid does when the harness sends SIGTERM.
     let _ = writeln!(c, "shutdown_lifetime 1 seconds");
+    delay_pool(&mut c, h);
     if let Some(p) = h.parent {
         let _ = writeln!(
             c,
@@ -115,6 +128,7 @@ pub fn squid(h: &Hop) -> String {
     let _ = writeln!(c, "dns_nameservers 127.0.0.1");
     // Two fds per tunnel per hop: the 1,000-tunnel test needs more than the default 1,024.
     let _ = writeln!(c, "max_filedescriptors 16384");
+    delay_pool(&mut c, h);
     if let Some(p) = h.parent {
         let _ = writeln!(
             c,
@@ -140,6 +154,7 @@ mod tests {
             dir,
             name: "p",
             tls: None,
+            delay_pool: None,
         };
         assert!(!squid(&one).contains("cache_peer"));
         assert!(!hopproxy(&one).contains("never_direct"));
@@ -167,6 +182,7 @@ mod tests {
             dir: Path::new("/r"),
             name: "hop1",
             tls: Some(tls(false, Some("hop2.example"))),
+            delay_pool: None,
         };
         let text = hopproxy(&first);
         assert!(text.contains("https_port 127.0.0.1:3128 tls-cert=/r/tls.pem tls-key=/r/tls.key\n"));
@@ -182,5 +198,20 @@ mod tests {
         let text = hopproxy(&last);
         assert!(text.contains("https_port 127.0.0.1:3128 tls-cert=/r/tls.pem tls-key=/r/tls.key clientca=/r/ca.pem\n"));
         assert!(!text.contains("cache_peer"));
+    }
+
+    #[test]
+    fn delay_pool_lines_are_the_same_for_both_proxies() {
+        let hop = Hop {
+            listen: "127.0.0.1:3128".parse().unwrap(),
+            parent: None,
+            dir: Path::new("/tmp/x"),
+            name: "p",
+            delay_pool: Some(1_000_000),
+            tls: None,
+        };
+        let lines = "delay_pools 1\ndelay_class 1 1\ndelay_parameters 1 1000000/1000000\ndelay_access 1 allow all\n";
+        assert!(hopproxy(&hop).contains(lines));
+        assert!(squid(&hop).contains(lines));
     }
 }

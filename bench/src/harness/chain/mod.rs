@@ -107,6 +107,8 @@ pub struct Env {
     pub hopproxy: PathBuf,
     pub squid: PathBuf,
     pub base: PathBuf,
+    /// `--delay-pool`: the rate of the one pool the client-facing hop puts every client in.
+    pub delay_pool: Option<u64>,
 }
 
 /// A running chain; dropping it kills its processes.
@@ -192,6 +194,7 @@ impl Chain {
                     demand_client_cert: i > 0,
                     parent_name: parent_name.as_deref(),
                 }),
+                delay_pool: env.delay_pool.filter(|_| i == 0),
             };
             let conf_path = hop_dir.join(format!("{name}.conf"));
             let text = match kind {
