@@ -76,10 +76,41 @@ pub struct Connected {
 
 /// `host:port` with IPv6 literals bracketed, as in a CONNECT request target.
 pub fn authority(host: &str, port: u16) -> String {
+    let mut out = String::with_capacity(host.len() + 8);
+    push_host(&mut out, host);
+    out.push(':');
+    push_port(&mut out, port);
+    out
+}
+
+/// The host as a URL or authority writes it: IPv6 in brackets. (Built by hand rather than
+/// with `format!`: every request and tunnel writes one, and the formatter costs more than
+/// the rest of building it.)
+pub fn push_host(out: &mut String, host: &str) {
     if host.contains(':') {
-        format!("[{host}]:{port}")
+        out.push('[');
+        out.push_str(host);
+        out.push(']');
     } else {
-        format!("{host}:{port}")
+        out.push_str(host);
+    }
+}
+
+/// The port in decimal.
+pub fn push_port(out: &mut String, port: u16) {
+    let mut digits = [0u8; 5];
+    let mut at = digits.len();
+    let mut rest = port;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    for &d in &digits[at..] {
+        out.push(char::from(d));
     }
 }
 

@@ -67,16 +67,19 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: w
             }
         };
         let client_ip = peer.ip().to_canonical();
-        tune_client_socket(&stream, &shared.generation.borrow().config, local_port);
-        // Read from the current generation at each accept, so a reload's certificates
+        let local_ip = stream.local_addr().ok().map(|a| a.ip().to_canonical());
+        // The current generation at each accept, so a reload's settings and certificates
         // serve the next connection.
-        let tls = listen_tls(&shared.generation.borrow().config, &stream, local_port);
+        let generation = Arc::clone(&shared.generation.borrow());
+        let port = generation.config.http_port_for(local_port, local_ip);
+        tune_client_socket(&stream, &generation.config, port);
+        let tls = port.and_then(|p| p.tls.clone());
         let mut ctx = ClientCtx {
-            generation: Arc::clone(&shared.generation.borrow()),
+            generation,
             client_ip,
             client_port: peer.port(),
             local_port,
-            local_ip: stream.local_addr().ok().map(|a| a.ip().to_canonical()),
+            local_ip,
             client_connections: 0,
             client_cert: None,
             shutdown: shared.shutdown.clone(),
@@ -101,16 +104,6 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: w
             }
         }
     }
-}
-
-/// The TLS settings of the `https_port` a connection came in on; `None` for an `http_port`.
-fn listen_tls(config: &crate::config::Config, stream: &TcpStream, local_port: u16) -> Option<ListenTls> {
-    let local = stream.local_addr().ok().map(|a| a.ip().to_canonical());
-    config
-        .http_ports
-        .iter()
-        .find(|p| p.port == local_port && (p.addr.is_none() || p.addr.map(|a| a.to_canonical()) == local))
-        .and_then(|p| p.tls.clone())
 }
 
 /// The TLS handshake of an `https_port` (bounded by `request_start_timeout`); the plain
@@ -141,13 +134,12 @@ async fn handshake(ctx: &mut ClientCtx, stream: TcpStream, tls: Option<&ListenTl
 
 /// `write_timeout` as TCP_USER_TIMEOUT (unacknowledged data, including a zero window, for
 /// longer than that drops the connection) and the port's `tcpkeepalive`.
-fn tune_client_socket(stream: &tokio::net::TcpStream, config: &crate::config::Config, local_port: u16) {
+fn tune_client_socket(stream: &tokio::net::TcpStream, config: &crate::config::Config, port: Option<&HttpPort>) {
     let socket = socket2::SockRef::from(stream);
     if let Err(e) = socket.set_tcp_user_timeout(Some(config.write_timeout)) {
         tracing::debug!("cannot set write_timeout on a client socket: {e}");
     }
-    let local = stream.local_addr().ok().map(|a| a.ip().to_canonical());
-    let keepalive = config.http_port_for(local_port, local).and_then(|p| p.tcp_keepalive);
+    let keepalive = port.and_then(|p| p.tcp_keepalive);
     if let Some(k) = keepalive {
         let mut params = socket2::TcpKeepalive::new();
         if let Some(idle) = k.idle {

@@ -161,16 +161,16 @@ pub fn host_field_matches(target: &Target, host_field: &str) -> bool {
 
 /// The URL as logged and as sent to a parent: `http://host[:port]/path`, port omitted when 80.
 pub fn absolute_url(target: &Target) -> String {
-    let host = if target.host.contains(':') {
-        format!("[{}]", target.host)
-    } else {
-        target.host.clone()
-    };
-    if target.port == 80 {
-        format!("http://{host}{}", target.path)
-    } else {
-        format!("http://{host}:{}{}", target.port, target.path)
+    use crate::route::dial::{push_host, push_port};
+    let mut url = String::with_capacity(7 + target.host.len() + 8 + target.path.len());
+    url.push_str("http://");
+    push_host(&mut url, &target.host);
+    if target.port != 80 {
+        url.push(':');
+        push_port(&mut url, target.port);
     }
+    url.push_str(&target.path);
+    url
 }
 
 #[cfg(test)]
@@ -246,5 +246,22 @@ mod tests {
         assert!(host_field_matches(&v6, "[::1]"));
         // Addresses compare as written, as before: another spelling of ::1 is another host.
         assert!(!host_field_matches(&v6, "[0:0::1]:80"));
+    }
+
+    #[test]
+    fn urls_and_authorities_are_written_back() {
+        for (url, want) in [
+            ("http://example.com/x?q", "http://example.com/x?q"),
+            ("http://example.com:80/", "http://example.com/"),
+            ("http://example.com:8080/", "http://example.com:8080/"),
+            ("http://h:1", "http://h:1/"),
+            ("http://h:65535/p", "http://h:65535/p"),
+            ("http://[2001:db8::1]:10/", "http://[2001:db8::1]:10/"),
+        ] {
+            assert_eq!(absolute_url(&parse_absolute(url).unwrap()), want);
+        }
+        assert_eq!(authority(&parse_connect("Example.com:443").unwrap()), "example.com:443");
+        assert_eq!(authority(&parse_connect("[::1]:9").unwrap()), "[::1]:9");
+        assert_eq!(authority(&parse_connect("h:10000").unwrap()), "h:10000");
     }
 }
