@@ -8,7 +8,7 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::helper::external::External;
 use crate::log::{Format, LogSender, Needs};
-use crate::metrics::{RuleCounters, rule_label};
+use crate::metrics::{HopTimers, RuleCounters, rule_label};
 use crate::policy::{AclKind, AclRef};
 use crate::route::Egress;
 
@@ -31,8 +31,8 @@ pub struct Generation {
     /// The decision counters of `config.http_access.rules[i]` (labelled with its `FILE:LINE`),
     /// made once here so counting a decision never formats a label nor looks one up.
     pub rule_counters: RuleCounters,
-    /// Metric labels of `config.peers[i]` (its name).
-    pub peer_labels: Vec<Arc<str>>,
+    /// Connect-time histograms by `config.peers[i]` (labelled with its name) and direct.
+    pub hop_timers: HopTimers,
     /// Which request facts the configured ACLs read, worked out once per config so a request
     /// gathers only those.
     pub acl_reads: AclReads,
@@ -89,7 +89,7 @@ impl Generation {
         let hostname = config.visible_hostname.clone().unwrap_or_else(machine_hostname);
         let via_entry = format!("1.1 {hostname} (hopproxy/{})", env!("CARGO_PKG_VERSION"));
         let rule_counters = RuleCounters::new(config.http_access.rules.iter().map(|r| rule_label(&r.origin)).collect());
-        let peer_labels = config.peers.iter().map(|p| Arc::from(p.name.as_str())).collect();
+        let hop_timers = HopTimers::new(config.peers.iter().map(|p| Arc::from(p.name.as_str())).collect());
         let log_needs = logs.iter().fold(Needs::default(), |n, l| n.union(l.format.needs()));
         let external = config.external_acl_types.iter().cloned().map(External::new).collect();
         Ok(Generation {
@@ -97,7 +97,7 @@ impl Generation {
             shaping: crate::shaping::Pools::new(&config),
             rule_counters,
             external,
-            peer_labels,
+            hop_timers,
             config,
             hostname,
             via_entry,

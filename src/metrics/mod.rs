@@ -66,6 +66,22 @@ impl RuleCounters {
     }
 }
 
+/// The tunnel connect-time histograms of one config generation: one slot per parent plus
+/// `direct`, each filled on first use.
+pub struct HopTimers {
+    /// The parents' names, by index in the config.
+    labels: Vec<Arc<str>>,
+    /// `labels.len() + 1` entries, the last for direct.
+    slots: Vec<OnceLock<Histogram>>,
+}
+
+impl HopTimers {
+    pub fn new(labels: Vec<Arc<str>>) -> HopTimers {
+        let slots = (0..=labels.len()).map(|_| OnceLock::new()).collect();
+        HopTimers { labels, slots }
+    }
+}
+
 /// The result of checking a client's proxy credentials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthCheck {
@@ -294,12 +310,15 @@ impl Metrics {
         self.reloads.get_or_create(&ResultLabels { result }).inc();
     }
 
-    /// A tunnel's upstream side is ready after `took`; `parent` is the parent's name label, or
-    /// `None` when direct.
-    pub fn tunnel_connected(&self, parent: Option<&Arc<str>>, took: Duration) {
-        self.connect_duration
-            .get_or_create(&NextHopLabels {
-                next_hop: Arc::clone(parent.unwrap_or(&self.direct)),
+    /// A tunnel's upstream side is ready after `took`; `parent` is the parent's index in
+    /// `hops`, `None` when direct.
+    pub fn tunnel_connected(&self, hops: &HopTimers, parent: Option<usize>, took: Duration) {
+        let index = parent.filter(|&i| i < hops.labels.len()).unwrap_or(hops.labels.len());
+        hops.slots[index]
+            .get_or_init(|| {
+                self.connect_duration.get_or_create_owned(&NextHopLabels {
+                    next_hop: Arc::clone(hops.labels.get(index).unwrap_or(&self.direct)),
+                })
             })
             .observe(took.as_secs_f64());
     }
@@ -428,8 +447,9 @@ mod tests {
         metrics.access_decided(&rules, Access::Denied, None);
         metrics.auth_checked(AuthCheck::Rejected);
         metrics.config_reloaded(true);
-        let parent: Arc<str> = Arc::from("edge");
-        metrics.tunnel_connected(Some(&parent), Duration::from_millis(3));
+        let hops = HopTimers::new(vec![Arc::from("edge")]);
+        metrics.tunnel_connected(&hops, Some(0), Duration::from_millis(3));
+        metrics.tunnel_connected(&hops, None, Duration::from_millis(3));
         let open = metrics.tunnel_opened();
         metrics.watch_parents(|| {
             vec![ParentSample {
@@ -456,6 +476,7 @@ mod tests {
             r#"hopproxy_auth_total{result="rejected"} 1"#,
             r#"hopproxy_config_reloads_total{result="applied"} 1"#,
             r#"hopproxy_connect_duration_seconds_count{next_hop="edge"} 1"#,
+            r#"hopproxy_connect_duration_seconds_count{next_hop="direct"} 1"#,
             r#"hopproxy_parent_up{parent="edge"} 0"#,
             r#"hopproxy_parent_failures_total{parent="edge"} 4"#,
             "hopproxy_log_records_dropped_total 2",

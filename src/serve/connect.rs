@@ -150,10 +150,11 @@ async fn establish<'c>(
     .await;
     if let Ok(TunnelOutcome::Established { attempt, .. }) = &opened {
         let parent = match attempt.hop {
-            NextHop::Parent(index) => generation.peer_labels.get(index),
+            NextHop::Parent(index) => Some(index),
             NextHop::Direct => None,
         };
-        ctx.metrics.tunnel_connected(parent, dialing.elapsed());
+        ctx.metrics
+            .tunnel_connected(&generation.hop_timers, parent, dialing.elapsed());
     }
     match opened {
         Ok(TunnelOutcome::Established {

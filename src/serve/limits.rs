@@ -27,13 +27,15 @@ struct Counts {
 pub struct Slot {
     limits: Arc<Limits>,
     client: IpAddr,
+    /// Connections open from `client` when this one was admitted, this one included.
+    client_connections: usize,
 }
 
 impl Slot {
-    /// Connections open from this slot's client address, this one included.
+    /// Connections open from this slot's client address when it was admitted, this one
+    /// included (what `maxconn` ACLs compare).
     pub fn client_connections(&self) -> usize {
-        let counts = self.limits.state.lock().unwrap_or_else(|p| p.into_inner());
-        counts.by_client.get(&self.client).copied().unwrap_or(1)
+        self.client_connections
     }
 }
 
@@ -93,6 +95,7 @@ impl Limits {
         Ok(Slot {
             limits: Arc::clone(self),
             client,
+            client_connections: mine + 1,
         })
     }
 }
