@@ -96,6 +96,35 @@ pub async fn relay(client: Stream, server: Stream, idle: Duration, shutdown: wat
     }
 }
 
+/// What both relay paths keep: when bytes last moved (for the idle watchdog) and how many
+/// moved each way.
+struct Tally {
+    activity: Activity,
+    up: AtomicU64,
+    down: AtomicU64,
+}
+
+impl Tally {
+    fn new() -> Tally {
+        Tally {
+            activity: Activity {
+                start: Instant::now(),
+                last_ms: AtomicU64::new(0),
+            },
+            up: AtomicU64::new(0),
+            down: AtomicU64::new(0),
+        }
+    }
+
+    fn stats(self, end: RelayEnd) -> RelayStats {
+        RelayStats {
+            client_to_server: self.up.into_inner(),
+            server_to_client: self.down.into_inner(),
+            end,
+        }
+    }
+}
+
 pub async fn relay_with(
     mode: Mode,
     client: TcpStream,
@@ -103,29 +132,20 @@ pub async fn relay_with(
     idle: Duration,
     shutdown: watch::Receiver<bool>,
 ) -> RelayStats {
-    let activity = Activity {
-        start: Instant::now(),
-        last_ms: AtomicU64::new(0),
-    };
-    let up = AtomicU64::new(0);
-    let down = AtomicU64::new(0);
+    let tally = Tally::new();
 
     let pumps = async {
         // try_join: an error on one side (a reset) ends the other side too.
         match tokio::try_join!(
-            pump(mode, &client, &server, &up, &activity),
-            pump(mode, &server, &client, &down, &activity)
+            pump(mode, &client, &server, &tally.up, &tally.activity),
+            pump(mode, &server, &client, &tally.down, &tally.activity)
         ) {
             Ok(_) => RelayEnd::Closed,
             Err(_) => RelayEnd::Error,
         }
     };
-    let end = supervise(pumps, &activity, idle, shutdown).await;
-    RelayStats {
-        client_to_server: up.into_inner(),
-        server_to_client: down.into_inner(),
-        end,
-    }
+    let end = supervise(pumps, &tally.activity, idle, shutdown).await;
+    tally.stats(end)
 }
 
 /// The relay for ends that are not both plain TCP: a copy through user space per direction.
@@ -143,28 +163,19 @@ pub async fn relay_copying(
     idle: Duration,
     shutdown: watch::Receiver<bool>,
 ) -> RelayStats {
-    let activity = Activity {
-        start: Instant::now(),
-        last_ms: AtomicU64::new(0),
-    };
-    let up = AtomicU64::new(0);
-    let down = AtomicU64::new(0);
+    let tally = Tally::new();
     let (mut server_read, mut server_write) = tokio::io::split(server);
     let pumps = async {
         match tokio::try_join!(
-            stream_pump(&mut client_read, &mut server_write, &up, &activity),
-            stream_pump(&mut server_read, &mut client_write, &down, &activity)
+            stream_pump(&mut client_read, &mut server_write, &tally.up, &tally.activity),
+            stream_pump(&mut server_read, &mut client_write, &tally.down, &tally.activity)
         ) {
             Ok(_) => RelayEnd::Closed,
             Err(_) => RelayEnd::Error,
         }
     };
-    let end = supervise(pumps, &activity, idle, shutdown).await;
-    RelayStats {
-        client_to_server: up.into_inner(),
-        server_to_client: down.into_inner(),
-        end,
-    }
+    let end = supervise(pumps, &tally.activity, idle, shutdown).await;
+    tally.stats(end)
 }
 
 /// One direction through user space; EOF (or a peer that closed without TLS close_notify,
