@@ -39,21 +39,21 @@ fn response() -> Vec<u8> {
     out
 }
 
-fn proxy_config(dir: &std::path::Path, listen: &str) -> String {
-    common::hop_config(
-        dir,
-        "shaper",
-        listen,
-        &format!(
-            "acl slow src {SHAPED_CLIENT}\n\
-             delay_pools 1\n\
-             delay_class 1 1\n\
-             delay_parameters 1 {RATE}/{BUCKET}\n\
-             delay_access 1 allow slow\n\
-             delay_access 1 deny all\n\
-             http_access allow all\n"
-        ),
+/// The pool of most tests: class 1, for the shaped client's address only.
+fn class_one_pool() -> String {
+    format!(
+        "acl slow src {SHAPED_CLIENT}\n\
+         delay_pools 1\n\
+         delay_class 1 1\n\
+         delay_parameters 1 {RATE}/{BUCKET}\n\
+         delay_access 1 allow slow\n\
+         delay_access 1 deny all\n\
+         http_access allow all\n"
     )
+}
+
+fn proxy_config(dir: &std::path::Path, listen: &str) -> String {
+    common::hop_config(dir, "shaper", listen, &class_one_pool())
 }
 
 /// A transfer running in its own thread: what arrived so far, and everything at the end.
@@ -100,21 +100,32 @@ fn allowed(elapsed: Duration, overhead: u64) -> u64 {
 }
 
 fn side_by_side(block_host: u8, request: impl Fn(SocketAddr) -> String, expected_prefix: &[u8]) {
+    side_by_side_with(
+        block_host,
+        &class_one_pool(),
+        |origin, _| request(origin),
+        expected_prefix,
+    );
+}
+
+/// `request(origin, client)` builds each client's request; `pool_lines` configure the proxy.
+fn side_by_side_with(
+    block_host: u8,
+    pool_lines: &str,
+    request: impl Fn(SocketAddr, &str) -> String,
+    expected_prefix: &[u8],
+) {
     let dir = tempfile::tempdir().unwrap();
     let origin = scripted(format!("127.0.95.{}:0", block_host + 10).parse().unwrap(), |_| {
         Act::ReplyClose(response())
     });
     let proxy_addr: SocketAddr = format!("127.0.95.{block_host}:31280").parse().unwrap();
-    let proxy = Hop::start(
-        "shaper",
-        dir.path(),
-        proxy_addr,
-        &proxy_config(dir.path(), &proxy_addr.to_string()),
-    );
+    let config = common::hop_config(dir.path(), "shaper", &proxy_addr.to_string(), pool_lines);
+    let proxy = Hop::start("shaper", dir.path(), proxy_addr, &config);
     let origin_addr = origin.server.addr;
 
-    let shaped = start_transfer(SHAPED_CLIENT, proxy_addr, request(origin_addr));
-    let unshaped = start_transfer(UNSHAPED_CLIENT, proxy_addr, request(origin_addr));
+    let shaped = start_transfer(SHAPED_CLIENT, proxy_addr, request(origin_addr, SHAPED_CLIENT));
+    let unshaped = start_transfer(UNSHAPED_CLIENT, proxy_addr, request(origin_addr, UNSHAPED_CLIENT));
     let (fast, _) = unshaped.done.join().unwrap();
     // Read the shaped count first, then the clock: the bound only gets looser.
     let shaped_so_far = shaped.received.load(Ordering::Relaxed);
@@ -177,6 +188,40 @@ fn a_shaped_plain_http_body_is_held_to_its_pool_too() {
     side_by_side(
         5,
         |origin| format!("GET http://{origin}/bulk HTTP/1.1\r\nHost: {origin}\r\nConnection: close\r\n\r\n"),
+        b"",
+    );
+}
+
+/// Class 4: the authenticated user's bucket shapes; a request without a user skips it (the
+/// pool's other buckets are unlimited here), as in Squid.
+#[test]
+fn class_four_shapes_by_the_authenticated_user() {
+    let passwd = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/auth/passwd");
+    let pool = format!(
+        "auth_param basic program /usr/lib/squid/basic_ncsa_auth {}\n\
+         acl users proxy_auth REQUIRED\n\
+         acl anonymous src {UNSHAPED_CLIENT}\n\
+         http_access allow anonymous\n\
+         http_access allow users\n\
+         delay_pools 1\n\
+         delay_class 1 4\n\
+         delay_parameters 1 -1/-1 -1/-1 -1/-1 {RATE}/{BUCKET}\n\
+         delay_access 1 allow all\n",
+        passwd.display()
+    );
+    // apr1-user's password is "apr1 pass" (tests/fixtures/auth/README.md).
+    let credentials = "YXByMS11c2VyOmFwcjEgcGFzcw==";
+    side_by_side_with(
+        9,
+        &pool,
+        |origin, client| {
+            let auth = if client == SHAPED_CLIENT {
+                format!("Proxy-Authorization: Basic {credentials}\r\n")
+            } else {
+                String::new()
+            };
+            format!("GET http://{origin}/bulk HTTP/1.1\r\nHost: {origin}\r\n{auth}Connection: close\r\n\r\n")
+        },
         b"",
     );
 }

@@ -323,8 +323,8 @@ impl Default for DelayPools {
     }
 }
 
-/// One pool. Its buckets in Squid's order: aggregate, then (class 3) the client's /24
-/// network, then (classes 2 and 3) the individual client.
+/// One pool. Its buckets in Squid's order: aggregate, then (classes 3 and 4) the client's
+/// /24 network, then (classes 2 to 4) the individual client, then (class 4) the user.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DelayPool {
     /// Squid's pool number (1-based), as the config names it.
@@ -333,6 +333,8 @@ pub struct DelayPool {
     pub aggregate: BucketSpec,
     pub network: Option<BucketSpec>,
     pub individual: Option<BucketSpec>,
+    /// Class 4: one bucket per authenticated user (requests without one skip it).
+    pub user: Option<BucketSpec>,
     /// `delay_access N …`: a request goes into the first pool whose list allows it.
     pub access: RuleList,
     /// The `delay_class` line.

@@ -1333,8 +1333,13 @@ fn bad_delay_pool_lines_say_where_and_what_to_write() {
     for (text, line, message) in [
         ("delay_class 1 1", 1, "before delay_pools"),
         ("delay_pools 1\ndelay_class 2 1", 2, "pool '2' does not exist"),
-        ("delay_pools 1\ndelay_class 1 4", 2, "class 4"),
-        ("delay_pools 1\ndelay_class 1 7", 2, "class 1, 2 or 3"),
+        ("delay_pools 1\ndelay_class 1 5", 2, "class 5"),
+        ("delay_pools 1\ndelay_class 1 7", 2, "class 1, 2, 3 or 4"),
+        (
+            "delay_pools 1\ndelay_class 1 4\ndelay_parameters 1 100/100 100/100 100/100\ndelay_access 1 allow all",
+            3,
+            "class 4 needs 4",
+        ),
         (
             "delay_pools 1\ndelay_class 1 1\ndelay_parameters 1 fast",
             3,

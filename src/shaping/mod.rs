@@ -1,8 +1,9 @@
 //! Delay pools: Squid's token-bucket bandwidth shaping of the bytes sent to clients.
 //!
 //! A request goes into the first pool whose `delay_access` allows it (or into none). Its
-//! shaper then holds the buckets that apply to it — the pool's aggregate, for class 3 the
-//! client's /24 network, for classes 2 and 3 the client itself — and a write to the client
+//! shaper then holds the buckets that apply to it — the pool's aggregate, for classes 3 and 4
+//! the client's /24 network, for classes 2 to 4 the client itself, for class 4 the
+//! authenticated user (a request without one skips that bucket) — and a write to the client
 //! may move only as many bytes as the emptiest of them holds. Buckets refill at their rate
 //! (bytes per second) up to their size, continuously rather than in Squid's one-second
 //! steps, so a shaped stream is smoother but averages the same rate.
@@ -48,8 +49,10 @@ struct Buckets {
     aggregate: Bucket,
     /// Class 3: by the third octet of the client's IPv4 address.
     networks: HashMap<u8, Bucket>,
-    /// Classes 2 and 3: by the last octet (class 2) or the last two octets (class 3).
+    /// Classes 2 to 4: by the last octet (class 2) or the last two octets (classes 3, 4).
     clients: HashMap<u16, Bucket>,
+    /// Class 4: by user name.
+    users: HashMap<String, Bucket>,
 }
 
 impl Pools {
@@ -67,6 +70,7 @@ impl Pools {
                             aggregate: Bucket::new(spec.aggregate, initial_percent, now),
                             networks: HashMap::new(),
                             clients: HashMap::new(),
+                            users: HashMap::new(),
                         }),
                         spec: spec.clone(),
                         initial_percent,
@@ -93,7 +97,7 @@ impl Pools {
                 .evaluate(&config.acls, facts)
                 .is_some_and(|d| d.action == Action::Allow)
         })?;
-        Some(Shaper::new(pool.clone(), facts.client))
+        Some(Shaper::new(pool.clone(), facts.client, facts.user))
     }
 }
 
@@ -103,10 +107,11 @@ pub struct Shaper {
     pool: Arc<Pool>,
     network: Option<u8>,
     client: Option<u16>,
+    user: Option<String>,
 }
 
 impl Shaper {
-    fn new(pool: Arc<Pool>, client: IpAddr) -> Shaper {
+    fn new(pool: Arc<Pool>, client: IpAddr, user: Option<&str>) -> Shaper {
         // Per-network and per-client buckets are keyed by IPv4 octets, as in Squid; an IPv6
         // client draws from the aggregate bucket only.
         let octets = match client {
@@ -115,10 +120,16 @@ impl Shaper {
         };
         let (network, client) = match (pool.spec.class, octets) {
             (2, Some(o)) => (None, Some(u16::from(o[3]))),
-            (3, Some(o)) => (Some(o[2]), Some(u16::from_be_bytes([o[2], o[3]]))),
+            (3 | 4, Some(o)) => (Some(o[2]), Some(u16::from_be_bytes([o[2], o[3]]))),
             _ => (None, None),
         };
-        Shaper { pool, network, client }
+        let user = user.filter(|_| pool.spec.user.is_some()).map(str::to_string);
+        Shaper {
+            pool,
+            network,
+            client,
+            user,
+        }
     }
 
     /// The pool's number, as the config names it.
@@ -141,14 +152,22 @@ impl Shaper {
             aggregate,
             networks,
             clients,
+            users,
         } = &mut *guard;
-        let mut applying: Vec<&mut Bucket> = Vec::with_capacity(3);
+        let mut applying: Vec<&mut Bucket> = Vec::with_capacity(4);
         applying.push(aggregate);
         if let (Some(key), Some(bucket)) = (self.network, spec.network) {
             applying.push(networks.entry(key).or_insert_with(|| Bucket::new(bucket, initial, now)));
         }
         if let (Some(key), Some(bucket)) = (self.client, spec.individual) {
             applying.push(clients.entry(key).or_insert_with(|| Bucket::new(bucket, initial, now)));
+        }
+        if let (Some(name), Some(bucket)) = (&self.user, spec.user) {
+            // Looked up before inserting: the name is copied once per user, not per write.
+            if !users.contains_key(name) {
+                users.insert(name.clone(), Bucket::new(bucket, initial, now));
+            }
+            applying.extend(users.get_mut(name));
         }
         let want = want as u64;
         let mut available = u64::MAX;
@@ -189,6 +208,7 @@ pub fn describe(pool: &DelayPool) -> String {
     };
     part("per /24 network", pool.network);
     part("per client", pool.individual);
+    part("per user", pool.user);
     text.push_str("; shapes bytes sent to clients it takes (first pool whose delay_access allows)");
     text
 }

@@ -98,6 +98,40 @@ fn class_three_shares_a_network_bucket_between_its_clients() {
 }
 
 #[test]
+fn class_four_gives_each_user_a_bucket_of_their_own() {
+    let config = config(
+        "delay_pools 1\ndelay_class 1 4\ndelay_parameters 1 -1/-1 -1/-1 -1/-1 0/1000\ndelay_access 1 allow all\n\
+         delay_initial_bucket_level 100\n",
+    );
+    assert_eq!(
+        config.delay_pools.pools[0].user,
+        Some(BucketSpec {
+            rate: Some(0),
+            max: 1000
+        })
+    );
+    let pools = Pools::new(&config);
+    let as_user = |client: &str, user: Option<&'static str>| {
+        let mut f = facts(client);
+        f.user = user;
+        pools.assign(&config, &f).unwrap()
+    };
+    let alice = as_user("192.0.2.7", Some("alice"));
+    let alice_elsewhere = as_user("192.0.3.9", Some("alice"));
+    let bob = as_user("192.0.2.7", Some("bob"));
+    let nobody = as_user("192.0.2.7", None);
+    assert_eq!(alice.take(800), Ok(800));
+    assert!(
+        alice_elsewhere.take(800).is_err(),
+        "the same user from another address shares the bucket: 200 left, less than a grant waits for"
+    );
+    assert_eq!(alice_elsewhere.take(200), Ok(200), "a smaller write takes what is left");
+    assert!(alice.take(1).is_err(), "rate 0 never refills");
+    assert_eq!(bob.take(800), Ok(800), "another user has a bucket of their own");
+    assert_eq!(nobody.take(5000), Ok(5000), "no user: the other buckets are unlimited");
+}
+
+#[test]
 fn no_pools_means_no_shaper() {
     let config = config("");
     let pools = Pools::new(&config);

@@ -25,7 +25,7 @@ struct PoolDraft {
 
 const PARAMETERS_HINT: &str = "delay_parameters POOL RATE/MAX per bucket, in bytes per second and bytes: \
      class 1 'delay_parameters 1 64000/64000', class 2 adds a per-client pair, class 3 a /24 network pair \
-     before it; -1/-1 means unlimited";
+     before it, class 4 a per-user pair after it; -1/-1 means unlimited";
 
 /// How many `RATE/MAX` pairs a class takes.
 fn buckets_of(class: u8) -> usize {
@@ -102,16 +102,7 @@ impl Builder {
             return;
         };
         let class = match line.args().get(1).map(|t| t.text.as_str()) {
-            Some(c @ ("1" | "2" | "3")) if line.args().len() == 2 => c.parse::<u8>().unwrap_or(1),
-            Some("4") => {
-                self.error(origin, "delay_class 4 (per-user buckets) is not supported")
-                    .hint = Some(
-                    "use a class 3 pool per group of users, chosen with 'delay_access POOL allow ACL' and \
-                     proxy_auth ACLs"
-                        .into(),
-                );
-                return;
-            }
+            Some(c @ ("1" | "2" | "3" | "4")) if line.args().len() == 2 => c.parse::<u8>().unwrap_or(1),
             Some("5") => {
                 self.error(
                     origin,
@@ -121,10 +112,10 @@ impl Builder {
                 return;
             }
             _ => {
-                self.error(origin, "delay_class needs a pool number and a class 1, 2 or 3")
+                self.error(origin, "delay_class needs a pool number and a class 1, 2, 3 or 4")
                     .hint = Some(
                     "delay_class POOL CLASS: 1 = one aggregate bucket, 2 = aggregate + per client, \
-                     3 = aggregate + per /24 network + per client"
+                     3 = aggregate + per /24 network + per client, 4 = class 3 + per authenticated user"
                         .into(),
                 );
                 return;
@@ -158,7 +149,7 @@ impl Builder {
                 }
             }
         }
-        if buckets.is_empty() || buckets.len() > 3 {
+        if buckets.is_empty() || buckets.len() > 4 {
             self.error(
                 origin,
                 "delay_parameters needs one RATE/MAX pair per bucket of the pool's class",
@@ -247,8 +238,13 @@ impl Builder {
                 number,
                 class,
                 aggregate: buckets[0],
-                network: (class == 3).then(|| buckets[1]),
-                individual: (class >= 2).then(|| buckets[buckets.len() - 1]),
+                network: (class >= 3).then(|| buckets[1]),
+                individual: match class {
+                    2 => Some(buckets[1]),
+                    3 | 4 => Some(buckets[2]),
+                    _ => None,
+                },
+                user: (class == 4).then(|| buckets[3]),
                 access: draft.access,
                 origin,
             });
