@@ -1243,6 +1243,20 @@ fn tls_legs_load_certificates_and_keys() {
             .unwrap_or("")
             .contains("private key of the first certificate")
     );
+
+    // The PROXY header precedes the handshake on the wire: refused on an https_port.
+    let proxied = format!(
+        "https_port 3129 tls-cert={} tls-key={} require-proxy-header\n",
+        path("p.pem"),
+        path("p.key")
+    );
+    let errors = parse_str(&proxied, Path::new("t.conf")).unwrap_err();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.message.contains("require-proxy-header on an https_port")),
+        "{errors:?}"
+    );
 }
 
 #[test]
