@@ -46,8 +46,8 @@ fn builtin_formats() -> HashMap<String, Format> {
     formats
 }
 
-/// `http_port` options Squid knows (for did-you-mean hints); [`port_option`] says what
-/// hopproxy does with each.
+/// `http_port` options Squid knows besides the certificate ones of
+/// [`ssl_bump::BUMP_CERT_OPTIONS`] (see [`squid_port_options`]).
 const SQUID_PORT_OPTIONS: &[&str] = &[
     "intercept",
     "transparent",
@@ -63,35 +63,20 @@ const SQUID_PORT_OPTIONS: &[&str] = &[
     "require-proxy-header",
     "ssl-bump",
     "tls-bump",
-    "cert",
-    "key",
-    "tls-cert",
-    "tls-key",
-    "tls-cafile",
-    "cafile",
-    "capath",
-    "crlfile",
-    "dhparams",
-    "tls-dh",
-    "cipher",
-    "options",
-    "tls-options",
-    "sslflags",
-    "tls-flags",
-    "sslcontext",
-    "tls-context",
-    "generate-host-certificates",
-    "dynamic_cert_mem_cache_size",
     "tcpkeepalive",
     "disable-pmtu-discovery",
     "worker-queues",
     "act-as-origin",
-    "clientca",
-    "tls-min-version",
     "name",
     "ipv4",
     "no-vhost",
 ];
+
+/// Every `http_port` option Squid knows (for did-you-mean hints); [`port_option`] says what
+/// hopproxy does with each.
+fn squid_port_options() -> impl Iterator<Item = &'static str> {
+    SQUID_PORT_OPTIONS.iter().chain(ssl_bump::BUMP_CERT_OPTIONS).copied()
+}
 
 /// What hopproxy does with one `http_port` option.
 enum PortOption {
@@ -126,7 +111,7 @@ fn port_option(key: &str, has_value: bool) -> PortOption {
         "disable-pmtu-discovery" | "worker-queues" => {
             PortOption::Rejected("a Squid tuning knob with no counterpart in hopproxy; remove it")
         }
-        k if SQUID_PORT_OPTIONS.contains(&k) => PortOption::Rejected(TLS),
+        k if squid_port_options().any(|o| o == k) => PortOption::Rejected(TLS),
         _ => PortOption::Unknown,
     }
 }
@@ -890,7 +875,7 @@ impl Builder {
                             ok = false;
                             // Squid: "FATAL: Unknown http_port option 'junk'."
                             self.error(origin, format!("unknown http_port option '{}'", option.text))
-                                .hint = suggest::did_you_mean(key, SQUID_PORT_OPTIONS.iter().copied()).or_else(|| {
+                                .hint = suggest::did_you_mean(key, squid_port_options()).or_else(|| {
                                 Some("http_port takes [ADDRESS:]PORT; a comment needs a space before '#'".into())
                             });
                         }
