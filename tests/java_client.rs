@@ -25,20 +25,12 @@ use hopproxy::lab::endpoint::{Endpoint, EndpointHandle, EndpointOptions};
 /// The endpoint listens on this port in every test (each on its own address).
 const ENDPOINT_PORT: u16 = 8443;
 
-/// What the stand-in endpoint answers to a GET (`src/lab/endpoint.rs`), as the Java client
-/// prints it (newline escaped).
-fn endpoint_page() -> String {
-    format!("hopproxy lab endpoint: stand-in for {ENDPOINT_NAME}\\n")
-}
-
-/// The line Java prints for a GET answered 200 over HTTP/2 with the endpoint's page.
+/// The line Java prints for a GET answered 200 over HTTP/2 with the stand-in endpoint's page
+/// (`src/lab/endpoint.rs`); the body's newline is escaped by the Java client.
 fn h2_ok() -> String {
     let page = format!("hopproxy lab endpoint: stand-in for {ENDPOINT_NAME}\n");
-    format!(
-        "status=200 version=HTTP_2 bytes={} body={}",
-        page.len(),
-        endpoint_page()
-    )
+    let printed = page.replace('\n', "\\n");
+    format!("status=200 version=HTTP_2 bytes={} body={printed}", page.len())
 }
 
 /// Why Java cannot run here, if it cannot. Asked once per test binary: a JVM start is slow.
