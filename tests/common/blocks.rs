@@ -44,6 +44,8 @@ pub const FORWARD_PEER_TIMEOUT: &[u8] = &[88];
 pub const CHAIN_PARENT_HEALTH: &[u8] = &[89];
 pub const FORWARD_REQUESTS: &[u8] = &[90];
 pub const FORWARD_NO_RETRY: &[u8] = &[91];
+/// `tests/java_client.rs`: a two-hop chain and an auth hop (19), an `ssl-bump` hop (20).
+pub const JAVA_CLIENT: &[u8] = &[19, 20];
 
 /// Each test file and its blocks.
 pub const FILES: &[(&str, &[u8])] = &[
@@ -81,6 +83,7 @@ pub const FILES: &[(&str, &[u8])] = &[
     ("tls_legs.rs", TLS_LEGS),
     ("helpers.rs", HELPERS),
     ("sni_tunnels.rs", SNI_TUNNELS),
+    ("java_client.rs", JAVA_CLIENT),
 ];
 
 /// Blocks taken for test files being written (owner, blocks): give each file its own entry in
