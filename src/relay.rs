@@ -8,15 +8,20 @@
 //! byte and holds no pages when empty, and the copy path keeps a heap backlog only while the
 //! receiving side is congested. `splice` comes from rustix's safe wrapper, so this module
 //! needs no `unsafe` either.
+//!
+//! A tunnel with a TLS end cannot splice: its bytes are copied through user space, and a
+//! direction waiting for its next bytes holds a 1 KiB buffer, not a full chunk.
 
 use std::cell::RefCell;
 use std::io::ErrorKind;
 use std::os::fd::OwnedFd;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
 use rustix::pipe::{PipeFlags, SpliceFlags, pipe_with, splice};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -27,6 +32,10 @@ use crate::tls::Stream;
 const CHUNK: usize = 64 * 1024;
 /// Pipe size asked for on the splice path (Linux's default `pipe-max-size` allows 1 MiB).
 const SPLICE_PIPE_SIZE: usize = 256 * 1024;
+/// Buffer of a stream (TLS) direction while it waits for its next bytes.
+const QUIET_READ: usize = 1024;
+/// Buffer of a stream direction while bulk data flows: one TLS record's payload.
+const STREAM_CHUNK: usize = 16 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RelayEnd {
@@ -180,17 +189,34 @@ pub async fn relay_copying(
 
 /// One direction through user space; EOF (or a peer that closed without TLS close_notify,
 /// which ends a tunnel just as well) half-closes the receiver.
+///
+/// A direction waiting for its next byte holds only a small buffer: most tunnels sit idle
+/// most of the time, and a full chunk per direction would be most of an idle TLS tunnel's
+/// memory. A read that fills the small buffer means bulk data is flowing; the full chunk is
+/// then kept for as long as reads complete without waiting.
 async fn stream_pump(
     from: &mut (impl AsyncRead + Unpin),
     to: &mut (impl AsyncWrite + Unpin),
     count: &AtomicU64,
     activity: &Activity,
 ) -> std::io::Result<()> {
-    // rustls holds its own record buffers per connection, so a tunnel with a TLS end is not
-    // buffer-free anyway; one chunk per direction keeps it simple.
-    let mut buf = vec![0u8; 16 * 1024];
+    let mut quiet = [0u8; QUIET_READ];
+    let mut bulk: Vec<u8> = Vec::new();
     loop {
-        let n = match from.read(&mut buf).await {
+        let ready = if bulk.is_empty() {
+            None
+        } else {
+            read_without_waiting(from, &mut bulk).await
+        };
+        let (read, from_bulk) = match ready {
+            Some(read) => (read, true),
+            None => {
+                // Nothing to read right now: give the chunk back before waiting.
+                bulk = Vec::new();
+                (from.read(&mut quiet).await, false)
+            }
+        };
+        let n = match read {
             Ok(n) => n,
             Err(e) if e.kind() == ErrorKind::UnexpectedEof => 0,
             Err(e) => return Err(e),
@@ -199,11 +225,27 @@ async fn stream_pump(
             let _ = to.shutdown().await;
             return Ok(());
         }
-        to.write_all(&buf[..n]).await?;
+        to.write_all(if from_bulk { &bulk[..n] } else { &quiet[..n] }).await?;
         to.flush().await?;
         count.fetch_add(n as u64, Ordering::Relaxed);
         activity.touch();
+        if !from_bulk && n == QUIET_READ {
+            bulk = vec![0u8; STREAM_CHUNK];
+        }
     }
+}
+
+/// One read into `buf` if it completes without waiting; `None` when it would wait.
+async fn read_without_waiting(from: &mut (impl AsyncRead + Unpin), buf: &mut [u8]) -> Option<std::io::Result<usize>> {
+    std::future::poll_fn(|cx| {
+        let mut read_buf = ReadBuf::new(buf);
+        Poll::Ready(match Pin::new(&mut *from).poll_read(cx, &mut read_buf) {
+            Poll::Ready(Ok(())) => Some(Ok(read_buf.filled().len())),
+            Poll::Ready(Err(e)) => Some(Err(e)),
+            Poll::Pending => None,
+        })
+    })
+    .await
 }
 
 /// Runs `pumps` until they end, the tunnel is idle for `idle`, or shutdown is forced.
@@ -437,6 +479,30 @@ mod tests {
         (client_outer, server_outer, task)
     }
 
+    /// The same rig through the stream path (the one TLS ends take), with plain TCP ends.
+    async fn rig_streams() -> (TcpStream, TcpStream, tokio::task::JoinHandle<RelayStats>) {
+        let a = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let b = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client_outer = TcpStream::connect(a.local_addr().unwrap()).await.unwrap();
+        let (client_inner, _) = a.accept().await.unwrap();
+        let server_inner = TcpStream::connect(b.local_addr().unwrap()).await.unwrap();
+        let (server_outer, _) = b.accept().await.unwrap();
+        let (_tx, rx) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let _keep_sender = _tx;
+            let (client_read, client_write) = tokio::io::split(client_inner);
+            relay_copying(
+                client_read,
+                client_write,
+                Stream::Tcp(server_inner),
+                Duration::from_secs(10),
+                rx,
+            )
+            .await
+        });
+        (client_outer, server_outer, task)
+    }
+
     async fn bulk_and_half_close(mode: Mode) {
         let (mut client, mut server, task) = rig(mode).await;
         let payload: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
@@ -479,6 +545,47 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn copy_path_moves_bulk_and_keeps_half_close() {
         bulk_and_half_close(Mode::Copy).await;
+    }
+
+    /// Bulk takes the full chunk and gives it back when the direction goes quiet; a message
+    /// smaller than the quiet buffer, one the size of it and one a byte over all arrive whole,
+    /// then bulk and a half-close.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stream_path_moves_bulk_and_keeps_half_close() {
+        let (mut client, mut server, task) = rig_streams().await;
+        let sizes = [1, QUIET_READ, QUIET_READ + 1, STREAM_CHUNK + 1];
+        for size in sizes {
+            let message: Vec<u8> = (0..size).map(|i| (i % 253) as u8).collect();
+            client.write_all(&message).await.unwrap();
+            let mut received = vec![0u8; size];
+            server.read_exact(&mut received).await.unwrap();
+            assert!(received == message, "a {size}-byte message arrives whole");
+        }
+        let messages = sizes.iter().sum::<usize>() as u64;
+        let payload: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let expected = payload.clone();
+        let upload = tokio::spawn(async move {
+            client.write_all(&payload).await.unwrap();
+            client.shutdown().await.unwrap();
+            let mut answer = Vec::new();
+            client.read_to_end(&mut answer).await.unwrap();
+            answer
+        });
+        let mut received = Vec::new();
+        server.read_to_end(&mut received).await.unwrap();
+        assert!(
+            received == expected,
+            "bulk arrives whole and in order ({} bytes)",
+            received.len()
+        );
+        server.write_all(b"reply after half-close").await.unwrap();
+        server.shutdown().await.unwrap();
+        assert_eq!(upload.await.unwrap(), b"reply after half-close");
+        let stats = task.await.unwrap();
+        assert_eq!(
+            (stats.client_to_server, stats.server_to_client, stats.end),
+            (messages + 3_000_000, 22, RelayEnd::Closed)
+        );
     }
 
     /// Traffic resets the idle clock: a tunnel that moves a byte every 50 ms is still open
