@@ -307,4 +307,48 @@ mod tests {
         assert_eq!((outcome.written, outcome.lost), (0, 1));
         assert!(outcome.error.is_some());
     }
+
+    /// A real file: cutting back shortens it by exactly the bytes asked, and a file someone
+    /// else shortened meanwhile is refused rather than grown with zeros.
+    #[test]
+    fn a_real_file_is_cut_back_by_the_bytes_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.log");
+        let mut file = File::create(&path).unwrap();
+        file.write_all(b"whole\nhalf a rec").unwrap();
+        file.cut_back(10).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"whole\n");
+        assert!(file.cut_back(100).is_err(), "a cut longer than the file is refused");
+        assert_eq!(std::fs::read(&path).unwrap(), b"whole\n");
+    }
+
+    /// A real file: a reservation holds blocks without changing the size, and is reported as
+    /// impossible only where the filesystem cannot reserve at all.
+    #[test]
+    fn a_real_reservation_holds_blocks_or_says_it_cannot() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.log");
+        let mut file = File::create(&path).unwrap();
+        file.write_all(b"whole\n").unwrap();
+        let blocks_before = file.metadata().unwrap().blocks();
+        let reserved = file.reserve(1 << 20).unwrap();
+        let after = file.metadata().unwrap();
+        assert_eq!(after.len(), 6, "a reservation never changes the size");
+        if reserved {
+            assert!(
+                after.blocks() >= blocks_before + (1 << 20) / 512,
+                "a reservation said to hold must hold the blocks ({} → {} blocks)",
+                blocks_before,
+                after.blocks()
+            );
+        } else {
+            use rustix::fs::{FallocateFlags, fallocate};
+            let direct = fallocate(&file, FallocateFlags::KEEP_SIZE, 6, 1 << 20);
+            assert!(
+                matches!(direct, Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::NOSYS)),
+                "reported impossible although the filesystem reserves: {direct:?}"
+            );
+        }
+    }
 }
