@@ -44,6 +44,7 @@ pub const FORWARD_PEER_TIMEOUT: &[u8] = &[88];
 pub const CHAIN_PARENT_HEALTH: &[u8] = &[89];
 pub const FORWARD_REQUESTS: &[u8] = &[90];
 pub const FORWARD_NO_RETRY: &[u8] = &[91];
+pub const FORWARD_REBINDING: &[u8] = &[21];
 
 /// Each test file and its blocks.
 pub const FILES: &[(&str, &[u8])] = &[
@@ -74,6 +75,7 @@ pub const FILES: &[(&str, &[u8])] = &[
     ("chain_parent_health.rs", CHAIN_PARENT_HEALTH),
     ("forward_requests.rs", FORWARD_REQUESTS),
     ("forward_no_retry.rs", FORWARD_NO_RETRY),
+    ("forward_rebinding.rs", FORWARD_REBINDING),
     ("serve_outputs.rs", SERVE_OUTPUTS),
     ("proxy_protocol.rs", PROXY_PROTOCOL),
     ("privilege_drop.rs", PRIVILEGE_DROP),
