@@ -46,6 +46,7 @@ pub const FORWARD_REQUESTS: &[u8] = &[90];
 pub const FORWARD_NO_RETRY: &[u8] = &[91];
 pub const FORWARD_REBINDING: &[u8] = &[21];
 pub const FORWARD_RETRIES: &[u8] = &[22];
+pub const LOG_QUEUE: &[u8] = &[23];
 
 /// Each test file and its blocks.
 pub const FILES: &[(&str, &[u8])] = &[
@@ -78,6 +79,7 @@ pub const FILES: &[(&str, &[u8])] = &[
     ("forward_no_retry.rs", FORWARD_NO_RETRY),
     ("forward_rebinding.rs", FORWARD_REBINDING),
     ("forward_retries.rs", FORWARD_RETRIES),
+    ("log_queue.rs", LOG_QUEUE),
     ("serve_outputs.rs", SERVE_OUTPUTS),
     ("proxy_protocol.rs", PROXY_PROTOCOL),
     ("privilege_drop.rs", PRIVILEGE_DROP),
