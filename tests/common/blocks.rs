@@ -47,6 +47,7 @@ pub const FORWARD_NO_RETRY: &[u8] = &[91];
 pub const FORWARD_REBINDING: &[u8] = &[21];
 pub const FORWARD_RETRIES: &[u8] = &[22];
 pub const LOG_QUEUE: &[u8] = &[23];
+pub const AUTH_HASHING: &[u8] = &[24];
 
 /// Each test file and its blocks.
 pub const FILES: &[(&str, &[u8])] = &[
@@ -80,6 +81,7 @@ pub const FILES: &[(&str, &[u8])] = &[
     ("forward_rebinding.rs", FORWARD_REBINDING),
     ("forward_retries.rs", FORWARD_RETRIES),
     ("log_queue.rs", LOG_QUEUE),
+    ("auth_hashing.rs", AUTH_HASHING),
     ("serve_outputs.rs", SERVE_OUTPUTS),
     ("proxy_protocol.rs", PROXY_PROTOCOL),
     ("privilege_drop.rs", PRIVILEGE_DROP),
