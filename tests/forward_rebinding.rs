@@ -3,15 +3,15 @@
 //! second request must go where this request's own lookup (the one its `dst` ACL judged)
 //! points, never ride the connection kept from the first request to the old address; when the
 //! name no longer resolves, the answer is `dns_error` and nothing rides the kept connection.
-//! Both addresses are allowed: a `dst` ACL denying the new one refuses the request before any
-//! connection is chosen (`dns_resolver.rs`), so only an allowed move tests the reuse.
+//! A move to an address the `dst` ACL denies is refused before any connection is chosen (the
+//! third test), so only a move between allowed addresses tests the reuse check itself.
 //! Loopback block 127.0.21.0/24.
 
 mod common;
 
 use std::net::{Ipv4Addr, SocketAddr};
 
-use common::origin::{Act, Scripted, ok, scripted};
+use common::origin::{Act, Scripted, ok, recorder, scripted};
 use common::{Hop, KeepAliveClient, header, hop_config, parse_log_line};
 use hopproxy::lab::dns_stub::DnsStub;
 
@@ -150,4 +150,37 @@ fn a_name_that_stops_resolving_is_dns_error_not_the_kept_connection() {
         "{lines:#?}"
     );
     assert_eq!(lines[1].hierarchy, "HIER_NONE/-", "{lines:#?}");
+}
+
+#[test]
+fn a_name_that_moves_to_a_denied_address_is_refused_and_the_kept_connection_unused() {
+    let dir = tempfile::tempdir().unwrap();
+    let stub_addr = at(55, 53);
+    let stub = DnsStub::start(stub_addr);
+    let old = origin(at(40, 0), "old");
+    let port = old.server.addr.port();
+    let fenced = recorder(at(99, port), b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    // The first lookup gives the allowed .40, the second the fenced .99.
+    stub.set_a("fenced.stub.test", &[ip(40), ip(99)], 0);
+    let listen = at(12, 31280);
+    let hop = proxy(dir.path(), listen, stub_addr);
+
+    let url = format!("http://fenced.stub.test:{port}/page");
+    let mut client = KeepAliveClient::connect(listen);
+    let first = client.ask(&get(&url), false).expect("an answer to the first request");
+    assert_eq!(first.status(), 200, "{}", first.head);
+    let second = client.ask(&get(&url), false).expect("an answer to the second request");
+    assert!(
+        second.head.starts_with("HTTP/1.1 403 "),
+        "{}{}",
+        second.head,
+        second.body_text()
+    );
+
+    let lines: Vec<_> = hop.wait_for_lines(2).iter().map(|l| parse_log_line(l)).collect();
+    assert_eq!(lines[1].code, "TCP_DENIED/403", "{lines:#?}");
+    assert_eq!(lines[1].hierarchy, "HIER_NONE/-", "{lines:#?}");
+    // The request is logged, so it is over: it reached neither address.
+    assert_eq!(old.requests().len(), 1, "{:#?}", old.requests());
+    assert!(fenced.received().is_empty(), "the denied address was dialed");
 }
