@@ -29,7 +29,13 @@ pub trait CutBack {
 impl CutBack for File {
     fn reserve(&mut self, bytes: u64) -> io::Result<bool> {
         use rustix::fs::{FallocateFlags, fallocate};
-        let len = self.metadata()?.len();
+        let metadata = self.metadata()?;
+        // A FIFO, terminal or socket (`stdio:/dev/stdout`) has no blocks to reserve, and
+        // fallocate refuses it (ESPIPE, ENODEV): write to it as it is.
+        if !metadata.is_file() {
+            return Ok(false);
+        }
+        let len = metadata.len();
         match fallocate(&*self, FallocateFlags::KEEP_SIZE, len, bytes) {
             Ok(()) => Ok(true),
             Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::NOSYS) => Ok(false),
@@ -350,5 +356,17 @@ mod tests {
                 "reported impossible although the filesystem reserves: {direct:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_pipe_takes_records_without_a_reservation() {
+        let (read_end, write_end) = rustix::pipe::pipe().unwrap();
+        let mut file = RecordFile::new(File::from(write_end));
+        let outcome = file.append(b"first\nsecond\n");
+        assert_eq!((outcome.written, outcome.lost), (2, 0), "{:?}", outcome.error);
+        drop(file);
+        let mut got = String::new();
+        io::Read::read_to_string(&mut File::from(read_end), &mut got).unwrap();
+        assert_eq!(got, "first\nsecond\n");
     }
 }

@@ -46,6 +46,10 @@ pub const FORWARD_REQUESTS: &[u8] = &[90];
 pub const FORWARD_NO_RETRY: &[u8] = &[91];
 /// `tests/java_client.rs`: a two-hop chain and an auth hop (19), an `ssl-bump` hop (20).
 pub const JAVA_CLIENT: &[u8] = &[19, 20];
+pub const FORWARD_REBINDING: &[u8] = &[21];
+pub const FORWARD_RETRIES: &[u8] = &[22];
+pub const LOG_QUEUE: &[u8] = &[23];
+pub const AUTH_HASHING: &[u8] = &[24];
 
 /// Each test file and its blocks.
 pub const FILES: &[(&str, &[u8])] = &[
@@ -76,6 +80,10 @@ pub const FILES: &[(&str, &[u8])] = &[
     ("chain_parent_health.rs", CHAIN_PARENT_HEALTH),
     ("forward_requests.rs", FORWARD_REQUESTS),
     ("forward_no_retry.rs", FORWARD_NO_RETRY),
+    ("forward_rebinding.rs", FORWARD_REBINDING),
+    ("forward_retries.rs", FORWARD_RETRIES),
+    ("log_queue.rs", LOG_QUEUE),
+    ("auth_hashing.rs", AUTH_HASHING),
     ("serve_outputs.rs", SERVE_OUTPUTS),
     ("proxy_protocol.rs", PROXY_PROTOCOL),
     ("privilege_drop.rs", PRIVILEGE_DROP),
