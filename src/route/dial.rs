@@ -126,12 +126,16 @@ pub struct Destination<'a> {
 
 /// Connects to the hop of `attempt`. For a parent, a failure is counted against it (and a
 /// background probe started when that marks it down); a success clears its count.
+///
+/// `forward_deadline` is when `forward_timeout` runs out for this request: as in Squid, a
+/// connect waits at most until then (but at least a second), whatever its own timeout.
 pub async fn connect_hop(
     egress: &Egress,
     config: &Config,
     facts: &RequestFacts<'_>,
     attempt: Attempt,
     destination: &Destination<'_>,
+    forward_deadline: tokio::time::Instant,
 ) -> Result<Connected, HopFailure> {
     let Destination { host, port, .. } = *destination;
     let (target, dial_host, dial_port, timeout) = match attempt.hop {
@@ -147,6 +151,7 @@ pub async fn connect_hop(
             )
         }
     };
+    let timeout = timeout.min(forward_time_left(forward_deadline));
     let fail = |addr, reason| HopFailure {
         attempt,
         target: target.clone(),
@@ -202,6 +207,14 @@ pub async fn connect_hop(
             Err(fail(addr, FailureReason::Connect(failure)))
         }
     }
+}
+
+/// What is left of `forward_timeout`, never under a second: a connect that was decided on
+/// gets a chance, as in Squid.
+fn forward_time_left(forward_deadline: tokio::time::Instant) -> Duration {
+    forward_deadline
+        .saturating_duration_since(tokio::time::Instant::now())
+        .max(Duration::from_secs(1))
 }
 
 /// Counts a failure to reach parent `index`; starts a background probe if it is now down.

@@ -63,8 +63,13 @@ pub async fn open(
         return Err(TunnelError::NoRoute);
     }
     let mut failures = Vec::new();
+    // forward_timeout: the time within which new attempts may start, as for plain HTTP.
+    let forward_deadline = tokio::time::Instant::now() + config.forward_timeout;
     for &attempt in plan {
-        let connected = match connect_hop(egress, config, facts, attempt, destination).await {
+        if !failures.is_empty() && tokio::time::Instant::now() >= forward_deadline {
+            break;
+        }
+        let connected = match connect_hop(egress, config, facts, attempt, destination, forward_deadline).await {
             Ok(c) => c,
             Err(failure) => {
                 tracing::debug!("{failure}");

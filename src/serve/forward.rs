@@ -624,7 +624,7 @@ async fn connect(
             return None;
         }
         tries.used += 1;
-        match connect_hop(&generation.egress, config, facts, attempt, destination).await {
+        match connect_hop(&generation.egress, config, facts, attempt, destination, tries.deadline).await {
             Ok(c) => {
                 return Some(Live {
                     key: key_of(&attempt, target),
