@@ -534,6 +534,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn splice_path_moves_bulk_and_keeps_half_close() {
+        let _one_at_a_time = SPLICE_STATE.lock().await;
         bulk_and_half_close(Mode::Auto).await;
         assert_eq!(
             SPLICE_SUPPORT.load(Ordering::Relaxed),
@@ -586,6 +587,177 @@ mod tests {
             (stats.client_to_server, stats.server_to_client, stats.end),
             (messages + 3_000_000, 22, RelayEnd::Closed)
         );
+    }
+
+    /// Tests that depend on this process's splice state run one at a time.
+    static SPLICE_STATE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+    /// The pipes this process holds open, with their `open(2)` flags.
+    fn open_pipes() -> Vec<(String, u32)> {
+        let mut pipes = Vec::new();
+        for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+            let is_pipe = std::fs::read_link(entry.path())
+                .map(|target| target.to_string_lossy().starts_with("pipe:"))
+                .unwrap_or(false);
+            let fd = entry.file_name().to_string_lossy().into_owned();
+            let Ok(info) = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")) else {
+                continue;
+            };
+            if let Some(flags) = info.lines().find_map(|l| l.strip_prefix("flags:"))
+                && is_pipe
+            {
+                pipes.push((fd, u32::from_str_radix(flags.trim(), 8).unwrap()));
+            }
+        }
+        pipes
+    }
+
+    /// A tunnel's splice pipe is close-on-exec: helper processes started while it is open
+    /// must not inherit it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn splice_pipes_are_close_on_exec() {
+        let _one_at_a_time = SPLICE_STATE.lock().await;
+        // Pipes open before (stdout is one, inherited on purpose) are not the tunnel's.
+        let before = open_pipes();
+        let (mut client, mut server, task) = rig(Mode::Auto).await;
+        let upload = tokio::spawn(async move {
+            client.write_all(&vec![7u8; 4_000_000]).await.unwrap();
+            client
+        });
+        // Part of the bulk: the tunnel now splices and holds its pipe until the end.
+        let mut part = vec![0u8; 1_000_000];
+        server.read_exact(&mut part).await.unwrap();
+        assert_eq!(SPLICE_SUPPORT.load(Ordering::Relaxed), SPLICE_WORKS);
+        let pipes: Vec<(String, u32)> = open_pipes().into_iter().filter(|p| !before.contains(p)).collect();
+        assert!(!pipes.is_empty(), "a splicing tunnel holds a pipe");
+        for (fd, flags) in &pipes {
+            assert!(
+                flags & rustix::fs::OFlags::CLOEXEC.bits() != 0,
+                "pipe {fd} is inherited by children (flags {flags:o})"
+            );
+        }
+        let mut client = upload.await.unwrap();
+        client.shutdown().await.unwrap();
+        let mut rest = Vec::new();
+        server.read_to_end(&mut rest).await.unwrap();
+        assert_eq!(part.len() + rest.len(), 4_000_000);
+        drop(server);
+        assert_eq!(task.await.unwrap().client_to_server, 4_000_000);
+    }
+
+    /// A client that resets its connection mid-splice ends the tunnel as an error and leaves
+    /// splicing on for the next tunnels: only EINVAL/ENOSYS mean the kernel cannot splice.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reset_mid_splice_leaves_splicing_on() {
+        let _one_at_a_time = SPLICE_STATE.lock().await;
+        SPLICE_SUPPORT.store(SPLICE_UNKNOWN, Ordering::Relaxed);
+        let (mut client, mut server, task) = rig(Mode::Auto).await;
+        client.write_all(&vec![7u8; 1_000_000]).await.unwrap();
+        let mut part = vec![0u8; 500_000];
+        server.read_exact(&mut part).await.unwrap();
+        assert_eq!(
+            SPLICE_SUPPORT.load(Ordering::Relaxed),
+            SPLICE_WORKS,
+            "this tunnel spliced"
+        );
+        socket2::SockRef::from(&client)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(client);
+        let stats = task.await.unwrap();
+        assert_eq!(stats.end, RelayEnd::Error);
+        assert_eq!(
+            SPLICE_SUPPORT.load(Ordering::Relaxed),
+            SPLICE_WORKS,
+            "a reset is no reason to stop splicing"
+        );
+    }
+
+    /// A TLS client that ends its sending side with a bare TCP FIN (no close_notify, as many
+    /// clients do) half-closes the tunnel like a FIN on plain TCP: the reply still reaches it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_tls_end_closed_without_close_notify_half_closes() {
+        let pki = crate::lab::certs::Pki::generate("relay.test.invalid", "relay test CA").unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(pki.server_config(&[]).unwrap());
+        let connector = tokio_rustls::TlsConnector::from(pki.client_config(&[]).unwrap());
+        let a = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let b = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client_tcp = TcpStream::connect(a.local_addr().unwrap()).await.unwrap();
+        let (client_inner, _) = a.accept().await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("relay.test.invalid").unwrap();
+        let (client, inner) = tokio::join!(connector.connect(name, client_tcp), acceptor.accept(client_inner));
+        let (mut client, inner) = (client.unwrap(), inner.unwrap());
+        let server_inner = TcpStream::connect(b.local_addr().unwrap()).await.unwrap();
+        let (mut server, _) = b.accept().await.unwrap();
+        let (_tx, rx) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let _keep_sender = _tx;
+            let client_end = Stream::TlsServer(Box::new(inner));
+            relay(client_end, Stream::Tcp(server_inner), Duration::from_secs(10), rx).await
+        });
+        client.write_all(b"request").await.unwrap();
+        client.flush().await.unwrap();
+        // A bare FIN under the TLS session.
+        client.get_mut().0.shutdown().await.unwrap();
+        let mut received = Vec::new();
+        server.read_to_end(&mut received).await.unwrap();
+        assert_eq!(received, b"request");
+        server.write_all(b"reply after half-close").await.unwrap();
+        server.shutdown().await.unwrap();
+        let mut answer = Vec::new();
+        client.read_to_end(&mut answer).await.unwrap();
+        assert_eq!(answer, b"reply after half-close");
+        let stats = task.await.unwrap();
+        assert_eq!(
+            (stats.client_to_server, stats.server_to_client, stats.end),
+            (7, 22, RelayEnd::Closed)
+        );
+    }
+
+    /// The idle watchdog sleeps until the idle limit instead of polling. Under paused time
+    /// the clock moves only while every task sleeps, so a polling watchdog would never see
+    /// the limit pass; the real-time bound turns that into a failure, not a hang.
+    #[test]
+    fn the_idle_watchdog_sleeps_rather_than_polls() {
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .start_paused(true)
+                .build()
+                .unwrap();
+            let end = runtime.block_on(async {
+                let tally = Tally::new();
+                let (_tx, rx) = watch::channel(false);
+                supervise(std::future::pending(), &tally.activity, Duration::from_secs(600), rx).await
+            });
+            let _ = done_tx.send(end);
+        });
+        let end = done_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the watchdog never saw the idle limit pass");
+        assert_eq!(end, RelayEnd::Idle);
+    }
+
+    /// On the stream path a reset is an error that ends both directions, not a half-close:
+    /// the tunnel ends while the client still holds its side open (else it would wait for
+    /// the 10 s idle limit and end `Idle`).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stream_path_ends_both_ways_on_a_reset() {
+        let (mut client, mut server, task) = rig_streams().await;
+        client.write_all(b"x").await.unwrap();
+        let mut byte = [0u8; 1];
+        server.read_exact(&mut byte).await.unwrap();
+        socket2::SockRef::from(&server)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(server);
+        let stats = tokio::time::timeout(Duration::from_secs(30), task)
+            .await
+            .expect("the tunnel outlived its idle limit")
+            .unwrap();
+        assert_eq!(stats.end, RelayEnd::Error);
+        drop(client);
     }
 
     /// Traffic resets the idle clock: a tunnel that moves a byte every 50 ms is still open
