@@ -664,7 +664,10 @@ mod tests {
             .set_linger(Some(Duration::ZERO))
             .unwrap();
         drop(client);
-        let stats = task.await.unwrap();
+        let stats = tokio::time::timeout(Duration::from_secs(30), task)
+            .await
+            .expect("the tunnel outlived the reset")
+            .unwrap();
         assert_eq!(stats.end, RelayEnd::Error);
         assert_eq!(
             SPLICE_SUPPORT.load(Ordering::Relaxed),
