@@ -280,6 +280,12 @@ mod tests {
         let outcome = file.append(b"fourth\n");
         assert_eq!((outcome.written, outcome.lost), (0, 1));
         assert_eq!(stored(&file), "first\n");
+
+        // The same where the file cannot be shortened: nothing was cut, so nothing is owed.
+        let mut file = disk(6, false);
+        let outcome = file.append(b"first\nsecond\nthird\n");
+        assert_eq!((outcome.written, outcome.lost), (1, 2));
+        assert!(!file.owes(), "a record that never started is lost, not owed");
     }
 
     #[test]
