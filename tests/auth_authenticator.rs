@@ -253,3 +253,30 @@ async fn async_checks_run_concurrently_off_the_runtime() {
     auth.check(Some(&header("bcrypt10", "slow-but-sure"))).await;
     assert_eq!(auth.stats().verifications, before);
 }
+
+/// Hash checks run at most one per core: many checks at once (each a distinct wrong password,
+/// so the cache answers none) never have more verifications running together than cores.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hash_checks_run_at_most_one_per_core() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("passwd");
+    std::fs::write(&path, format!("slow:{}\n", bcrypt::hash("right", 6).unwrap())).unwrap();
+    let auth = Authenticator::new(&settings(path, Duration::from_secs(60), true)).unwrap();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let checks: Vec<_> = (0..4 * cores + 8)
+        .map(|i| {
+            let auth = auth.clone();
+            tokio::spawn(async move { auth.check(Some(&header("slow", &format!("wrong {i}")))).await })
+        })
+        .collect();
+    for check in checks {
+        assert!(matches!(check.await.unwrap(), AuthResult::Invalid { .. }));
+    }
+    let stats = auth.stats();
+    assert_eq!(stats.verifications, (4 * cores + 8) as u64);
+    assert!(
+        (1..=cores).contains(&stats.peak_concurrent_verifications),
+        "{} verifications ran at once on {cores} cores",
+        stats.peak_concurrent_verifications
+    );
+}

@@ -6,7 +6,8 @@
 //! "At most one per core" (a semaphore in front of the pool) has no honest outside view: a
 //! pool thread that just returned a result is not yet idle when the next check is handed
 //! over, so the pool may add more threads than cores even though no more than one check per
-//! core runs at a time, and sampling which threads run is a timing guess.
+//! core runs at a time. The authenticator counts the checks running at once instead
+//! (`auth_authenticator.rs`).
 //! Loopback block 127.0.24.0/24.
 
 mod common;

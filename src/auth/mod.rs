@@ -53,7 +53,7 @@ pub mod md5crypt;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -152,6 +152,8 @@ pub struct AuthStats {
     pub cache_hits: u64,
     /// Times the htpasswd file was re-read after it changed.
     pub reloads: u64,
+    /// The most hash verifications that ever ran at the same moment (at most one per core).
+    pub peak_concurrent_verifications: usize,
 }
 
 /// Verifies Basic credentials against an htpasswd file. Cheap to clone (shared state).
@@ -177,6 +179,9 @@ struct Inner {
     state: Mutex<State>,
     /// Bounds concurrent hash verifications (the role of Squid's helper `children`).
     verify_slots: tokio::sync::Semaphore,
+    /// Verifications running now, and the most seen at once (what the semaphore bounds).
+    verifying_now: AtomicUsize,
+    verifying_peak: AtomicUsize,
     verifications: AtomicU64,
     cache_hits: AtomicU64,
     reloads: AtomicU64,
@@ -276,6 +281,8 @@ impl Authenticator {
                     reload_failed: false,
                 }),
                 verify_slots: tokio::sync::Semaphore::new(slots),
+                verifying_now: AtomicUsize::new(0),
+                verifying_peak: AtomicUsize::new(0),
                 verifications: AtomicU64::new(0),
                 cache_hits: AtomicU64::new(0),
                 reloads: AtomicU64::new(0),
@@ -302,6 +309,7 @@ impl Authenticator {
             verifications: self.inner.verifications.load(Ordering::Relaxed),
             cache_hits: self.inner.cache_hits.load(Ordering::Relaxed),
             reloads: self.inner.reloads.load(Ordering::Relaxed),
+            peak_concurrent_verifications: self.inner.verifying_peak.load(Ordering::Relaxed),
         }
     }
 
@@ -398,7 +406,10 @@ impl Inner {
 
     fn verify(&self, job: Job) -> AuthResult {
         self.verifications.fetch_add(1, Ordering::Relaxed);
+        let running = self.verifying_now.fetch_add(1, Ordering::Relaxed) + 1;
+        self.verifying_peak.fetch_max(running, Ordering::Relaxed);
         let ok = job.hash.verify(&job.credentials.password);
+        self.verifying_now.fetch_sub(1, Ordering::Relaxed);
         let mut state = self.lock();
         if state.generation == job.generation {
             state.cache.insert(job.key, ok, Instant::now());
