@@ -200,7 +200,9 @@ async fn stream_pump(
     count: &AtomicU64,
     activity: &Activity,
 ) -> std::io::Result<()> {
-    let mut quiet = [0u8; QUIET_READ];
+    // On the heap: an array here would grow every connection task's future (tunnel or not),
+    // which tokio copies when it spawns and stores the task.
+    let mut quiet = vec![0u8; QUIET_READ];
     let mut bulk: Vec<u8> = Vec::new();
     loop {
         let ready = if bulk.is_empty() {
