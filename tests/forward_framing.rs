@@ -172,3 +172,53 @@ fn malformed_host_names_are_400() {
         "{lines:#?}"
     );
 }
+
+/// A request must name its destination once: two `Host` fields (even equal ones, RFC 9112
+/// §3.2) or a `Host` that disagrees with the absolute URL are 400, logged, and reach nobody.
+#[test]
+fn repeated_or_disagreeing_host_fields_are_400_and_reach_nobody() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = recorder(
+        "127.0.60.22:0".parse().unwrap(),
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+    );
+    let hop = Hop::start(
+        "host",
+        dir.path(),
+        "127.0.60.16:31280".parse().unwrap(),
+        &hop_config(dir.path(), "host", "127.0.60.16:31280", "http_access allow all"),
+    );
+    let at = origin.server.addr;
+    let requests = [
+        (
+            format!("GET http://{at}/ HTTP/1.1\r\nHost: {at}\r\nHost: other.invalid\r\n\r\n"),
+            "more than one Host field",
+        ),
+        (
+            format!("GET http://{at}/ HTTP/1.1\r\nHost: {at}\r\nHost: {at}\r\n\r\n"),
+            "more than one Host field",
+        ),
+        (
+            format!("GET http://{at}/ HTTP/1.1\r\nHost: other.invalid\r\n\r\n"),
+            "disagrees with the URL",
+        ),
+    ];
+    for (request, why) in &requests {
+        let reply = exchange("127.0.60.16:31280", request.as_bytes());
+        assert!(
+            reply.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+            "{request:?} → {reply}"
+        );
+        let status = header(&reply, "Proxy-Status").unwrap_or_default();
+        assert!(
+            status.contains("error=http_request_error") && status.contains(why),
+            "{request:?} → {reply}"
+        );
+    }
+    let lines = hop.wait_for_lines(requests.len());
+    assert!(
+        lines.iter().all(|l| parse_log_line(l).code == "NONE_NONE/400"),
+        "{lines:#?}"
+    );
+    assert!(origin.received().is_empty(), "{:?}", origin.received());
+}
