@@ -1,6 +1,7 @@
 //! Keep-alive forwarding through two hopproxy hops: one client connection carries requests
 //! of several methods, bodies over 16 KiB (by length and chunked), answers framed by length,
-//! by chunks and by close, to different hosts; each request is logged once on each hop.
+//! by chunks and by close, to different hosts; each request is logged once on each hop; and
+//! bytes an origin sends between two responses never answer the next request.
 //! Loopback block 127.0.71.0/24.
 
 mod common;
@@ -168,4 +169,99 @@ fn one_client_connection_many_requests_methods_bodies_and_hosts() {
     // The origin got every body whole.
     let got: Vec<usize> = plain.requests().iter().map(|r| r.body.len()).collect();
     assert_eq!(got, [0, 0, 20_000, 100_000, 40_000, 0, 0]);
+}
+
+/// Bytes a kept origin connection received (hex `rx_queue` of `/proc/net/tcp`) for the
+/// connection from `local` to `remote`; `None` while no such connection is listed.
+fn receive_queue(local: std::net::SocketAddr, remote: std::net::SocketAddr) -> Option<u64> {
+    let hex = |addr: std::net::SocketAddr| {
+        let std::net::IpAddr::V4(ip) = addr.ip() else {
+            unreachable!("the test uses IPv4")
+        };
+        format!("{:08X}:{:04X}", u32::from_le_bytes(ip.octets()), addr.port())
+    };
+    let (local, remote) = (hex(local), hex(remote));
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let queues = fields.get(4)?;
+        (fields.get(1) == Some(&local.as_str()) && fields.get(2) == Some(&remote.as_str()))
+            .then(|| u64::from_str_radix(queues.split(':').nth(1)?, 16).ok())
+            .flatten()
+    })
+}
+
+/// Bytes an origin sends on a kept connection after its response ended (a pre-loaded fake
+/// answer) never answer the next request: the proxy sees the connection is not quiet and
+/// opens a fresh one. The origin is driven by hand so the stray bytes are known to sit in the
+/// proxy's receive queue before the next request is sent.
+#[test]
+fn bytes_an_origin_sends_between_responses_never_answer_the_next_request() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let origin = std::net::TcpListener::bind("127.0.71.23:0").unwrap();
+    let at = origin.local_addr().unwrap();
+    let hop = Hop::start(
+        "q",
+        dir.path(),
+        "127.0.71.13:31280".parse().unwrap(),
+        &hop_config(dir.path(), "q", "127.0.71.13:31280", "http_access allow all"),
+    );
+    let mut client = KeepAliveClient::connect("127.0.71.13:31280".parse().unwrap());
+    client.send(format!("GET http://{at}/first HTTP/1.1\r\nHost: {at}\r\n\r\n").as_bytes());
+    let (mut kept, proxy_side) = origin.accept().unwrap();
+    kept.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(kept.read(&mut byte).unwrap(), 1, "the first request arrives whole");
+        head.push(byte[0]);
+    }
+    kept.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst")
+        .unwrap();
+    let first = client.read_response(false).expect("the first answer");
+    assert_eq!(first.body_text(), "first");
+
+    // The response is over; now the origin pre-loads an answer nobody asked for.
+    let stray = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nevil!";
+    kept.write_all(stray).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while receive_queue(proxy_side, at) != Some(stray.len() as u64) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stray bytes never reached the proxy"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let fresh = std::thread::spawn(move || {
+        let (mut conn, _) = origin.accept().unwrap();
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap_or(0) == 1 {
+            head.push(byte[0]);
+        }
+        conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh")
+            .unwrap();
+        head
+    });
+    let second = client
+        .ask(
+            format!("GET http://{at}/second HTTP/1.1\r\nHost: {at}\r\n\r\n").as_bytes(),
+            false,
+        )
+        .expect("the second answer");
+    assert_eq!(
+        second.body_text(),
+        "fresh",
+        "the stray bytes answered the second request"
+    );
+    let head = String::from_utf8(fresh.join().unwrap()).unwrap();
+    assert!(head.starts_with("GET /second HTTP/1.1\r\n"), "{head}");
+    let lines = hop.wait_for_lines(2);
+    assert!(
+        lines.iter().all(|l| parse_log_line(l).code == "TCP_MISS/200"),
+        "{lines:#?}"
+    );
+    drop(kept);
 }
