@@ -222,3 +222,46 @@ fn a_kept_connection_closed_while_idle_is_not_a_502() {
         "{lines:#?}"
     );
 }
+
+/// A repeatable request's body is kept in hand for a retry up to 64 KiB: a PUT of 1,000 bytes
+/// and one of exactly 65,536 bytes are sent again to the next parent, body whole, when the
+/// first resets; one of 65,537 bytes was streamed, not kept, so it is answered 502 and the
+/// next parent never sees it.
+#[test]
+fn a_body_up_to_64_kib_is_kept_for_a_retry_and_a_larger_one_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = scripted("127.0.70.27:0".parse().unwrap(), |_| Act::Reset);
+    let chain = chain(dir.path(), 8, bad.server.addr, "");
+    for (n, size) in [1_000usize, 65_536, 65_537].into_iter().enumerate() {
+        let body = "k".repeat(size);
+        let request = format!(
+            "PUT {} HTTP/1.1\r\nContent-Length: {size}\r\nConnection: close\r\n\r\n{body}",
+            chain.origin_url
+        );
+        let reply = exchange(&chain.p1.addr.to_string(), request.as_bytes());
+        let lines = chain.p1.wait_for_lines(n + 1);
+        let line = parse_log_line(&lines[n]);
+        assert_eq!(
+            bad.wait_for_requests(n + 1)[n].body.len(),
+            size,
+            "the first parent got it all"
+        );
+        if size <= 65_536 {
+            assert!(
+                reply.starts_with("HTTP/1.1 200 OK\r\n"),
+                "{size}: {}",
+                &reply[..80.min(reply.len())]
+            );
+            assert!(reply.contains("PUT /page HTTP/1.1\r\n"), "{size}: the origin's echo");
+            assert!(reply.ends_with(&body), "{size}: the body reached the origin whole");
+            assert_eq!(line.code, "TCP_MISS/200", "{lines:#?}");
+        } else {
+            assert!(reply.starts_with("HTTP/1.1 502 Bad Gateway\r\n"), "{size}: {reply}");
+            assert_eq!(line.code, "TCP_MISS/502", "{lines:#?}");
+        }
+    }
+    // Only the two kept bodies reached the second parent.
+    let p2 = chain.p2.wait_for_lines(2);
+    assert_eq!(p2.len(), 2, "{p2:#?}");
+    assert!(p2.iter().all(|l| parse_log_line(l).method == "PUT"), "{p2:#?}");
+}
