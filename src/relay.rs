@@ -547,7 +547,39 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn copy_path_moves_bulk_and_keeps_half_close() {
+        let _one_at_a_time = SPLICE_STATE.lock().await;
+        SPLICE_SUPPORT.store(SPLICE_UNKNOWN, Ordering::Relaxed);
         bulk_and_half_close(Mode::Copy).await;
+        assert_eq!(
+            SPLICE_SUPPORT.load(Ordering::Relaxed),
+            SPLICE_UNKNOWN,
+            "the copy mode never splices"
+        );
+    }
+
+    /// A reset on the side a spliced direction writes to ends the tunnel, even when the
+    /// other direction already ended cleanly (a half-close), so no error there ends it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reset_after_a_half_close_ends_the_spliced_tunnel() {
+        let _one_at_a_time = SPLICE_STATE.lock().await;
+        let (mut client, mut server, task) = rig(Mode::Auto).await;
+        let upload = tokio::spawn(async move {
+            let _ = client.write_all(&vec![7u8; 8_000_000]).await;
+            client
+        });
+        let mut part = vec![0u8; 500_000];
+        server.read_exact(&mut part).await.unwrap();
+        server.shutdown().await.unwrap();
+        socket2::SockRef::from(&server)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(server);
+        let stats = tokio::time::timeout(Duration::from_secs(30), task)
+            .await
+            .expect("the tunnel outlived the reset")
+            .unwrap();
+        assert_eq!(stats.end, RelayEnd::Error);
+        drop(upload.await.unwrap());
     }
 
     /// Bulk takes the full chunk and gives it back when the direction goes quiet; a message
