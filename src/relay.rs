@@ -559,10 +559,20 @@ mod tests {
 
     /// A reset on the side a spliced direction writes to ends the tunnel, even when the
     /// other direction already ended cleanly (a half-close), so no error there ends it.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_reset_after_a_half_close_ends_the_spliced_tunnel() {
+    #[test]
+    fn a_reset_after_a_half_close_ends_the_spliced_tunnel() {
+        within_a_minute(|| a_reset_after_a_half_close_ends_the_tunnel(Mode::Auto));
+    }
+
+    /// The same on the copy path, where the bytes the receiver has not taken wait in a backlog.
+    #[test]
+    fn a_reset_after_a_half_close_ends_the_copying_tunnel() {
+        within_a_minute(|| a_reset_after_a_half_close_ends_the_tunnel(Mode::Copy));
+    }
+
+    async fn a_reset_after_a_half_close_ends_the_tunnel(mode: Mode) {
         let _one_at_a_time = SPLICE_STATE.lock().await;
-        let (mut client, mut server, task) = rig(Mode::Auto).await;
+        let (mut client, mut server, task) = rig(mode).await;
         let upload = tokio::spawn(async move {
             let _ = client.write_all(&vec![7u8; 8_000_000]).await;
             client
@@ -623,6 +633,29 @@ mod tests {
         );
     }
 
+    /// Runs `test` on a runtime of its own and fails if it has not finished within a minute.
+    /// A relay that spins (a regression) holds its runtime's threads forever, so a timeout
+    /// inside that runtime could never fire; this turns such a hang into a failure.
+    fn within_a_minute<F: std::future::Future<Output = ()> + Send + 'static>(
+        test: impl FnOnce() -> F + Send + 'static,
+    ) {
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(test());
+            let _ = done_tx.send(());
+        });
+        match done_rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(()) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("the tunnel never ended"),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => panic!("the test failed (its panic is above)"),
+        }
+    }
+
     /// Tests that depend on this process's splice state run one at a time.
     static SPLICE_STATE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -681,33 +714,35 @@ mod tests {
 
     /// A client that resets its connection mid-splice ends the tunnel as an error and leaves
     /// splicing on for the next tunnels: only EINVAL/ENOSYS mean the kernel cannot splice.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_reset_mid_splice_leaves_splicing_on() {
-        let _one_at_a_time = SPLICE_STATE.lock().await;
-        SPLICE_SUPPORT.store(SPLICE_UNKNOWN, Ordering::Relaxed);
-        let (mut client, mut server, task) = rig(Mode::Auto).await;
-        client.write_all(&vec![7u8; 1_000_000]).await.unwrap();
-        let mut part = vec![0u8; 500_000];
-        server.read_exact(&mut part).await.unwrap();
-        assert_eq!(
-            SPLICE_SUPPORT.load(Ordering::Relaxed),
-            SPLICE_WORKS,
-            "this tunnel spliced"
-        );
-        socket2::SockRef::from(&client)
-            .set_linger(Some(Duration::ZERO))
-            .unwrap();
-        drop(client);
-        let stats = tokio::time::timeout(Duration::from_secs(30), task)
-            .await
-            .expect("the tunnel outlived the reset")
-            .unwrap();
-        assert_eq!(stats.end, RelayEnd::Error);
-        assert_eq!(
-            SPLICE_SUPPORT.load(Ordering::Relaxed),
-            SPLICE_WORKS,
-            "a reset is no reason to stop splicing"
-        );
+    #[test]
+    fn a_reset_mid_splice_leaves_splicing_on() {
+        within_a_minute(|| async {
+            let _one_at_a_time = SPLICE_STATE.lock().await;
+            SPLICE_SUPPORT.store(SPLICE_UNKNOWN, Ordering::Relaxed);
+            let (mut client, mut server, task) = rig(Mode::Auto).await;
+            client.write_all(&vec![7u8; 1_000_000]).await.unwrap();
+            let mut part = vec![0u8; 500_000];
+            server.read_exact(&mut part).await.unwrap();
+            assert_eq!(
+                SPLICE_SUPPORT.load(Ordering::Relaxed),
+                SPLICE_WORKS,
+                "this tunnel spliced"
+            );
+            socket2::SockRef::from(&client)
+                .set_linger(Some(Duration::ZERO))
+                .unwrap();
+            drop(client);
+            let stats = tokio::time::timeout(Duration::from_secs(30), task)
+                .await
+                .expect("the tunnel outlived the reset")
+                .unwrap();
+            assert_eq!(stats.end, RelayEnd::Error);
+            assert_eq!(
+                SPLICE_SUPPORT.load(Ordering::Relaxed),
+                SPLICE_WORKS,
+                "a reset is no reason to stop splicing"
+            );
+        });
     }
 
     /// A TLS client that ends its sending side with a bare TCP FIN (no close_notify, as many
@@ -779,22 +814,24 @@ mod tests {
     /// On the stream path a reset is an error that ends both directions, not a half-close:
     /// the tunnel ends while the client still holds its side open (else it would wait for
     /// the 10 s idle limit and end `Idle`).
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn stream_path_ends_both_ways_on_a_reset() {
-        let (mut client, mut server, task) = rig_streams().await;
-        client.write_all(b"x").await.unwrap();
-        let mut byte = [0u8; 1];
-        server.read_exact(&mut byte).await.unwrap();
-        socket2::SockRef::from(&server)
-            .set_linger(Some(Duration::ZERO))
-            .unwrap();
-        drop(server);
-        let stats = tokio::time::timeout(Duration::from_secs(30), task)
-            .await
-            .expect("the tunnel outlived its idle limit")
-            .unwrap();
-        assert_eq!(stats.end, RelayEnd::Error);
-        drop(client);
+    #[test]
+    fn stream_path_ends_both_ways_on_a_reset() {
+        within_a_minute(|| async {
+            let (mut client, mut server, task) = rig_streams().await;
+            client.write_all(b"x").await.unwrap();
+            let mut byte = [0u8; 1];
+            server.read_exact(&mut byte).await.unwrap();
+            socket2::SockRef::from(&server)
+                .set_linger(Some(Duration::ZERO))
+                .unwrap();
+            drop(server);
+            let stats = tokio::time::timeout(Duration::from_secs(30), task)
+                .await
+                .expect("the tunnel outlived its idle limit")
+                .unwrap();
+            assert_eq!(stats.end, RelayEnd::Error);
+            drop(client);
+        });
     }
 
     /// Traffic resets the idle clock: a tunnel that moves a byte every 50 ms is still open
