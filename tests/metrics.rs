@@ -380,3 +380,44 @@ fn dashboard_queries_only_exposed_metrics(scrape: &str) {
     }
     assert!(queried > 10);
 }
+
+/// Plain HTTP: `to_upstream` counts every byte the origin received (the head as sent and the
+/// body), `to_client` the bytes the log line records.
+#[test]
+fn plain_http_bytes_are_counted_as_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = common::origin::recorder(
+        SocketAddr::new(ip(22), 0),
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok",
+    );
+    let proxy = addr_on(9);
+    let metrics = addr_on(9);
+    let rules = format!("metrics_port {metrics}\nhttp_access allow all");
+    let hop = Hop::start(
+        "bytes",
+        dir.path(),
+        proxy,
+        &common::hop_config(dir.path(), "bytes", &proxy.to_string(), &rules),
+    );
+    hop.wait_for_stderr(&format!("serving metrics on http://{metrics}/metrics"));
+    let at = origin.server.addr;
+    let reply = common::exchange(
+        &proxy.to_string(),
+        format!("POST http://{at}/in HTTP/1.1\r\nHost: {at}\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")
+            .as_bytes(),
+    );
+    assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
+    let line = common::parse_log_line(&hop.wait_for_lines(1)[0]);
+    let received: usize = origin.received().iter().map(Vec::len).sum();
+    assert!(received > "POST /in HTTP/1.1\r\n\r\nhello".len(), "{received}");
+    wait_for_value(
+        metrics,
+        r#"hopproxy_bytes_total{direction="to_upstream"}"#,
+        received as f64,
+    );
+    wait_for_value(
+        metrics,
+        r#"hopproxy_bytes_total{direction="to_client"}"#,
+        line.bytes as f64,
+    );
+}
