@@ -234,6 +234,9 @@ fn a_removed_log_file_is_created_again() {
     let hop = Hop::start("removed", dir.path(), PROXY.parse().unwrap(), &config(PROXY, &log));
     tunnel(PROXY, echo.addr);
     wait_for_lines(&log, 1);
+    // The log then stays idle longer than the once-a-second removal check: the check must
+    // come back with the next record, not only run while records keep coming.
+    std::thread::sleep(Duration::from_millis(1500));
 
     std::fs::remove_file(&log).unwrap();
     // Records written before the removal is noticed (checked once a second) go to the
