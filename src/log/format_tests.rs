@@ -218,3 +218,23 @@ fn bad_formats_are_refused_with_a_hint() {
     assert!(error.message.contains("strftime"), "{error:?}");
     assert!(compile("%").is_err());
 }
+
+/// Several outputs share one record: it keeps what any of their formats reads.
+#[test]
+fn the_needs_of_several_formats_add_up() {
+    let request = Needs {
+        request_headers: true,
+        reply_headers: false,
+    };
+    let reply = Needs {
+        request_headers: false,
+        reply_headers: true,
+    };
+    let both = Needs {
+        request_headers: true,
+        reply_headers: true,
+    };
+    assert_eq!(request.union(reply), both);
+    assert_eq!(reply.union(request), both);
+    assert_eq!(Needs::default().union(request), request);
+}
