@@ -126,6 +126,12 @@ fn after_forward_timeout_no_new_attempt_starts_and_the_next_parent_is_never_aske
         assert_eq!(seen.len(), 1, "only the first parent was tried: {status}");
         assert!(seen[0].starts_with("ft.test; error=connection_timeout"), "{status}");
         assert!(seen[0].contains(&format!("next-hop=\"{}\"", hole.addr)), "{status}");
+        // The details name the hop, its address and what went wrong.
+        let details = format!(
+            "details=\"cannot connect to parent hole ({}): connection timed out\"",
+            hole.addr
+        );
+        assert!(seen[0].contains(&details), "{status}");
         let lines = hop.wait_for_lines(n + 1);
         let line = parse_log_line(&lines[n]);
         assert_eq!(line.code, code, "{lines:#?}");
