@@ -834,6 +834,60 @@ mod tests {
         });
     }
 
+    /// A client reset while the tunnel is still copying (before any bulk) ends it as an error.
+    #[test]
+    fn a_reset_on_the_copy_path_ends_the_tunnel() {
+        within_a_minute(|| async {
+            let (mut client, mut server, task) = rig(Mode::Auto).await;
+            client.write_all(b"x").await.unwrap();
+            let mut byte = [0u8; 1];
+            server.read_exact(&mut byte).await.unwrap();
+            socket2::SockRef::from(&client)
+                .set_linger(Some(Duration::ZERO))
+                .unwrap();
+            drop(client);
+            assert_eq!(task.await.unwrap().end, RelayEnd::Error);
+        });
+    }
+
+    /// A receiver that does not read for a while fills every buffer on the way (32 MB is
+    /// more than loopback sockets hold): the relay waits for it, on either path, and the
+    /// bytes arrive whole once it reads.
+    async fn a_congested_receiver_is_waited_for(mode: Mode) {
+        let _one_at_a_time = SPLICE_STATE.lock().await;
+        let (mut client, mut server, task) = rig(mode).await;
+        let payload: Vec<u8> = (0..32_000_000u32).map(|i| (i % 241) as u8).collect();
+        let expected = payload.clone();
+        let upload = tokio::spawn(async move {
+            client.write_all(&payload).await.unwrap();
+            client.shutdown().await.unwrap();
+            client
+        });
+        // Not a timing claim: the pause only lets the buffers fill; any length passes.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut received = Vec::new();
+        server.read_to_end(&mut received).await.unwrap();
+        assert!(
+            received == expected,
+            "{} of {} bytes arrived",
+            received.len(),
+            expected.len()
+        );
+        drop(upload.await.unwrap());
+        drop(server);
+        assert_eq!(task.await.unwrap().client_to_server, 32_000_000);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_congested_receiver_is_waited_for_on_the_copy_path() {
+        a_congested_receiver_is_waited_for(Mode::Copy).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_congested_receiver_is_waited_for_on_the_splice_path() {
+        a_congested_receiver_is_waited_for(Mode::Auto).await;
+    }
+
     /// Traffic resets the idle clock: a tunnel that moves a byte every 50 ms is still open
     /// after twice its 2 s idle limit (the limit counts from the last byte, not the start).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
