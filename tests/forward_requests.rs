@@ -2,7 +2,7 @@
 //! 100-continue` with its own `100 Continue` (only for a request with a body that asked), so
 //! a client waiting for it sends the body; `forward_max_tries` caps the attempts of one
 //! request; `retry_on_error` decides whether a parent's 503 is relayed or retried on the next
-//! parent. Loopback block 127.0.90.0/24.
+//! parent; up to sixteen interim answers are dropped. Loopback block 127.0.90.0/24.
 
 mod common;
 
@@ -206,4 +206,36 @@ fn a_bad_chunk_after_the_head_went_upstream_is_400_logged_with_the_hop() {
         format!("HIER_DIRECT/{}", origin.server.addr.ip()),
         "{lines:#?}"
     );
+}
+
+/// Interim answers are dropped, not relayed: an origin that sends exactly the sixteen 1xx
+/// answers the proxy accepts (a `103 Early Hints` and fifteen `102 Processing`) before its
+/// 200 gets that 200 to the client, and nothing of the interim answers.
+#[test]
+fn up_to_sixteen_interim_answers_are_dropped_and_the_final_answer_relayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = scripted("127.0.90.26:0".parse().unwrap(), |_| {
+        let mut out = b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n".to_vec();
+        for _ in 0..15 {
+            out.extend_from_slice(b"HTTP/1.1 102 Processing\r\n\r\n");
+        }
+        out.extend_from_slice(&ok("final"));
+        Act::Reply(out)
+    });
+    let hop = Hop::start(
+        "interim",
+        dir.path(),
+        "127.0.90.16:31280".parse().unwrap(),
+        &hop_config(dir.path(), "interim", "127.0.90.16:31280", "http_access allow all"),
+    );
+    let at = origin.server.addr;
+    let reply = exchange(
+        "127.0.90.16:31280",
+        format!("GET http://{at}/ HTTP/1.1\r\nHost: {at}\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
+    assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
+    assert!(reply.ends_with("final"), "{reply}");
+    assert!(!reply.contains(" 103 ") && !reply.contains(" 102 "), "{reply}");
+    let lines = hop.wait_for_lines(1);
+    assert_eq!(parse_log_line(&lines[0]).code, "TCP_MISS/200", "{lines:#?}");
 }
