@@ -70,11 +70,6 @@ impl LogSender {
             let _ = tx.try_send(Message::Wake);
         }
     }
-
-    /// Records lost so far (full disk, failing file, full queue); never decreases.
-    pub fn dropped(&self) -> u64 {
-        self.shared.dropped.load(Ordering::Relaxed)
-    }
 }
 
 pub struct LogWriter {
