@@ -2,7 +2,7 @@
 //! batches, so slow or full disks never stall a relaying task. Lines are whole strings and a
 //! record cut by a full disk is cut back off the file, so a record is never cut or glued to the
 //! next (Squid 5.7 cuts records at 8 KB: docs/squid-behaviour.md M12). Lost records are counted
-//! ([`LogWriter::dropped`]) and reported on stderr once per episode.
+//! ([`LogWriter::dropped_counter`], the metric `hopproxy_log_records_dropped_total`) and reported on stderr once per episode.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -111,13 +111,8 @@ impl LogWriter {
         ))
     }
 
-    /// Records lost so far (full disk, failing file, full queue); never decreases. A metrics
-    /// exporter reads this (or [`LogWriter::dropped_counter`]).
-    pub fn dropped(&self) -> u64 {
-        self.shared.dropped.load(Ordering::Relaxed)
-    }
-
-    /// The live counter behind [`LogWriter::dropped`], for a registry that outlives this writer.
+    /// The live count of records lost so far (full disk, failing file, full queue; never
+    /// decreases), for a metrics registry that outlives this writer.
     pub fn dropped_counter(&self) -> Arc<AtomicU64> {
         Arc::clone(&self.shared.dropped)
     }
