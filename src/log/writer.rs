@@ -2,7 +2,8 @@
 //! batches, so slow or full disks never stall a relaying task. Lines are whole strings and a
 //! record cut by a full disk is cut back off the file, so a record is never cut or glued to the
 //! next (Squid 5.7 cuts records at 8 KB: docs/squid-behaviour.md M12). Lost records are counted
-//! ([`LogWriter::dropped_counter`], the metric `hopproxy_log_records_dropped_total`) and reported on stderr once per episode.
+//! ([`LogWriter::dropped_counter`], the metric `hopproxy_log_records_dropped_total`) and
+//! reported on stderr once per episode.
 
 use std::path::PathBuf;
 use std::sync::Arc;
