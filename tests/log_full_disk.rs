@@ -251,4 +251,6 @@ fn a_removed_log_file_is_created_again() {
     assert!(assert_whole_records(&wait_for_lines(&log, 1)) >= 1);
     let stderr = hop.stderr_text();
     assert_eq!(stderr.matches("was removed; creating it again").count(), 1, "{stderr}");
+    // The new file opened at the first try: no failed tries to report.
+    assert!(!stderr.contains("failed tries"), "{stderr}");
 }
