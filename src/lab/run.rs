@@ -66,11 +66,30 @@ fn write(path: &Path, text: &str) -> Result<(), LabError> {
     std::fs::write(path, text).map_err(io(format!("writing {}", path.display())))
 }
 
+/// A fresh address block with the endpoint already listening on it. Another lab on the same
+/// machine (tests run several at once) may have drawn the same block a moment before: its
+/// endpoint then holds the address, and a new block is drawn (at most five times).
+fn allocate_with_endpoint(plan: &LabPlan, pki: &Pki) -> Result<(Topology, EndpointHandle), LabError> {
+    let mut draws = 0;
+    loop {
+        let topology = Topology::allocate(&plan.dir, plan.hops).map_err(io("choosing lab addresses"))?;
+        match Endpoint::start(topology.endpoint, pki, EndpointOptions::default()) {
+            Ok(endpoint) => return Ok((topology, endpoint)),
+            Err(super::endpoint::EndpointError::Bind { source, .. })
+                if source.kind() == std::io::ErrorKind::AddrInUse && draws < 4 =>
+            {
+                draws += 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// Writes every file, starts the endpoint and the hops (last first), and reports each to `out`.
 pub fn start(plan: &LabPlan, out: &mut dyn FnMut(&str)) -> Result<Lab, LabError> {
-    let mut topology = Topology::allocate(&plan.dir, plan.hops).map_err(io("choosing lab addresses"))?;
-    topology.tls = plan.tls;
     let pki = Pki::generate(ENDPOINT_NAME, "hopproxy lab CA")?;
+    let (mut topology, endpoint) = allocate_with_endpoint(plan, &pki)?;
+    topology.tls = plan.tls;
     let pki_files = pki.write(&plan.dir, "endpoint")?;
     write(&topology.hosts_file(), &topology.hosts_text())?;
     let agent_dir = plan.dir.join("agent");
@@ -146,7 +165,6 @@ pub fn start(plan: &LabPlan, out: &mut dyn FnMut(&str)) -> Result<Lab, LabError>
         ));
     }
 
-    let endpoint = Endpoint::start(topology.endpoint, &pki, EndpointOptions::default())?;
     out(&format!(
         "endpoint {ENDPOINT_NAME} at {} (TLS 1.3, ALPN h2 and http/1.1)",
         topology.endpoint
