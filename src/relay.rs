@@ -466,13 +466,20 @@ mod tests {
         rig_with_idle(mode, Duration::from_secs(10)).await
     }
 
-    async fn rig_with_idle(mode: Mode, idle: Duration) -> (TcpStream, TcpStream, tokio::task::JoinHandle<RelayStats>) {
+    /// Two connected loopback pairs: the client's end and the relay's, the relay's and the
+    /// server's.
+    async fn socket_pairs() -> [TcpStream; 4] {
         let a = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let b = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client_outer = TcpStream::connect(a.local_addr().unwrap()).await.unwrap();
         let (client_inner, _) = a.accept().await.unwrap();
         let server_inner = TcpStream::connect(b.local_addr().unwrap()).await.unwrap();
         let (server_outer, _) = b.accept().await.unwrap();
+        [client_outer, client_inner, server_inner, server_outer]
+    }
+
+    async fn rig_with_idle(mode: Mode, idle: Duration) -> (TcpStream, TcpStream, tokio::task::JoinHandle<RelayStats>) {
+        let [client_outer, client_inner, server_inner, server_outer] = socket_pairs().await;
         let (_tx, rx) = watch::channel(false);
         let task = tokio::spawn(async move {
             let _keep_sender = _tx;
@@ -483,12 +490,7 @@ mod tests {
 
     /// The same rig through the stream path (the one TLS ends take), with plain TCP ends.
     async fn rig_streams() -> (TcpStream, TcpStream, tokio::task::JoinHandle<RelayStats>) {
-        let a = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let b = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client_outer = TcpStream::connect(a.local_addr().unwrap()).await.unwrap();
-        let (client_inner, _) = a.accept().await.unwrap();
-        let server_inner = TcpStream::connect(b.local_addr().unwrap()).await.unwrap();
-        let (server_outer, _) = b.accept().await.unwrap();
+        let [client_outer, client_inner, server_inner, server_outer] = socket_pairs().await;
         let (_tx, rx) = watch::channel(false);
         let task = tokio::spawn(async move {
             let _keep_sender = _tx;
@@ -506,7 +508,17 @@ mod tests {
     }
 
     async fn bulk_and_half_close(mode: Mode) {
-        let (mut client, mut server, task) = rig(mode).await;
+        let (client, server, task) = rig(mode).await;
+        bulk_and_half_close_over(client, server, task, 0).await;
+    }
+
+    /// 3 MB up, a half-close, a reply down; `earlier` bytes already went up on this tunnel.
+    async fn bulk_and_half_close_over(
+        mut client: TcpStream,
+        mut server: TcpStream,
+        task: tokio::task::JoinHandle<RelayStats>,
+        earlier: u64,
+    ) {
         let payload: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
         let expected = payload.clone();
         let upload = tokio::spawn(async move {
@@ -530,7 +542,7 @@ mod tests {
         let stats = task.await.unwrap();
         assert_eq!(
             (stats.client_to_server, stats.server_to_client, stats.end),
-            (3_000_000, 22, RelayEnd::Closed)
+            (earlier + 3_000_000, 22, RelayEnd::Closed)
         );
     }
 
@@ -607,30 +619,7 @@ mod tests {
             assert!(received == message, "a {size}-byte message arrives whole");
         }
         let messages = sizes.iter().sum::<usize>() as u64;
-        let payload: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
-        let expected = payload.clone();
-        let upload = tokio::spawn(async move {
-            client.write_all(&payload).await.unwrap();
-            client.shutdown().await.unwrap();
-            let mut answer = Vec::new();
-            client.read_to_end(&mut answer).await.unwrap();
-            answer
-        });
-        let mut received = Vec::new();
-        server.read_to_end(&mut received).await.unwrap();
-        assert!(
-            received == expected,
-            "bulk arrives whole and in order ({} bytes)",
-            received.len()
-        );
-        server.write_all(b"reply after half-close").await.unwrap();
-        server.shutdown().await.unwrap();
-        assert_eq!(upload.await.unwrap(), b"reply after half-close");
-        let stats = task.await.unwrap();
-        assert_eq!(
-            (stats.client_to_server, stats.server_to_client, stats.end),
-            (messages + 3_000_000, 22, RelayEnd::Closed)
-        );
+        bulk_and_half_close_over(client, server, task, messages).await;
     }
 
     /// Runs `test` on a runtime of its own and fails if it has not finished within a minute.
