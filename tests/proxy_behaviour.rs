@@ -8,11 +8,14 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use common::black_hole::Doorway;
 use common::{Hop, curl, exchange, header, hop_config, parse_log_line};
 
-/// In-request failover: the first parent is up when proxy 1 starts (its start-up probe finds
-/// it) and is killed afterwards, so each request tries it, is refused, and goes on to the
-/// second parent within the same request.
+/// In-request failover: the first parent is up when proxy 1 starts (its start-up probe is
+/// accepted) and closed afterwards, so each request tries it, is refused, and goes on to the
+/// second parent within the same request. The test waits for the probe itself: a parent
+/// killed before the probe ran would be marked down at start-up instead, and the requests
+/// would never try it.
 #[test]
 fn second_parent_carries_the_tunnel_when_the_first_is_down() {
     let dir = tempfile::tempdir().unwrap();
@@ -23,21 +26,25 @@ fn second_parent_carries_the_tunnel_when_the_first_is_down() {
         "127.0.1.12:31280".parse().unwrap(),
         &hop_config(dir.path(), "p2", "127.0.1.12:31280", "http_access allow all"),
     );
-    let mut first = Hop::start(
-        "p3",
-        dir.path(),
-        "127.0.1.13:31280".parse().unwrap(),
-        &hop_config(dir.path(), "p3", "127.0.1.13:31280", "http_access allow all"),
+    let first = Doorway::bind("127.0.1.13:0".parse().unwrap());
+    let rules = format!(
+        "http_access allow all\ncache_peer 127.0.1.13 parent {} 0 no-query default\n\
+         cache_peer 127.0.1.12 parent 31280 0 no-query\nnever_direct allow all",
+        first.addr.port()
     );
-    let rules = "http_access allow all\ncache_peer 127.0.1.13 parent 31280 0 no-query default\ncache_peer 127.0.1.12 parent 31280 0 no-query\nnever_direct allow all";
     let p1 = Hop::start(
         "p1",
         dir.path(),
         "127.0.1.11:31280".parse().unwrap(),
-        &hop_config(dir.path(), "p1", "127.0.1.11:31280", rules),
+        &hop_config(dir.path(), "p1", "127.0.1.11:31280", &rules),
     );
-    // Killed only now: proxy 1 started with both parents up.
-    first.kill();
+    assert!(
+        first.accept_one(Duration::from_secs(10)),
+        "p1 never probed its first parent\n{}",
+        p1.stderr_text()
+    );
+    // Closed only now: proxy 1's probe found both parents up.
+    drop(first);
     for round in 0..3 {
         let reply = exchange(
             "127.0.1.11:31280",
@@ -59,7 +66,6 @@ fn second_parent_carries_the_tunnel_when_the_first_is_down() {
         );
     }
     assert_eq!(p2.wait_for_lines(3).len(), 3);
-    assert!(first.log_lines().is_empty(), "{:?}", first.log_lines());
 }
 
 /// Squid 5.7 counts a parent's 403 as a failure and declares it dead after ten (docs/squid-behaviour.md F9);
