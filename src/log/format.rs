@@ -390,7 +390,9 @@ fn unknown_code(whole: &str, at: &str) -> FormatError {
     } else if word.starts_with("adapt::") || word.starts_with("icap::") {
         Some("hopproxy has no ICAP or eCAP adaptation".into())
     } else {
-        let candidates = CODES.iter().map(|(name, _)| *name);
+        // "%%" is a literal percent sign, never the code someone misspelt, and every
+        // one-letter prefix is one edit away from it.
+        let candidates = CODES.iter().map(|(name, _)| *name).filter(|name| *name != "%");
         let close = (1..=word.len())
             .rev()
             .filter_map(|n| word.get(..n))

@@ -219,6 +219,34 @@ fn bad_formats_are_refused_with_a_hint() {
     assert!(compile("%").is_err());
 }
 
+/// The "did you mean" hint: the first code (in the table's order) one edit away from the
+/// longest prefix of the unknown word that has one, judged on the word alone, and no
+/// suggestion when nothing is that close.
+#[test]
+fn the_suggested_code_is_one_edit_away_or_none() {
+    let hint = |format: &str| compile(format).unwrap_err().hint.unwrap();
+    assert_eq!(hint("%zz"), "see docs/logformat.md for the codes hopproxy knows");
+    assert_eq!(hint("%qqqqqq"), "see docs/logformat.md for the codes hopproxy knows");
+    // ts, tu, tl, tg, tS and tr are all one edit from "tx": the first listed wins.
+    assert_eq!(hint("%tx"), "did you mean %ts? (see docs/logformat.md for the codes)");
+    assert_eq!(hint("%sr"), "did you mean %tr? (see docs/logformat.md for the codes)");
+    assert_eq!(
+        hint("%err_cod"),
+        "did you mean %err_code? (see docs/logformat.md for the codes)"
+    );
+    // What follows the word (a space, the next code) plays no part.
+    for (alone, followed) in [("%s", "%s %tr"), ("%<s", "%<s x"), ("%zz", "%zz%ts")] {
+        assert_eq!(hint(alone), hint(followed), "{followed}");
+    }
+    for adaptation in ["%adapt::<last_h", "%icap::tt"] {
+        assert_eq!(
+            hint(adaptation),
+            "hopproxy has no ICAP or eCAP adaptation",
+            "{adaptation}"
+        );
+    }
+}
+
 /// Several outputs share one record: it keeps what any of their formats reads.
 #[test]
 fn the_needs_of_several_formats_add_up() {
