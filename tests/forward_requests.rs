@@ -2,7 +2,8 @@
 //! 100-continue` with its own `100 Continue` (only for a request with a body that asked), so
 //! a client waiting for it sends the body; `forward_max_tries` caps the attempts of one
 //! request; `retry_on_error` decides whether a parent's 503 is relayed or retried on the next
-//! parent; up to sixteen interim answers are dropped. Loopback block 127.0.90.0/24.
+//! parent; up to sixteen interim answers are dropped; response heads up to 64 KiB are relayed
+//! and larger ones refused. Loopback block 127.0.90.0/24.
 
 mod common;
 
@@ -238,4 +239,53 @@ fn up_to_sixteen_interim_answers_are_dropped_and_the_final_answer_relayed() {
     assert!(!reply.contains(" 103 ") && !reply.contains(" 102 "), "{reply}");
     let lines = hop.wait_for_lines(1);
     assert_eq!(parse_log_line(&lines[0]).code, "TCP_MISS/200", "{lines:#?}");
+}
+
+/// A response head of about 60 KiB (a long cookie) is relayed byte for byte; one over the
+/// 64 KiB limit, or with more header fields than the parser takes, is a 502 naming RFC 9209's
+/// `http_response_header_section_size`.
+#[test]
+fn response_heads_up_to_64_kib_pass_and_larger_ones_are_502() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = scripted("127.0.90.27:0".parse().unwrap(), |r| {
+        let head = |fields: &str| format!("HTTP/1.1 200 OK\r\n{fields}Content-Length: 2\r\n\r\nok").into_bytes();
+        match r.head.split(' ').nth(1).unwrap_or("") {
+            "/big" => Act::Reply(head(&format!("Set-Cookie: c={}\r\n", "b".repeat(60_000)))),
+            "/huge" => Act::Reply(head(&format!("Set-Cookie: c={}\r\n", "h".repeat(70_000)))),
+            "/many" => Act::Reply(head(&(0..200).map(|i| format!("X-F{i}: v\r\n")).collect::<String>())),
+            _ => Act::Reply(ok("next")),
+        }
+    });
+    let hop = Hop::start(
+        "heads",
+        dir.path(),
+        "127.0.90.17:31280".parse().unwrap(),
+        &hop_config(dir.path(), "heads", "127.0.90.17:31280", "http_access allow all"),
+    );
+    let at = origin.server.addr;
+    let get = |path: &str| {
+        exchange(
+            "127.0.90.17:31280",
+            format!("GET http://{at}{path} HTTP/1.1\r\nHost: {at}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+    };
+    let big = get("/big");
+    assert!(big.starts_with("HTTP/1.1 200 OK\r\n"), "{}", &big[..big.len().min(300)]);
+    assert!(
+        big.contains(&format!("\r\nSet-Cookie: c={}\r\n", "b".repeat(60_000))),
+        "the cookie arrived whole"
+    );
+    assert!(big.ends_with("\r\n\r\nok"));
+    for path in ["/huge", "/many"] {
+        let reply = get(path);
+        assert!(reply.starts_with("HTTP/1.1 502 "), "{path}: {reply}");
+        let status = header(&reply, "Proxy-Status").unwrap_or_default();
+        assert!(
+            status.starts_with("heads.test; error=http_response_header_section_size;"),
+            "{path}: {status}"
+        );
+    }
+    let lines = hop.wait_for_lines(3);
+    let codes: Vec<String> = lines.iter().map(|l| parse_log_line(l).code).collect();
+    assert_eq!(codes, ["TCP_MISS/200", "TCP_MISS/502", "TCP_MISS/502"], "{lines:#?}");
 }

@@ -14,6 +14,8 @@ pub enum HeadError {
     ClosedEarly { received: usize },
     #[error("head larger than {limit} bytes")]
     TooLarge { limit: usize },
+    #[error("more than {limit} header fields")]
+    TooManyFields { limit: usize },
     #[error("timed out waiting for a complete head")]
     Timeout { received: usize },
     #[error("malformed head: {0}")]

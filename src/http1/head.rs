@@ -53,7 +53,7 @@ fn own_headers(raw: &[httparse::Header<'_>]) -> Vec<Header> {
 fn map_error(e: httparse::Error) -> HeadError {
     match e {
         httparse::Error::Version => HeadError::Version,
-        httparse::Error::TooManyHeaders => HeadError::TooLarge { limit: MAX_HEADERS },
+        httparse::Error::TooManyHeaders => HeadError::TooManyFields { limit: MAX_HEADERS },
         other => HeadError::Malformed(other.to_string()),
     }
 }

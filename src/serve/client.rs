@@ -109,6 +109,11 @@ async fn head_error(ctx: &ClientCtx, client: &mut BufConn, error: HeadError, sta
             "error:request-too-large",
             format!("request head larger than {limit} bytes"),
         ),
+        HeadError::TooManyFields { limit } => (
+            431,
+            "error:request-too-large",
+            format!("request head with more than {limit} header fields"),
+        ),
         HeadError::Version => (
             505,
             "error:unsupported-http-version",

@@ -228,6 +228,14 @@ impl HopError {
                 ErrorType::ConnectionTerminated,
                 format!("{addr} closed the connection without a response"),
             ),
+            HopError::Head {
+                error: error @ (HeadError::TooLarge { .. } | HeadError::TooManyFields { .. }),
+                ..
+            } => ProxyError::new(
+                502,
+                ErrorType::HttpResponseHeaderSectionSize,
+                format!("response from {addr}: {error}"),
+            ),
             HopError::Head { error, .. } => ProxyError::new(
                 502,
                 ErrorType::HttpProtocolError,
