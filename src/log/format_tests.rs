@@ -121,6 +121,24 @@ fn zero_padding_widths_and_absent_values() {
     assert_eq!(render("%8.3tr"), "  11.400\n");
 }
 
+/// `.N` on the response time gives N digits of milliseconds' fraction (at most 3); `.0`, or
+/// none, the whole milliseconds. On the start time it gives N digits of the seconds'
+/// fraction, and `.0` none at all.
+#[test]
+fn precision_of_the_response_and_start_times() {
+    let mut r = record();
+    r.elapsed = Duration::from_micros(1_234_567);
+    let render = |f: &str| compile(f).unwrap().render(&r, true);
+    assert_eq!(
+        render("%tr %.0tr %.1tr %.2tr %.3tr %.5tr"),
+        "1234 1234 1234.5 1234.56 1234.567 1234.567\n"
+    );
+    assert_eq!(
+        render("%.0tS %.1tS %tS %.6tS"),
+        "1796031714 1796031714.4 1796031714.481 1796031714.481683\n"
+    );
+}
+
 #[test]
 fn connect_and_error_urls() {
     let mut r = record();
