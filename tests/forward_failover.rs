@@ -87,6 +87,11 @@ fn a_parent_that_answers_garbage_is_left_for_the_next() {
     let chain = chain(dir.path(), 2, bad.server.addr, "");
     assert_failed_over(&chain);
     assert_eq!(bad.wait_for_requests(1).len(), 1);
+    // The operator's record of the failed attempt says which hop and what it sent.
+    chain.p1.wait_for_stderr(&format!(
+        "{} failed before any response byte: unsupported HTTP version",
+        bad.server.addr
+    ));
 }
 
 #[test]
@@ -96,6 +101,10 @@ fn a_silent_parent_is_left_after_the_read_timeout() {
     let chain = chain(dir.path(), 3, bad.server.addr, "read_timeout 1 second");
     assert_failed_over(&chain);
     assert_eq!(bad.wait_for_requests(1).len(), 1);
+    chain.p1.wait_for_stderr(&format!(
+        "{} failed before any response byte: timed out waiting for a complete head",
+        bad.server.addr
+    ));
 }
 
 /// A POST whose body the parent may have acted on is not sent again: the client gets the

@@ -128,6 +128,12 @@ fn hostile_origin_behind_two_hopproxy_hops() {
     let p1 = hopproxy_hop(dir.path(), "p1", "127.0.72.11:31280", &parent_rules(p2.addr));
 
     leftovers_never_answer_the_next_request(p1.addr, &origin, true);
+    // The hop next to the origin tells its operator (each answer came in one write, so the
+    // stray bytes sat in the buffer when the response ended).
+    p2.wait_for_stderr(&format!(
+        "{o} sent {} bytes past the end of its response; connection closed",
+        SMUGGLED.len()
+    ));
     cut_bodies_close_the_client(p1.addr, o);
 
     for path in ["switch", "continues"] {

@@ -265,3 +265,61 @@ fn bytes_an_origin_sends_between_responses_never_answer_the_next_request() {
     );
     drop(kept);
 }
+
+/// An answer whose end the method or status fixes (HEAD, 204, 304) rather than its own
+/// framing never leaves its connection for the next request (a lenient hop behind could pass
+/// stray bytes after the proxy looked); an ordinary answer does. Each line logs every byte
+/// the client received, and only the hostile test's stray bytes are reported on stderr.
+#[test]
+fn connections_after_head_204_and_304_answers_are_never_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = scripted("127.0.71.24:0".parse().unwrap(), |r| {
+        match r.head.split(' ').nth(1).unwrap_or("") {
+            "/head" => Act::Reply(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n".to_vec()),
+            "/204" => Act::Reply(b"HTTP/1.1 204 No Content\r\n\r\n".to_vec()),
+            "/304" => Act::Reply(b"HTTP/1.1 304 Not Modified\r\nETag: \"e\"\r\n\r\n".to_vec()),
+            _ => Act::Reply(ok("plain")),
+        }
+    });
+    let hop = Hop::start(
+        "r",
+        dir.path(),
+        "127.0.71.14:31280".parse().unwrap(),
+        &hop_config(dir.path(), "r", "127.0.71.14:31280", "http_access allow all"),
+    );
+    let at = origin.server.addr;
+    let mut client = KeepAliveClient::connect(hop.addr);
+    let steps = [
+        ("GET", "/plain", 200),
+        ("GET", "/plain", 200),
+        ("HEAD", "/head", 200),
+        ("GET", "/plain", 200),
+        ("GET", "/204", 204),
+        ("GET", "/plain", 200),
+        ("GET", "/304", 304),
+        ("GET", "/plain", 200),
+    ];
+    let mut sizes = Vec::new();
+    for (method, path, status) in steps {
+        let request = format!("{method} http://{at}{path} HTTP/1.1\r\nHost: {at}\r\n\r\n");
+        let response = client
+            .ask(request.as_bytes(), method == "HEAD")
+            .unwrap_or_else(|| panic!("{method} {path}: no answer"));
+        assert_eq!(response.status(), status, "{method} {path}: {response:?}");
+        sizes.push((response.head.len() + response.body.len()) as u64);
+    }
+    let connections: Vec<usize> = origin
+        .wait_for_requests(steps.len())
+        .iter()
+        .map(|r| r.connection)
+        .collect();
+    assert_eq!(
+        connections,
+        [0, 0, 0, 1, 1, 2, 2, 3],
+        "the origin connection of each request"
+    );
+    let lines = hop.wait_for_lines(steps.len());
+    let logged: Vec<u64> = lines.iter().map(|l| parse_log_line(l).bytes).collect();
+    assert_eq!(logged, sizes, "{lines:#?}");
+    assert!(!hop.stderr_text().contains("past the end"), "{}", hop.stderr_text());
+}

@@ -16,7 +16,6 @@ use hickory_resolver::config::{LookupIpStrategy, NameServerConfig, ResolverConfi
 use hickory_resolver::net::NetError;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 
-/// The longest a lookup may take (Squid's `dns_timeout` is 30 s).
 /// Names (per record type) kept in the cache.
 const CACHE_ENTRIES: u64 = 4096;
 /// Longest time a positive answer is kept, whatever its TTL (Squid's `positive_dns_ttl`).

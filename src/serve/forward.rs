@@ -283,15 +283,6 @@ impl SendError {
     }
 }
 
-impl std::fmt::Display for SendError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SendError::Client(e) => e.fmt(f),
-            SendError::Hop(e) => e.fmt(f),
-        }
-    }
-}
-
 fn key_of(attempt: &Attempt, target: &Target) -> HopKey {
     match attempt.hop {
         NextHop::Direct => HopKey::Direct(authority(target)),
@@ -352,16 +343,10 @@ pub async fn handle(
         let _ = client.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await;
     }
     if let Err(e) = take_small_body(ctx, client, &mut request).await {
+        // Only Content-Length bodies are taken here, so there is no chunk framing to refuse:
+        // the client went away or fell silent.
         tracing::info!(client = %ctx.client_ip, "{} {}: request body not received: {e}", tx.method(), tx.url());
-        let failure = match e {
-            BodyError::BadChunk(_) => Failure::refused(ProxyError::new(
-                400,
-                ErrorType::HttpRequestError,
-                format!("request body: {e}"),
-            )),
-            _ => Failure::unanswered(ResultCode::Miss, HopSeen::NONE),
-        };
-        return fail(tx, client, failure).await;
+        return fail(tx, client, Failure::unanswered(ResultCode::Miss, HopSeen::NONE)).await;
     }
 
     let mut tries = Tries::new(&ctx.generation.config);
