@@ -179,6 +179,26 @@ fn retry_on_error_moves_a_503_answer_to_the_next_parent_only_when_on() {
         "{lines:#?}"
     );
     assert_eq!(busy.requests().len(), 2, "the busy parent was asked first");
+
+    // With nobody left to ask, the last hop's 503 is relayed, retry_on_error or not.
+    let last = "127.0.90.18:31280";
+    let only_busy = format!(
+        "cache_peer {} parent {} 0 no-query name=busy\nnever_direct allow all\nhttp_access allow all\n\
+         retry_on_error on",
+        busy.server.addr.ip(),
+        busy.server.addr.port()
+    );
+    let hop_last = Hop::start(
+        "last",
+        dir.path(),
+        last.parse().unwrap(),
+        &hop_config(dir.path(), "last", last, &only_busy),
+    );
+    let reply = exchange(last, request);
+    assert!(reply.starts_with("HTTP/1.1 503 "), "relayed: {reply}");
+    assert!(reply.ends_with("\r\n\r\nbusy"), "{reply}");
+    assert_eq!(parse_log_line(&hop_last.wait_for_lines(1)[0]).code, "TCP_MISS/503");
+    assert_eq!(busy.requests().len(), 3);
 }
 
 /// A chunked body streams upstream after the head: a bad chunk line found on the way is the

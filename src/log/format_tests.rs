@@ -84,6 +84,8 @@ fn every_code_as_squid_logs_it() {
         ("%{X-Multi}>h", "a=1;b=2,%20b=3"),
         ("%{X-Multi:;b}>h", "2"),
         ("%{X-Multi:a}>h", "1;b=2"),
+        // Without a separator character, `,` separates the members.
+        ("%{X-Multi:b}>h", "3"),
         ("%{Nope}>h", "-"),
         ("%10.3{User-Agent}>h|", "       Moz|"),
         ("%-10.3{User-Agent}>h|", "Moz       |"),
@@ -137,6 +139,24 @@ fn precision_of_the_response_and_start_times() {
         render("%.0tS %.1tS %tS %.6tS"),
         "1796031714 1796031714.4 1796031714.481 1796031714.481683\n"
     );
+}
+
+/// The URL's parts: the scheme's default port when none is written, and an IPv6 literal's
+/// host without brackets (with or without a port).
+#[test]
+fn url_parts_default_ports_and_ipv6_literals() {
+    let mut r = record();
+    let render = |r: &Record| compile("%>rs %>rd %>rP").unwrap().render(r, true);
+    for (url, expected) in [
+        ("http://a.example/x", "http a.example 80\n"),
+        ("https://a.example/x", "https a.example 443\n"),
+        ("ftp://a.example/x", "ftp a.example -\n"),
+        ("http://[2001:db8::1]/x", "http 2001:db8::1 80\n"),
+        ("http://[2001:db8::1]:8080/x", "http 2001:db8::1 8080\n"),
+    ] {
+        r.url = url.into();
+        assert_eq!(render(&r), expected, "{url}");
+    }
 }
 
 #[test]
