@@ -220,6 +220,25 @@ fn a_record_stays_one_line_in_every_quoting() {
     }
 }
 
+/// What each quoting does to quotes, backslashes, line ends, a tab, another control
+/// character, non-ASCII and the characters URL and MIME quoting reserve.
+#[test]
+fn each_quoting_escapes_its_own_set() {
+    let mut r = record();
+    r.details.request_headers = vec![("X".into(), "a\"b\\c\r\n\t\x01é[%] d".as_bytes().to_vec())];
+    let render = |format: &str| compile(format).unwrap().render(&r, true);
+    for (format, expected) in [
+        ("%{X}>h", "a%22b%5Cc%0D%0A%09%01%C3%A9%5B%%5D%20d"),
+        ("%'{X}>h", "a\"b\\c%0D%0A%09%01é[%] d"),
+        ("%\"{X}>h", "a\\\"b\\\\c\\r\\n\\t%01é[%] d"),
+        ("%[{X}>h", "a\"b\\\\c\\r\\n%09%01%C3%A9%5B%25%5D d"),
+        ("%#{X}>h", "a%22b%5Cc%0D%0A%09%01%C3%A9%5B%25%5D%20d"),
+        ("%/{X}>h", "\"a\\\"b\\\\c\\r\\n%09%01é[%] d\""),
+    ] {
+        assert_eq!(render(format), format!("{expected}\n"), "{format}");
+    }
+}
+
 #[test]
 fn needs_only_what_the_codes_read() {
     assert_eq!(compile("%ts %>a %ru").unwrap().needs(), Needs::default());
@@ -270,6 +289,11 @@ fn the_suggested_code_is_one_edit_away_or_none() {
     assert_eq!(hint("%sr"), "did you mean %tr? (see docs/logformat.md for the codes)");
     assert_eq!(
         hint("%err_cod"),
+        "did you mean %err_code? (see docs/logformat.md for the codes)"
+    );
+    // One letter too many: a deletion away.
+    assert_eq!(
+        hint("%errr_code"),
         "did you mean %err_code? (see docs/logformat.md for the codes)"
     );
     // What follows the word (a space, the next code) plays no part.
