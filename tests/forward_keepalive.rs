@@ -268,16 +268,19 @@ fn bytes_an_origin_sends_between_responses_never_answer_the_next_request() {
 
 /// An answer whose end the method or status fixes (HEAD, 204, 304) rather than its own
 /// framing never leaves its connection for the next request (a lenient hop behind could pass
-/// stray bytes after the proxy looked); an ordinary answer does. Each line logs every byte
+/// stray bytes after the proxy looked), nor does one that said `Connection: close`; an
+/// ordinary answer does. Each line logs every byte
 /// the client received, and only the hostile test's stray bytes are reported on stderr.
 #[test]
-fn connections_after_head_204_and_304_answers_are_never_reused() {
+fn connections_after_head_204_304_and_close_answers_are_never_reused() {
     let dir = tempfile::tempdir().unwrap();
     let origin = scripted("127.0.71.24:0".parse().unwrap(), |r| {
         match r.head.split(' ').nth(1).unwrap_or("") {
             "/head" => Act::Reply(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n".to_vec()),
             "/204" => Act::Reply(b"HTTP/1.1 204 No Content\r\n\r\n".to_vec()),
             "/304" => Act::Reply(b"HTTP/1.1 304 Not Modified\r\nETag: \"e\"\r\n\r\n".to_vec()),
+            // Says close but keeps the connection open: the proxy must not use it again.
+            "/close" => Act::Reply(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok".to_vec()),
             _ => Act::Reply(ok("plain")),
         }
     });
@@ -298,6 +301,8 @@ fn connections_after_head_204_and_304_answers_are_never_reused() {
         ("GET", "/plain", 200),
         ("GET", "/304", 304),
         ("GET", "/plain", 200),
+        ("GET", "/close", 200),
+        ("GET", "/plain", 200),
     ];
     let mut sizes = Vec::new();
     for (method, path, status) in steps {
@@ -315,7 +320,7 @@ fn connections_after_head_204_and_304_answers_are_never_reused() {
         .collect();
     assert_eq!(
         connections,
-        [0, 0, 0, 1, 1, 2, 2, 3],
+        [0, 0, 0, 1, 1, 2, 2, 3, 3, 4],
         "the origin connection of each request"
     );
     let lines = hop.wait_for_lines(steps.len());
