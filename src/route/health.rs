@@ -133,4 +133,19 @@ mod tests {
         assert!(!h.is_down());
         assert!(!h.record_failure(10), "count restarts after a success");
     }
+
+    /// The metrics' total counts every failure, the start-up probe's included, and a success
+    /// does not reset it.
+    #[test]
+    fn the_failure_total_counts_every_failure_and_survives_a_success() {
+        let h = PeerHealth::default();
+        assert_eq!(h.failures_total(), 0);
+        assert!(h.mark_down());
+        assert!(!h.mark_down(), "already down");
+        h.record_success();
+        for _ in 0..3 {
+            h.record_failure(10);
+        }
+        assert_eq!(h.failures_total(), 5);
+    }
 }
