@@ -119,3 +119,83 @@ fn a_timed_out_parent_attempt_is_a_proxy_status_member() {
     let lines = p1.wait_for_lines(1);
     assert_eq!(parse_log_line(&lines[0]).code, "TCP_MISS/504", "{lines:#?}");
 }
+
+/// A parent may itself spend its own connect timeout reaching the origin, so its answer to a
+/// CONNECT is awaited for `connect_timeout` + `peer_connect_timeout` (at most 30 s of the
+/// latter): a parent that answers after 1.5 s, with `connect_timeout 1 second`, is not given
+/// up on. Its answer head of several KiB (a long header) is accepted too.
+#[test]
+fn a_parent_slower_than_connect_timeout_with_a_long_answer_head_carries_the_tunnel() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let parent = std::net::TcpListener::bind("127.0.88.33:0").unwrap();
+    let parent_addr = parent.local_addr().unwrap();
+    let rules = format!(
+        "cache_peer {} parent {} 0 no-query name=slow\nnever_direct allow all\nhttp_access allow all\n\
+         connect_timeout 1 second\npeer_connect_timeout 2 seconds",
+        parent_addr.ip(),
+        parent_addr.port()
+    );
+    let p1 = Hop::start(
+        "p1",
+        dir.path(),
+        "127.0.88.14:31280".parse().unwrap(),
+        &hop_config(dir.path(), "p1", "127.0.88.14:31280", &rules),
+    );
+    let serving = std::thread::spawn(move || {
+        // The start-up probe connects and sends nothing; the CONNECT comes on the next one.
+        for _ in 0..4 {
+            let (mut conn, _) = parent.accept().unwrap();
+            conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                match conn.read(&mut byte) {
+                    Ok(1) => head.push(byte[0]),
+                    _ => break,
+                }
+            }
+            if !head.starts_with(b"CONNECT ") {
+                continue;
+            }
+            std::thread::sleep(Duration::from_millis(1500));
+            let pad = "p".repeat(4000);
+            conn.write_all(format!("HTTP/1.1 200 Connection established\r\nX-Pad: {pad}\r\n\r\n").as_bytes())
+                .unwrap();
+            let mut inside = [0u8; 4];
+            conn.read_exact(&mut inside).unwrap();
+            conn.write_all(&inside).unwrap();
+            return String::from_utf8_lossy(&head).into_owned();
+        }
+        panic!("no CONNECT reached the parent");
+    });
+    let mut client = std::net::TcpStream::connect(p1.addr).unwrap();
+    client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    client
+        .write_all(b"CONNECT far.invalid:443 HTTP/1.1\r\nHost: far.invalid:443\r\n\r\nping")
+        .unwrap();
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !reply.ends_with(b"ping") {
+        match client.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => reply.extend_from_slice(&buf[..n]),
+        }
+    }
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(
+        reply.starts_with("HTTP/1.1 200 Connection established\r\n") && reply.ends_with("\r\n\r\nping"),
+        "{reply}\n{}",
+        p1.stderr_text()
+    );
+    assert!(serving.join().unwrap().starts_with("CONNECT far.invalid:443 "));
+    drop(client);
+    let line = parse_log_line(&p1.wait_for_lines(1)[0]);
+    assert_eq!(
+        (line.code.as_str(), line.hierarchy.as_str()),
+        (
+            "TCP_TUNNEL/200",
+            format!("FIRSTUP_PARENT/{}", parent_addr.ip()).as_str()
+        )
+    );
+}
