@@ -2,7 +2,8 @@
 //! instead of a status line, silence past the bound) is left for the next parent within the
 //! same request, and a kept origin connection that the origin closed is replaced by a fresh
 //! one. Each test can only pass through a real in-request retry: the failing peer records
-//! that it received the request. Loopback block 127.0.70.0/24.
+//! that it received the request. A parent that resets a CONNECT, with none left to try, is
+//! named as the hop that closed the connection. Loopback block 127.0.70.0/24.
 
 mod common;
 
@@ -273,4 +274,40 @@ fn a_body_up_to_64_kib_is_kept_for_a_retry_and_a_larger_one_is_not() {
     let p2 = chain.p2.wait_for_lines(2);
     assert_eq!(p2.len(), 2, "{p2:#?}");
     assert!(p2.iter().all(|l| parse_log_line(l).method == "PUT"), "{p2:#?}");
+}
+
+/// A parent that resets a CONNECT before answering it, with no other parent left, is a 502
+/// `connection_terminated` naming that parent, logged once.
+#[test]
+fn a_parent_that_resets_a_connect_is_502_connection_terminated() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = scripted("127.0.70.41:0".parse().unwrap(), |_| Act::Reset);
+    let rules = format!(
+        "cache_peer {} parent {} 0 no-query name=bad\nnever_direct allow all\nhttp_access allow all",
+        bad.server.addr.ip(),
+        bad.server.addr.port()
+    );
+    let listen = "127.0.70.40:31280";
+    let p1 = Hop::start(
+        "p1",
+        dir.path(),
+        listen.parse().unwrap(),
+        &hop_config(dir.path(), "p1", listen, &rules),
+    );
+    let reply = exchange(
+        listen,
+        b"CONNECT far.invalid:443 HTTP/1.1\r\nHost: far.invalid:443\r\n\r\n",
+    );
+    assert!(reply.starts_with("HTTP/1.1 502 Bad Gateway\r\n"), "{reply}");
+    let status = header(&reply, "Proxy-Status").unwrap_or_default();
+    assert!(
+        status.starts_with(&format!(
+            "p1.test; error=connection_terminated; next-hop=\"{}\"",
+            bad.server.addr
+        )),
+        "{status}"
+    );
+    assert_eq!(bad.wait_for_requests(1).len(), 1, "the parent got the CONNECT");
+    let lines = p1.wait_for_lines(1);
+    assert_eq!(parse_log_line(&lines[0]).code, "NONE_NONE/502", "{lines:#?}");
 }
