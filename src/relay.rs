@@ -488,6 +488,23 @@ mod tests {
         (client_outer, server_outer, task)
     }
 
+    /// Closes `stream` with a reset (RST) instead of a FIN.
+    fn reset(stream: TcpStream) {
+        socket2::SockRef::from(&stream)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(stream);
+    }
+
+    /// How the relay in `task` ended; panics with `stuck` if it runs on for 30 s.
+    async fn end_of(task: tokio::task::JoinHandle<RelayStats>, stuck: &str) -> RelayEnd {
+        tokio::time::timeout(Duration::from_secs(30), task)
+            .await
+            .expect(stuck)
+            .unwrap()
+            .end
+    }
+
     /// The same rig through the stream path (the one TLS ends take), with plain TCP ends.
     async fn rig_streams() -> (TcpStream, TcpStream, tokio::task::JoinHandle<RelayStats>) {
         let [client_outer, client_inner, server_inner, server_outer] = socket_pairs().await;
@@ -592,15 +609,8 @@ mod tests {
         let mut part = vec![0u8; 500_000];
         server.read_exact(&mut part).await.unwrap();
         server.shutdown().await.unwrap();
-        socket2::SockRef::from(&server)
-            .set_linger(Some(Duration::ZERO))
-            .unwrap();
-        drop(server);
-        let stats = tokio::time::timeout(Duration::from_secs(30), task)
-            .await
-            .expect("the tunnel outlived the reset")
-            .unwrap();
-        assert_eq!(stats.end, RelayEnd::Error);
+        reset(server);
+        assert_eq!(end_of(task, "the tunnel outlived the reset").await, RelayEnd::Error);
         drop(upload.await.unwrap());
     }
 
@@ -717,15 +727,8 @@ mod tests {
                 SPLICE_WORKS,
                 "this tunnel spliced"
             );
-            socket2::SockRef::from(&client)
-                .set_linger(Some(Duration::ZERO))
-                .unwrap();
-            drop(client);
-            let stats = tokio::time::timeout(Duration::from_secs(30), task)
-                .await
-                .expect("the tunnel outlived the reset")
-                .unwrap();
-            assert_eq!(stats.end, RelayEnd::Error);
+            reset(client);
+            assert_eq!(end_of(task, "the tunnel outlived the reset").await, RelayEnd::Error);
             assert_eq!(
                 SPLICE_SUPPORT.load(Ordering::Relaxed),
                 SPLICE_WORKS,
@@ -810,15 +813,11 @@ mod tests {
             client.write_all(b"x").await.unwrap();
             let mut byte = [0u8; 1];
             server.read_exact(&mut byte).await.unwrap();
-            socket2::SockRef::from(&server)
-                .set_linger(Some(Duration::ZERO))
-                .unwrap();
-            drop(server);
-            let stats = tokio::time::timeout(Duration::from_secs(30), task)
-                .await
-                .expect("the tunnel outlived its idle limit")
-                .unwrap();
-            assert_eq!(stats.end, RelayEnd::Error);
+            reset(server);
+            assert_eq!(
+                end_of(task, "the tunnel outlived its idle limit").await,
+                RelayEnd::Error
+            );
             drop(client);
         });
     }
@@ -831,10 +830,7 @@ mod tests {
             client.write_all(b"x").await.unwrap();
             let mut byte = [0u8; 1];
             server.read_exact(&mut byte).await.unwrap();
-            socket2::SockRef::from(&client)
-                .set_linger(Some(Duration::ZERO))
-                .unwrap();
-            drop(client);
+            reset(client);
             assert_eq!(task.await.unwrap().end, RelayEnd::Error);
         });
     }
