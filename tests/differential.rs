@@ -562,13 +562,9 @@ fn squid_and_hopproxy_agree_on_the_request_matrix() {
 /// before a whole head.
 fn read_reply(stream: &mut std::net::TcpStream) -> Option<String> {
     use std::io::Read;
-    let mut received = Vec::new();
-    let mut byte = [0u8; 1];
-    while !received.ends_with(b"\r\n\r\n") {
-        match stream.read(&mut byte) {
-            Ok(1) => received.push(byte[0]),
-            _ => return None,
-        }
+    let received = common::read_head(stream);
+    if !received.ends_with(b"\r\n\r\n") {
+        return None;
     }
     let head = String::from_utf8_lossy(&received).into_owned();
     let length: usize = common::header(&head, "Content-Length")

@@ -236,11 +236,7 @@ fn bytes_an_origin_sends_between_responses_never_answer_the_next_request() {
     let fresh = std::thread::spawn(move || {
         let (mut conn, _) = origin.accept().unwrap();
         conn.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap_or(0) == 1 {
-            head.push(byte[0]);
-        }
+        let head = common::read_head(&mut conn);
         conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh")
             .unwrap();
         head

@@ -147,14 +147,7 @@ fn a_parent_slower_than_connect_timeout_with_a_long_answer_head_carries_the_tunn
         for _ in 0..4 {
             let (mut conn, _) = parent.accept().unwrap();
             conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") {
-                match conn.read(&mut byte) {
-                    Ok(1) => head.push(byte[0]),
-                    _ => break,
-                }
-            }
+            let head = common::read_head(&mut conn);
             if !head.starts_with(b"CONNECT ") {
                 continue;
             }

@@ -352,6 +352,17 @@ pub fn hop_config(dir: &Path, name: &str, listen: &str, rules: &str) -> String {
     ))
 }
 
+/// Reads a message head byte by byte (so nothing behind it is consumed), up to and including
+/// its blank line; stops early, with what came, at EOF or a read error.
+pub fn read_head(stream: &mut impl std::io::Read) -> Vec<u8> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && matches!(stream.read(&mut byte), Ok(1)) {
+        head.push(byte[0]);
+    }
+    head
+}
+
 /// Sends raw `request` bytes, half-closes (so a tunnel to an echo server ends once the echo
 /// is back), and returns everything received until the proxy closes (bounded by 10 s).
 pub fn exchange(addr: &str, request: &[u8]) -> String {
